@@ -1,0 +1,31 @@
+// The `recontext` command line. Each subcommand lives in its own module and exports a function
+// that returns a commander Command; this file only assembles them and maps errors to exit codes.
+import { Command, CommanderError } from 'commander';
+import { operatorCommand } from './operator.js';
+
+export const VERSION = '0.1.0';
+
+export function program(): Command {
+  const root = new Command('recontext')
+    .description('Keeps the context of running VMs live: layered context images, re-rendered and hot-swapped when a VM migrates.')
+    .version(VERSION)
+    .showHelpAfterError()
+    .exitOverride();
+  root.addCommand(operatorCommand());
+  return root;
+}
+
+/** Runs the CLI and returns the process exit code (0 ok, 1 failure/invalid input, 2 usage error). */
+export async function main(argv: readonly string[]): Promise<number> {
+  try {
+    await program().parseAsync([...argv]);
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (error: unknown) {
+    if (error instanceof CommanderError) {
+      // --help and --version end with exit code 0 through the same path.
+      return error.exitCode === 0 ? 0 : 2;
+    }
+    process.stderr.write(`recontext: ${error instanceof Error ? error.message : String(error)}\n`);
+    return 1;
+  }
+}
