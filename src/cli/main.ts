@@ -2,6 +2,8 @@
 // that returns a commander Command; this file only assembles them and maps errors to exit codes.
 import { Command, CommanderError } from 'commander';
 import { operatorCommand } from './operator.js';
+import { renderCommand } from './render.js';
+import { validateCommand } from './validate.js';
 
 export const VERSION = '0.1.0';
 
@@ -11,6 +13,8 @@ export function program(): Command {
     .version(VERSION)
     .showHelpAfterError()
     .exitOverride();
+  root.addCommand(validateCommand());
+  root.addCommand(renderCommand());
   root.addCommand(operatorCommand());
   return root;
 }

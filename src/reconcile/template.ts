@@ -1,0 +1,183 @@
+// The template language of context files: `{{ node.zone }}`, `{{ values.cacheHost }}`,
+// `{{ node.labels["topology.kubernetes.io/region"] | default "eu" }}`. Deliberately tiny and
+// strict: no code, no loops, no access beyond the data the operator passes (node, vm, values),
+// and a missing value is an error, never a silent empty string. See docs/templates.md.
+
+export const TEMPLATE_ROOTS = ['node', 'vm', 'values'] as const;
+export type TemplateRoot = (typeof TEMPLATE_ROOTS)[number];
+
+export class TemplateError extends Error {
+  override readonly name = 'TemplateError';
+  constructor(
+    message: string,
+    readonly line: number,
+    readonly column: number,
+  ) {
+    super(`line ${line}, column ${column}: ${message}`);
+  }
+}
+
+type Filter = { name: 'default'; arg: string } | { name: 'lower' } | { name: 'upper' };
+type Expression = { kind: 'ref'; root: TemplateRoot; keys: string[]; source: string } | { kind: 'string'; value: string };
+type Part = { kind: 'text'; text: string } | { kind: 'expr'; expr: Expression; filters: Filter[]; line: number; column: number };
+
+export interface ParsedTemplate {
+  readonly parts: readonly Part[];
+  /** Roots the template reads: a template that reads `node` must be re-rendered when the VM moves. */
+  readonly roots: ReadonlySet<TemplateRoot>;
+}
+
+export type TemplateData = { readonly [K in TemplateRoot]: unknown };
+
+export function parseTemplate(source: string): ParsedTemplate {
+  const parts: Part[] = [];
+  const roots = new Set<TemplateRoot>();
+  let cursor = 0;
+  while (cursor < source.length) {
+    const open = source.indexOf('{{', cursor);
+    if (open < 0) {
+      parts.push({ kind: 'text', text: source.slice(cursor) });
+      break;
+    }
+    if (open > cursor) parts.push({ kind: 'text', text: source.slice(cursor, open) });
+    const { line, column } = position(source, open);
+    const close = findClose(source, open + 2);
+    if (close < 0) throw new TemplateError('unclosed {{', line, column);
+    const { expr, filters } = parseExpression(source.slice(open + 2, close), line, column);
+    if (expr.kind === 'ref') roots.add(expr.root);
+    parts.push({ kind: 'expr', expr, filters, line, column });
+    cursor = close + 2;
+  }
+  return { parts, roots };
+}
+
+export function renderTemplate(template: ParsedTemplate, data: TemplateData): string {
+  let out = '';
+  for (const part of template.parts) {
+    if (part.kind === 'text') {
+      out += part.text;
+      continue;
+    }
+    let value: string | undefined = part.expr.kind === 'string' ? part.expr.value : lookup(data, part.expr.root, part.expr.keys);
+    for (const filter of part.filters) {
+      if (filter.name === 'default') value = value === undefined || value === '' ? filter.arg : value;
+      else if (value !== undefined) value = filter.name === 'lower' ? value.toLowerCase() : value.toUpperCase();
+    }
+    if (value === undefined) {
+      const source = part.expr.kind === 'ref' ? part.expr.source : '';
+      throw new TemplateError(`${source} is not set (add | default "…" or set it)`, part.line, part.column);
+    }
+    out += value;
+  }
+  return out;
+}
+
+function lookup(data: TemplateData, root: TemplateRoot, keys: readonly string[]): string | undefined {
+  let current: unknown = data[root];
+  for (const key of keys) {
+    if (typeof current !== 'object' || current === null || !Object.hasOwn(current, key)) return undefined;
+    current = (current as Record<string, unknown>)[key];
+  }
+  if (typeof current === 'string') return current;
+  if (typeof current === 'number' || typeof current === 'boolean') return String(current);
+  return undefined; // maps and lists are not printable values
+}
+
+function findClose(source: string, from: number): number {
+  let quote: string | undefined;
+  for (let i = from; i < source.length - 1; i++) {
+    const c = source[i];
+    if (quote) {
+      if (c === '\\') i++;
+      else if (c === quote) quote = undefined;
+    } else if (c === '"' || c === "'") quote = c;
+    else if (c === '}' && source[i + 1] === '}') return i;
+  }
+  return -1;
+}
+
+function position(source: string, offset: number): { line: number; column: number } {
+  const before = source.slice(0, offset);
+  const line = before.split('\n').length;
+  return { line, column: offset - before.lastIndexOf('\n') };
+}
+
+/** A small hand-written tokenizer: identifiers, strings, '.', '[', ']', '|'. */
+function parseExpression(text: string, line: number, column: number): { expr: Expression; filters: Filter[] } {
+  const fail: (message: string) => never = (message) => {
+    throw new TemplateError(`${message} in {{${text}}}`, line, column);
+  };
+  const tokens = tokenize(text, fail);
+  let i = 0;
+  const peek = () => tokens[i];
+  const next = () => tokens[i++] ?? fail('unexpected end of expression');
+
+  let expr: Expression;
+  const first = next();
+  if (first.type === 'string') expr = { kind: 'string', value: first.value };
+  else if (first.type === 'ident') {
+    if (!(TEMPLATE_ROOTS as readonly string[]).includes(first.value)) fail(`unknown name "${first.value}" (use node, vm or values)`);
+    const keys: string[] = [];
+    while (peek() && (peek()!.type === '.' || peek()!.type === '[')) {
+      const sep = next();
+      if (sep.type === '.') {
+        const key = next();
+        if (key.type !== 'ident') fail('expected a name after "."');
+        keys.push(key.value);
+      } else {
+        const key = next();
+        if (key.type !== 'string') fail('expected a quoted key inside [ ]');
+        keys.push(key.value);
+        if (next().type !== ']') fail('expected ]');
+      }
+    }
+    expr = { kind: 'ref', root: first.value as TemplateRoot, keys, source: text.split('|')[0]!.trim() };
+  } else return fail('expected a name or a quoted string');
+
+  const filters: Filter[] = [];
+  while (peek()) {
+    if (next().type !== '|') fail('expected | before a filter');
+    const name = next();
+    if (name.type !== 'ident') fail('expected a filter name after |');
+    if (name.value === 'default') {
+      const arg = next();
+      if (arg.type !== 'string') fail('default needs a quoted string');
+      filters.push({ name: 'default', arg: arg.value });
+    } else if (name.value === 'lower' || name.value === 'upper') filters.push({ name: name.value });
+    else fail(`unknown filter "${name.value}" (default, lower, upper)`);
+  }
+  return { expr, filters };
+}
+
+type Token = { type: 'ident' | 'string'; value: string } | { type: '.' | '[' | ']' | '|'; value?: undefined };
+
+function tokenize(text: string, fail: (message: string) => never): Token[] {
+  const tokens: Token[] = [];
+  let i = 0;
+  while (i < text.length) {
+    const c = text[i]!;
+    if (/\s/.test(c)) i++;
+    else if (c === '.' || c === '[' || c === ']' || c === '|') {
+      tokens.push({ type: c });
+      i++;
+    } else if (c === '"' || c === "'") {
+      let value = '';
+      i++;
+      while (i < text.length && text[i] !== c) {
+        if (text[i] === '\\' && i + 1 < text.length) i++;
+        value += text[i];
+        i++;
+      }
+      if (i >= text.length) fail('unterminated string');
+      i++;
+      tokens.push({ type: 'string', value });
+    } else {
+      const match = /^[A-Za-z_][A-Za-z0-9_-]*/.exec(text.slice(i));
+      if (!match) fail(`unexpected character "${c}"`);
+      tokens.push({ type: 'ident', value: match![0] });
+      i += match![0].length;
+    }
+  }
+  if (tokens.length === 0) fail('empty expression');
+  return tokens;
+}
