@@ -16,6 +16,8 @@ export function program(): Command {
   root.addCommand(validateCommand());
   root.addCommand(renderCommand());
   root.addCommand(operatorCommand());
+  // --help, usage errors: return through main() instead of process.exit(), on every subcommand too.
+  for (const command of root.commands) command.exitOverride().showHelpAfterError();
   return root;
 }
 

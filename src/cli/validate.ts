@@ -50,7 +50,7 @@ export function formatReport(report: ValidationReport): string {
   const lines = report.problems.map((p) => {
     const where = `${p.file}${p.line !== undefined ? `:${p.line}` : ''}`;
     const what = p.document !== undefined ? ` document ${p.document}${p.object ? ` (${p.object})` : ''}` : '';
-    return `${where}:${what}: ${p.field ? `${p.field}: ` : ''}${p.message}`;
+    return `${where}:${what ? `${what}:` : ''} ${p.field ? `${p.field}: ` : ''}${p.message}`;
   });
   const skippedNote = report.skipped.length > 0 ? `; ${report.skipped.length} other document${report.skipped.length === 1 ? '' : 's'} skipped (${[...new Set(report.skipped)].sort().join(', ')})` : '';
   const files = `${report.files} file${report.files === 1 ? '' : 's'}`;

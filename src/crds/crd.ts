@@ -40,9 +40,10 @@ function structural(node: JsonSchema): JsonSchema {
     out[key] = value;
   }
   if (out.type === 'object') {
-    const properties = out.properties as Record<string, JsonSchema> | undefined;
     if (out.additionalProperties === false) delete out.additionalProperties;
-    if (properties && Object.keys(properties).length === 0 && typeof out.additionalProperties === 'object') delete out.properties;
+    // A map (additionalProperties) must not also declare properties, not even an empty set.
+    if (typeof out.additionalProperties === 'object') delete out.properties;
+    const properties = out.properties as Record<string, JsonSchema> | undefined;
     if (properties) {
       out.properties = Object.fromEntries(Object.entries(properties).map(([name, child]) => [name, structural(child)]));
       // A defaulted field is filled by the API server before validation: not required of the user.

@@ -64,7 +64,7 @@ export function List<T extends TSchema>(items: T, options: SchemaOptions & KubeO
 /** string → string map (labels, template values). Rendered as additionalProperties in the CRD. */
 export function StrMap(options: SchemaOptions & KubeOptions & Described & { maxProperties: number; valueMaxLength: number }) {
   const { valueMaxLength, ...rest } = options;
-  return Type.Object({}, { ...rest, additionalProperties: Type.String({ maxLength: valueMaxLength }) }) as unknown as TUnsafe<Record<string, string>>;
+  return Type.Object({}, { ...rest, additionalProperties: Type.String({ maxLength: valueMaxLength, description: 'Value of the entry.' }) }) as unknown as TUnsafe<Record<string, string>>;
 }
 
 TypeRegistry.Set<{ enum: string[] }>('StringEnum', (schema, value) => typeof value === 'string' && schema.enum.includes(value));

@@ -1,0 +1,104 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { main } from '../../src/cli/main.js';
+import { formatReport, validatePaths } from '../../src/cli/validate.js';
+
+const examples = join(import.meta.dirname, '..', '..', 'examples');
+
+async function run(args: string[]): Promise<{ code: number; stdout: string }> {
+  const chunks: string[] = [];
+  const write = process.stdout.write.bind(process.stdout);
+  process.stdout.write = ((chunk: string) => (chunks.push(String(chunk)), true)) as typeof process.stdout.write;
+  process.exitCode = undefined;
+  try {
+    const code = await main(['node', 'recontext', ...args]);
+    return { code, stdout: chunks.join('') };
+  } finally {
+    process.stdout.write = write;
+    process.exitCode = undefined;
+  }
+}
+
+describe('recontext validate', () => {
+  it('accepts the examples with a one-line summary and exit 0', async () => {
+    const { code, stdout } = await run(['validate', examples]);
+    expect(code).toBe(0);
+    expect(stdout.trim().split('\n')).toHaveLength(1);
+    expect(stdout).toMatch(/^valid: 9 recontext documents in \d+ files; 3 other documents skipped \(ConfigMap, Secret\)/);
+  });
+
+  it('exits 1 and names file, line, document, object, field and reason', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'validate-'));
+    writeFileSync(
+      join(dir, 'two.yaml'),
+      [
+        'apiVersion: v1',
+        'kind: ConfigMap',
+        'metadata: {name: fine}',
+        '---',
+        'apiVersion: recontext.dev/v1alpha1',
+        'kind: ContextLayer',
+        'metadata:',
+        '  name: cache',
+        'spec:',
+        '  class: infrastructure',
+        '  files:',
+        '    - path: ../escape',
+        '      content: x',
+      ].join('\n'),
+    );
+    const { code, stdout } = await run(['validate', dir]);
+    expect(code).toBe(1);
+    expect(stdout).toContain(`${join(dir, 'two.yaml')}:12: document 2 (ContextLayer/cache): spec.files[0].path: must be normalized`);
+    expect(stdout).toMatch(/invalid: 1 problem in 1 file/);
+  });
+
+  it('reports every problem of a document, not only the first', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'validate-'));
+    writeFileSync(
+      join(dir, 'many.yaml'),
+      'apiVersion: recontext.dev/v1alpha1\nkind: ContextLayer\nmetadata: {name: x}\nspec:\n  class: nope\n  priority: -1\n  extra: 1\n',
+    );
+    const fields = validatePaths([dir]).problems.map((p) => p.field).sort();
+    expect(fields).toEqual(['spec.class', 'spec.extra', 'spec.priority']);
+  });
+
+  it('treats YAML 1.1 octal modes as kubectl does', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'validate-'));
+    writeFileSync(
+      join(dir, 'mode.yaml'),
+      'apiVersion: recontext.dev/v1alpha1\nkind: ContextLayer\nmetadata: {name: x}\nspec:\n  class: service\n  files:\n    - {path: a, content: x, mode: 0755}\n',
+    );
+    expect(formatReport(validatePaths([dir]))).toMatch(/^valid: 1 recontext document/);
+  });
+
+  it('fails clearly on a path that does not exist and on a directory without manifests', async () => {
+    expect((await run(['validate', '/nonexistent/dir'])).stdout).toContain('/nonexistent/dir: no such file or directory');
+    const empty = mkdtempSync(join(tmpdir(), 'validate-empty-'));
+    const { code, stdout } = await run(['validate', empty]);
+    expect(code).toBe(1);
+    expect(stdout).toContain('no manifest files');
+  });
+
+  it('prints machine-readable JSON with -o json', async () => {
+    const { code, stdout } = await run(['validate', '-o', 'json', examples]);
+    expect(code).toBe(0);
+    expect(JSON.parse(stdout)).toMatchObject({ checked: 9, problems: [] });
+  });
+
+  it('has --help on every command', async () => {
+    for (const command of [[], ['validate'], ['render'], ['operator']]) {
+      const { code, stdout } = await run([...command, '--help']);
+      expect(code).toBe(0);
+      expect(stdout).toContain('Usage: recontext');
+    }
+  });
+
+  it('operator refuses to pretend', async () => {
+    const code = await main(['node', 'recontext', 'operator']);
+    process.exitCode = undefined;
+    expect(code).toBe(1);
+  });
+});
