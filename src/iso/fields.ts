@@ -1,0 +1,81 @@
+// Field encodings shared by every ECMA-119 structure: both-endian integers (§7.2, §7.3), the
+// 7-byte directory-record date (§9.1.5), the 17-byte volume-descriptor date (§8.4.26.1) and
+// space-padded character fields.
+
+export const SECTOR_SIZE = 2048;
+
+/** ECMA-119 7.2.3: 16-bit value, little-endian then big-endian (4 bytes). */
+export function writeBoth16(target: Buffer, offset: number, value: number): void {
+  target.writeUInt16LE(value, offset);
+  target.writeUInt16BE(value, offset + 2);
+}
+
+/** ECMA-119 7.3.3: 32-bit value, little-endian then big-endian (8 bytes). */
+export function writeBoth32(target: Buffer, offset: number, value: number): void {
+  target.writeUInt32LE(value, offset);
+  target.writeUInt32BE(value, offset + 4);
+}
+
+/** ECMA-119 9.1.5: years since 1900, month, day, hour, minute, second, GMT offset (always UTC here). */
+export function recordingDate(date: Date): Buffer {
+  const out = Buffer.alloc(7);
+  out[0] = date.getUTCFullYear() - 1900;
+  out[1] = date.getUTCMonth() + 1;
+  out[2] = date.getUTCDate();
+  out[3] = date.getUTCHours();
+  out[4] = date.getUTCMinutes();
+  out[5] = date.getUTCSeconds();
+  out[6] = 0;
+  return out;
+}
+
+/** ECMA-119 8.4.26.1: "YYYYMMDDHHMMSScc" digits then a GMT offset byte; `undefined` = not specified. */
+export function volumeDate(date: Date | undefined): Buffer {
+  const out = Buffer.alloc(17, 0x30);
+  out[16] = 0;
+  if (date === undefined) return out;
+  const pad = (value: number, width: number): string => String(value).padStart(width, '0');
+  const text =
+    pad(date.getUTCFullYear(), 4) +
+    pad(date.getUTCMonth() + 1, 2) +
+    pad(date.getUTCDate(), 2) +
+    pad(date.getUTCHours(), 2) +
+    pad(date.getUTCMinutes(), 2) +
+    pad(date.getUTCSeconds(), 2) +
+    pad(Math.floor(date.getUTCMilliseconds() / 10), 2);
+  out.write(text, 0, 'latin1');
+  return out;
+}
+
+/** An a-/d-character field: ASCII, padded with spaces to `width` (ECMA-119 7.4.3). */
+export function asciiField(text: string, width: number): Buffer {
+  const out = Buffer.alloc(width, 0x20);
+  out.write(text.slice(0, width), 0, 'latin1');
+  return out;
+}
+
+/** A Joliet character field: UCS-2 big-endian, padded with UCS-2 spaces (0x0020). */
+export function ucs2Field(text: string, width: number): Buffer {
+  const out = Buffer.alloc(width);
+  for (let i = 0; i + 1 < width; i += 2) out.writeUInt16BE(0x20, i);
+  const encoded = utf16be(text);
+  encoded.copy(out, 0, 0, Math.min(encoded.length, width - (width % 2)));
+  return out;
+}
+
+/** UTF-16 big-endian bytes of a string (Joliet names; surrogate pairs kept as pairs). */
+export function utf16be(text: string): Buffer {
+  const out = Buffer.alloc(text.length * 2);
+  for (let i = 0; i < text.length; i++) out.writeUInt16BE(text.charCodeAt(i), i * 2);
+  return out;
+}
+
+export function sectorsFor(bytes: number): number {
+  return Math.ceil(bytes / SECTOR_SIZE);
+}
+
+/** The supported timestamp range of the 7-byte date (years 1900–2155); checked once up front. */
+export function isRecordableDate(date: Date): boolean {
+  const year = date.getUTCFullYear();
+  return Number.isFinite(date.getTime()) && year >= 1900 && year <= 2155;
+}

@@ -1,0 +1,4 @@
+// Public API of the ISO9660 writer (see doc.md for the specifications it follows).
+export { buildIso, toVolumeId, type IsoImage, type IsoOptions, type IsoWriteResult } from './build.js';
+export { IsoInputError, IsoLimitError, IsoWriteError } from './errors.js';
+export type { IsoContent, IsoEntry } from './tree.js';

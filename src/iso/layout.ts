@@ -1,0 +1,265 @@
+// The pure layout step: a checked tree becomes a sector plan. Nothing here touches the disk or the
+// clock; the same tree and options always give the same plan, hence the same image bytes.
+//
+// Sector map: 0–15 system area (zeros) · 16 primary VD · 17 Joliet SVD · 18 terminator · path tables
+// (ISO L, ISO M, Joliet L, Joliet M) · ISO directories · Joliet directories · continuation areas ·
+// file contents (in depth-first name order, each starting on a sector).
+import { IsoInputError, IsoLimitError } from './errors.js';
+import { SECTOR_SIZE, sectorsFor, utf16be } from './fields.js';
+import { MAX_RECORD_SIZE, PARENT_IDENTIFIER, SELF_IDENTIFIER, directoryRecordSize, recordPrefixSize } from './directory-record.js';
+import { compareIsoIdentifiers, compareJolietIdentifiers, isoIdentifiers, jolietIdentifiers } from './identifiers.js';
+import { MAX_DIRECTORIES, pathTableSize, type PathTableDirectory } from './path-table.js';
+import { S_IFDIR, S_IFLNK, S_IFREG, RRIP_DESCRIPTOR, RRIP_ID, RRIP_SOURCE, nmEntries, pxEntry, slEntries, tfEntry } from './rock-ridge.js';
+import { areaLength, erEntry, inlineLength, packSystemUse, spEntry, type ContinuationLocation, type SystemUsePacking } from './susp.js';
+import type { TreeNode } from './tree.js';
+
+export interface LayoutOptions {
+  /** ISO9660 volume identifier: 1–32 d-characters (A–Z, 0–9, _). */
+  readonly volumeId: string;
+  /** Joliet volume identifier (what Windows shows): up to 16 UTF-16 units. */
+  readonly label: string;
+  /** Publisher identifier: printable ASCII, up to 128 characters. */
+  readonly publisher: string;
+  /** Every timestamp in the image: volume dates, record dates, Rock Ridge TF. */
+  readonly timestamp: Date;
+}
+
+export interface FilePlan {
+  readonly node: TreeNode;
+  /** 0 for empty files: they own no sector. */
+  sector: number;
+}
+
+export interface RecordPlan {
+  readonly identifier: Buffer;
+  /** What the record describes: itself for ".", the parent for "..", else the child. */
+  readonly node: TreeNode;
+  /** Rock Ridge entries (ISO tree only). */
+  readonly systemUse: SystemUsePlan | undefined;
+}
+
+export interface SystemUsePlan {
+  readonly packing: SystemUsePacking;
+  /** Where each continuation area of `packing` was placed. */
+  readonly areas: ContinuationLocation[];
+}
+
+export interface DirectoryPlan {
+  readonly node: TreeNode;
+  /** 1-based number in the path table. */
+  readonly number: number;
+  readonly parent: DirectoryPlan | undefined;
+  /** Identifier in the parent (root: 0x00). */
+  readonly identifier: Buffer;
+  readonly records: RecordPlan[];
+  /** Byte offset of each record inside the directory extent. */
+  readonly recordOffsets: number[];
+  /** Bytes, a whole number of sectors. */
+  readonly size: number;
+  sector: number;
+}
+
+export interface HierarchyPlan {
+  /** In path-table order, which is also the order they are written in. */
+  readonly directories: DirectoryPlan[];
+  readonly directoryOf: ReadonlyMap<TreeNode, DirectoryPlan>;
+  readonly pathTableSize: number;
+  lPathTableSector: number;
+  mPathTableSector: number;
+}
+
+export interface IsoPlan {
+  readonly options: LayoutOptions;
+  readonly iso: HierarchyPlan;
+  readonly joliet: HierarchyPlan;
+  readonly continuationSector: number;
+  readonly continuationSectors: number;
+  /** Every continuation area with its records, in sector order, for the writer. */
+  readonly continuationAreas: { readonly location: ContinuationLocation; readonly entries: readonly Buffer[]; readonly next: ContinuationLocation | undefined }[];
+  readonly files: FilePlan[];
+  readonly fileOf: ReadonlyMap<TreeNode, FilePlan>;
+  readonly totalSectors: number;
+}
+
+export const FIRST_DESCRIPTOR_SECTOR = 16;
+const DESCRIPTOR_SECTORS = 3;
+const MAX_SECTORS = 0xffff_ffff;
+
+export function layoutIso(root: TreeNode, options: LayoutOptions): IsoPlan {
+  checkOptions(options);
+  const files = collectFiles(root);
+  const serials = assignSerials(root);
+  const fileOf = new Map(files.map((f) => [f.node, f]));
+  const iso = planHierarchy(root, 'iso', serials, options.timestamp);
+  const joliet = planHierarchy(root, 'joliet', serials, options.timestamp);
+
+  let sector = FIRST_DESCRIPTOR_SECTOR + DESCRIPTOR_SECTORS;
+  for (const tree of [iso, joliet]) {
+    tree.lPathTableSector = sector;
+    sector += sectorsFor(tree.pathTableSize);
+    tree.mPathTableSector = sector;
+    sector += sectorsFor(tree.pathTableSize);
+  }
+  for (const tree of [iso, joliet]) {
+    for (const dir of tree.directories) {
+      dir.sector = sector;
+      sector += dir.size / SECTOR_SIZE;
+    }
+  }
+  const continuationSector = sector;
+  const continuationAreas = placeContinuationAreas(iso, continuationSector);
+  const continuationSectors = continuationAreas.length === 0 ? 0 : (continuationAreas[continuationAreas.length - 1] as { location: ContinuationLocation }).location.sector - continuationSector + 1;
+  sector += continuationSectors;
+  for (const file of files) {
+    if (file.node.size === 0) continue;
+    file.sector = sector;
+    sector += sectorsFor(file.node.size);
+    if (sector > MAX_SECTORS) throw new IsoLimitError(file.node.path, 'image would exceed 2^32 sectors (8 TiB)');
+  }
+  return { options, iso, joliet, continuationSector, continuationSectors, continuationAreas, files, fileOf, totalSectors: sector };
+}
+
+function checkOptions(options: LayoutOptions): void {
+  if (!/^[A-Z0-9_]{1,32}$/.test(options.volumeId)) {
+    throw new IsoInputError('', `volume id ${JSON.stringify(options.volumeId)} must be 1–32 characters of A–Z, 0–9, _`);
+  }
+  if (options.label.length > 16 || options.label.includes('\0')) {
+    throw new IsoInputError('', `label ${JSON.stringify(options.label)} must be at most 16 characters without NUL (Joliet volume identifier)`);
+  }
+  if (!/^[\x20-\x7e]{0,128}$/.test(options.publisher)) {
+    throw new IsoInputError('', 'publisher must be at most 128 printable ASCII characters');
+  }
+  const year = options.timestamp.getUTCFullYear();
+  if (!Number.isFinite(options.timestamp.getTime()) || year < 1900 || year > 2155) {
+    throw new IsoInputError('', 'timestamp must be a valid date between 1900 and 2155 (ECMA-119 9.1.5)');
+  }
+}
+
+function collectFiles(root: TreeNode): FilePlan[] {
+  const out: FilePlan[] = [];
+  const visit = (node: TreeNode): void => {
+    if (node.kind === 'file') out.push({ node, sector: 0 });
+    for (const child of node.children) visit(child);
+  };
+  visit(root);
+  return out;
+}
+
+/** Rock Ridge PX serial numbers ("inode numbers"): depth-first order, root = 1. */
+function assignSerials(root: TreeNode): Map<TreeNode, number> {
+  const out = new Map<TreeNode, number>();
+  const visit = (node: TreeNode): void => {
+    out.set(node, out.size + 1);
+    for (const child of node.children) visit(child);
+  };
+  visit(root);
+  return out;
+}
+
+function planHierarchy(root: TreeNode, kind: 'iso' | 'joliet', serials: Map<TreeNode, number>, time: Date): HierarchyPlan {
+  const rockRidge = kind === 'iso';
+  const directories: DirectoryPlan[] = [];
+  const directoryOf = new Map<TreeNode, DirectoryPlan>();
+  const pending: { node: TreeNode; parent: DirectoryPlan | undefined; identifier: Buffer }[] = [{ node: root, parent: undefined, identifier: Buffer.from([0]) }];
+  const systemUse = (entries: Buffer[], identifierLength: number): SystemUsePlan | undefined =>
+    // 254, not 255: the record length must stay even (SUSP 4.1).
+    rockRidge ? { packing: packSystemUse(entries, MAX_RECORD_SIZE - 1 - recordPrefixSize(identifierLength)), areas: [] } : undefined;
+
+  // Breadth-first with children in identifier order = ECMA-119 9.4 path table order.
+  for (let i = 0; i < pending.length; i++) {
+    const { node, parent, identifier } = pending[i] as (typeof pending)[number];
+    if (directories.length >= MAX_DIRECTORIES) {
+      throw new IsoLimitError(node.path, `more than ${MAX_DIRECTORIES} directories (ECMA-119 path table limit)`);
+    }
+    // Joliet has no symlinks: a Joliet-only reader would see an empty file, which is worse than nothing.
+    const children = node.children.filter((c) => rockRidge || c.kind !== 'symlink');
+    const specs = children.map((c) => ({ name: c.name, isDir: c.kind === 'dir' }));
+    const ids = rockRidge ? isoIdentifiers(specs) : jolietIdentifiers(specs);
+    const named = children.map((child, index) => ({ child, id: ids[index] as string }));
+    named.sort((a, b) => (rockRidge ? compareIsoIdentifiers(a.id, b.id) : compareJolietIdentifiers(a.id, b.id)));
+
+    const selfEntries = parent === undefined ? rootSelfEntries(node, serials, time) : attributeEntries(node, serials, time);
+    const records: RecordPlan[] = [
+      { identifier: SELF_IDENTIFIER, node, systemUse: systemUse(selfEntries, 1) },
+      { identifier: PARENT_IDENTIFIER, node: parent?.node ?? node, systemUse: systemUse(attributeEntries(parent?.node ?? node, serials, time), 1) },
+    ];
+    for (const { child, id } of named) {
+      const identifierBytes = rockRidge ? Buffer.from(id, 'latin1') : utf16be(id);
+      const entries = rockRidge ? [...attributeEntries(child, serials, time), ...nmEntries(child.name), ...(child.kind === 'symlink' ? slEntries(child.target ?? '') : [])] : [];
+      records.push({ identifier: identifierBytes, node: child, systemUse: systemUse(entries, identifierBytes.length) });
+    }
+    const recordOffsets: number[] = [];
+    const size = packRecords(records, recordOffsets);
+    const plan: DirectoryPlan = { node, number: directories.length + 1, parent, identifier, records, recordOffsets, size, sector: 0 };
+    directories.push(plan);
+    directoryOf.set(node, plan);
+    for (const record of records.slice(2)) {
+      if (record.node.kind === 'dir') pending.push({ node: record.node, parent: plan, identifier: record.identifier });
+    }
+  }
+  const table: PathTableDirectory[] = directories.map((d) => ({ identifier: d.identifier, extent: 0, parentNumber: d.parent?.number ?? 1 }));
+  return { directories, directoryOf, pathTableSize: pathTableSize(table), lPathTableSector: 0, mPathTableSector: 0 };
+}
+
+/** Where a record points: its directory's extent, its file's extent, or nothing (symlinks, empty files). */
+export function recordExtent(plan: IsoPlan, tree: HierarchyPlan, record: RecordPlan): { sector: number; dataLength: number } {
+  const node = record.node;
+  if (node.kind === 'dir') {
+    const dir = tree.directoryOf.get(node);
+    if (dir === undefined) throw new Error(`layout bug: no directory plan for ${node.path}`);
+    return { sector: dir.sector, dataLength: dir.size };
+  }
+  if (node.kind === 'file') return { sector: plan.fileOf.get(node)?.sector ?? 0, dataLength: node.size };
+  return { sector: 0, dataLength: 0 };
+}
+
+/** Root "." carries SP first (SUSP 5.3), then attributes, then ER (it lands in a continuation area). */
+function rootSelfEntries(node: TreeNode, serials: Map<TreeNode, number>, time: Date): Buffer[] {
+  return [spEntry(), ...attributeEntries(node, serials, time), erEntry(RRIP_ID, RRIP_DESCRIPTOR, RRIP_SOURCE, 1)];
+}
+
+function attributeEntries(node: TreeNode, serials: Map<TreeNode, number>, time: Date): Buffer[] {
+  const type = node.kind === 'dir' ? S_IFDIR : node.kind === 'symlink' ? S_IFLNK : S_IFREG;
+  const links = node.kind === 'dir' ? 2 + node.children.filter((c) => c.kind === 'dir').length : 1;
+  return [pxEntry({ mode: type | node.mode, links, serial: serials.get(node) ?? 0 }), tfEntry(time)];
+}
+
+/** Places records one after another, moving to the next sector when one would straddle it (§6.8.1.1). */
+function packRecords(records: readonly RecordPlan[], offsets: number[]): number {
+  let offset = 0;
+  for (const record of records) {
+    const size = directoryRecordSize(record.identifier.length, record.systemUse === undefined ? 0 : inlineLength(record.systemUse.packing));
+    if (Math.floor(offset / SECTOR_SIZE) !== Math.floor((offset + size - 1) / SECTOR_SIZE)) {
+      offset = Math.ceil(offset / SECTOR_SIZE) * SECTOR_SIZE;
+    }
+    offsets.push(offset);
+    offset += size;
+  }
+  return Math.max(1, sectorsFor(offset)) * SECTOR_SIZE;
+}
+
+/** Packs all continuation areas of the Rock Ridge tree into sectors; an area never crosses one. */
+function placeContinuationAreas(tree: HierarchyPlan, firstSector: number): IsoPlan['continuationAreas'] {
+  const out: { location: ContinuationLocation; entries: readonly Buffer[]; next: ContinuationLocation | undefined }[] = [];
+  let sector = firstSector;
+  let offset = 0;
+  for (const dir of tree.directories) {
+    for (const record of dir.records) {
+      const plan = record.systemUse;
+      if (plan === undefined || plan.packing.areas.length === 0) continue;
+      plan.packing.areas.forEach((_, index) => {
+        const length = areaLength(plan.packing, index);
+        if (offset + length > SECTOR_SIZE) {
+          sector++;
+          offset = 0;
+        }
+        plan.areas.push({ sector, offset, length });
+        offset += length;
+      });
+      plan.packing.areas.forEach((entries, index) => {
+        out.push({ location: plan.areas[index] as ContinuationLocation, entries, next: plan.areas[index + 1] });
+      });
+    }
+  }
+  return out;
+}
