@@ -1,0 +1,120 @@
+import { describe, expect, it } from 'vitest';
+import { Controller, type Reconciler } from './controller.js';
+import { TerminalError, WaitingError } from './errors.js';
+import { createLogger } from './log.js';
+import { OperatorMetrics } from './metrics.js';
+
+const quiet = createLogger({ write: () => {} });
+
+async function until(check: () => boolean, ms = 2000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('condition not reached');
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
+
+function make(reconcile: Reconciler, options: { timeoutMs?: number; concurrency?: number } = {}) {
+  const metrics = new OperatorMetrics({ defaultMetrics: false });
+  const controller = new Controller({ name: 'test', reconcile, logger: quiet, metrics, queue: { baseDelayMs: 1, maxDelayMs: 20 }, ...options });
+  const results = async () => Object.fromEntries((await metrics.reconcileTotal.get()).values.map((v) => [v.labels.result, v.value]));
+  return { controller, metrics, results };
+}
+
+describe('Controller', () => {
+  it('retries failures with backoff until they succeed, then forgets', async () => {
+    let calls = 0;
+    const { controller, results } = make(async () => {
+      if (++calls < 3) throw new Error('flaky');
+    });
+    controller.start();
+    controller.enqueue('ns/a');
+    await until(() => calls === 3);
+    await controller.stop();
+    expect(await results()).toEqual({ error: 2, success: 1 });
+  });
+
+  it('does not retry terminal errors', async () => {
+    let calls = 0;
+    const { controller, results } = make(async () => {
+      calls++;
+      throw new TerminalError('bad spec');
+    });
+    controller.start();
+    controller.enqueue('ns/a');
+    await until(() => calls === 1);
+    await new Promise((r) => setTimeout(r, 30));
+    await controller.stop();
+    expect(calls).toBe(1);
+    expect(await results()).toEqual({ terminal: 1 });
+  });
+
+  it('treats waiting as no failure and comes back after the given delay', async () => {
+    const seen: number[] = [];
+    const { controller, results } = make(async () => {
+      seen.push(Date.now());
+      if (seen.length === 1) throw new WaitingError('vm starting', 40);
+    });
+    controller.start();
+    controller.enqueue('ns/a');
+    await until(() => seen.length === 2);
+    await controller.stop();
+    expect(seen[1]! - seen[0]!).toBeGreaterThanOrEqual(35);
+    expect(await results()).toEqual({ waiting: 1, success: 1 });
+  });
+
+  it('requeues after the requested time', async () => {
+    let calls = 0;
+    const { controller, results } = make(async () => (++calls === 1 ? { requeueAfterMs: 10 } : {}));
+    controller.start();
+    controller.enqueue('ns/a');
+    await until(() => calls === 2);
+    await controller.stop();
+    expect(await results()).toEqual({ requeue: 1, success: 1 });
+  });
+
+  it('aborts a reconciliation that exceeds its timeout and retries it', async () => {
+    let calls = 0;
+    let sawAbort = false;
+    const { controller, results } = make(
+      (_key, signal) =>
+        new Promise((resolve) => {
+          calls++;
+          signal.addEventListener('abort', () => (sawAbort = true));
+          if (calls > 1) resolve();
+        }),
+      { timeoutMs: 20 },
+    );
+    controller.start();
+    controller.enqueue('ns/a');
+    await until(() => calls === 2);
+    await controller.stop();
+    expect(sawAbort).toBe(true);
+    expect(await results()).toEqual({ error: 1, success: 1 });
+  });
+
+  it('reconciles different keys concurrently but one key never twice at once', async () => {
+    let running = 0;
+    let maxRunning = 0;
+    const perKey = new Map<string, number>();
+    let overlapSameKey = false;
+    const { controller } = make(
+      async (key) => {
+        running++;
+        perKey.set(key, (perKey.get(key) ?? 0) + 1);
+        if (perKey.get(key)! > 1) overlapSameKey = true;
+        maxRunning = Math.max(maxRunning, running);
+        await new Promise((r) => setTimeout(r, 10));
+        perKey.set(key, perKey.get(key)! - 1);
+        running--;
+      },
+      { concurrency: 3 },
+    );
+    controller.start();
+    for (let i = 0; i < 5; i++) for (const key of ['a', 'b', 'c']) controller.enqueue(key);
+    await until(() => controller.queueLength === 0 && running === 0);
+    await controller.stop();
+    expect(maxRunning).toBe(3);
+    expect(overlapSameKey).toBe(false);
+  });
+});

@@ -1,0 +1,132 @@
+// A controller: a work queue of object keys and workers that call one Reconciler. Everything
+// about retries lives here, in one outcome switch — reconcilers never sleep, loop or retry.
+import { realClock, type Clock } from './clock.js';
+import { TerminalError, WaitingError } from './errors.js';
+import { errorMessage, type Logger } from './log.js';
+import type { OperatorMetrics } from './metrics.js';
+import { WorkQueue, type QueueOptions } from './queue.js';
+
+export interface Result {
+  /** Reconcile this key again after this long even if nothing changes (e.g. a cooldown ends). */
+  readonly requeueAfterMs?: number;
+}
+
+/**
+ * Level-based: given a key (namespace/name), read the current state and converge it. Called
+ * again for any change, so it must not depend on which event caused the call. Throw
+ * WaitingError to be called again soon, TerminalError to stop retrying; any other error retries
+ * with backoff.
+ */
+export type Reconciler = (key: string, signal: AbortSignal) => Promise<Result | void>;
+
+export interface ControllerOptions {
+  readonly name: string;
+  readonly reconcile: Reconciler;
+  readonly logger: Logger;
+  readonly metrics: OperatorMetrics;
+  /** Workers reconciling different keys at once. Default 2. */
+  readonly concurrency?: number;
+  /** A reconciliation taking longer is aborted and retried. Default 60 000 ms. */
+  readonly timeoutMs?: number;
+  readonly queue?: Omit<QueueOptions, 'clock' | 'metrics'>;
+  readonly clock?: Clock;
+}
+
+export class Controller {
+  readonly name: string;
+  readonly #queue: WorkQueue;
+  readonly #reconcile: Reconciler;
+  readonly #logger: Logger;
+  readonly #metrics: OperatorMetrics;
+  readonly #concurrency: number;
+  readonly #timeoutMs: number;
+  #workers: Promise<void>[] = [];
+
+  constructor(options: ControllerOptions) {
+    if (!options.name) throw new TypeError('controller needs a name');
+    this.name = options.name;
+    this.#concurrency = options.concurrency ?? 2;
+    this.#timeoutMs = options.timeoutMs ?? 60_000;
+    if (!Number.isInteger(this.#concurrency) || this.#concurrency < 1) throw new RangeError('concurrency must be a positive integer');
+    if (this.#timeoutMs <= 0) throw new RangeError('timeoutMs must be positive');
+    this.#reconcile = options.reconcile;
+    this.#logger = options.logger.child({ controller: options.name });
+    this.#metrics = options.metrics;
+    this.#queue = new WorkQueue({ ...options.queue, clock: options.clock ?? realClock, metrics: options.metrics.queue(options.name) });
+  }
+
+  /** Queue a key for reconciliation (deduplicated). */
+  enqueue(key: string): void {
+    this.#queue.add(key);
+  }
+
+  enqueueAfter(key: string, ms: number): void {
+    this.#queue.addAfter(key, ms);
+  }
+
+  start(): void {
+    if (this.#workers.length > 0) return;
+    for (let i = 0; i < this.#concurrency; i++) this.#workers.push(this.#work());
+  }
+
+  /** Stops taking keys and waits for running reconciliations to finish. */
+  async stop(): Promise<void> {
+    this.#queue.shutdown();
+    await Promise.all(this.#workers);
+    this.#workers = [];
+  }
+
+  get queueLength(): number {
+    return this.#queue.length;
+  }
+
+  async #work(): Promise<void> {
+    for (;;) {
+      const key = await this.#queue.get();
+      if (key === undefined) return;
+      try {
+        await this.#reconcileOnce(key);
+      } finally {
+        this.#queue.done(key);
+      }
+    }
+  }
+
+  async #reconcileOnce(key: string): Promise<void> {
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(new Error(`reconcile timed out after ${this.#timeoutMs} ms`)), this.#timeoutMs);
+    const stopTimer = this.#metrics.reconcileDuration.startTimer({ controller: this.name });
+    let result: string;
+    try {
+      const outcome = await Promise.race([this.#reconcile(key, abort.signal), aborted(abort.signal)]);
+      this.#queue.forget(key);
+      if (outcome?.requeueAfterMs !== undefined) {
+        this.#queue.addAfter(key, outcome.requeueAfterMs);
+        result = 'requeue';
+      } else result = 'success';
+    } catch (error: unknown) {
+      if (error instanceof WaitingError) {
+        this.#queue.forget(key);
+        this.#queue.addAfter(key, error.retryAfterMs);
+        this.#logger.debug('waiting', { key, reason: error.message, retryAfterMs: error.retryAfterMs });
+        result = 'waiting';
+      } else if (error instanceof TerminalError) {
+        this.#queue.forget(key);
+        this.#logger.error('reconcile failed; not retrying until the object changes', { key, error: error.message });
+        result = 'terminal';
+      } else {
+        this.#queue.addRateLimited(key);
+        this.#logger.warn('reconcile failed; will retry', { key, error: errorMessage(error), failures: this.#queue.failures(key) });
+        result = 'error';
+      }
+    } finally {
+      clearTimeout(timer);
+      stopTimer();
+    }
+    this.#metrics.reconcileTotal.inc({ controller: this.name, result });
+  }
+}
+
+function aborted(signal: AbortSignal): Promise<never> {
+  return new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason), { once: true }));
+}
