@@ -67,27 +67,30 @@ export function toVolumeId(label: string): string {
 async function writeImage(plan: IsoPlan, size: number, sink: Writable, end: boolean): Promise<IsoWriteResult> {
   const hash = createHash('sha256');
   let bytes = 0;
+  // A sink can fail between two writes; keep its error so the loop stops at the next chunk.
   let sinkError: unknown;
   const onError = (error: unknown): void => {
-    sinkError = error;
+    sinkError ??= error;
   };
   sink.on('error', onError);
   try {
     for await (const chunk of renderImage(plan)) {
-      if (sinkError !== undefined) break;
+      if (sinkError !== undefined) throw sinkError;
       hash.update(chunk);
       bytes += chunk.length;
-      if (!sink.write(chunk)) await Promise.race([once(sink, 'drain'), once(sink, 'close')]);
+      if (!sink.write(chunk)) await once(sink, 'drain');
     }
-    if (sinkError === undefined && end) {
+    if (end) {
       sink.end();
       await once(sink, 'finish');
     }
+    if (sinkError !== undefined) throw sinkError;
+  } catch (error: unknown) {
+    if (error instanceof IsoWriteError) throw error;
+    const cause = sinkError ?? error;
+    throw new IsoWriteError(`writing the image failed: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
   } finally {
     sink.off('error', onError);
-  }
-  if (sinkError !== undefined) {
-    throw new IsoWriteError(`writing the image failed: ${sinkError instanceof Error ? sinkError.message : String(sinkError)}`, { cause: sinkError });
   }
   if (bytes !== size) throw new IsoWriteError(`layout bug: wrote ${bytes} bytes, planned ${size}`);
   return { bytes, sha256: hash.digest('hex') };

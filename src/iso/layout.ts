@@ -87,6 +87,7 @@ const MAX_SECTORS = 0xffff_ffff;
 
 export function layoutIso(root: TreeNode, options: LayoutOptions): IsoPlan {
   checkOptions(options);
+  checkDirectoryCount(root);
   const files = collectFiles(root);
   const serials = assignSerials(root);
   const fileOf = new Map(files.map((f) => [f.node, f]));
@@ -135,6 +136,18 @@ function checkOptions(options: LayoutOptions): void {
   }
 }
 
+/** Fails before any work when the path table cannot number every directory. */
+function checkDirectoryCount(root: TreeNode): void {
+  let count = 0;
+  const visit = (node: TreeNode): void => {
+    if (node.kind !== 'dir') return;
+    count++;
+    if (count > MAX_DIRECTORIES) throw new IsoLimitError(node.path, `more than ${MAX_DIRECTORIES} directories (ECMA-119 path table limit)`);
+    for (const child of node.children) visit(child);
+  };
+  visit(root);
+}
+
 function collectFiles(root: TreeNode): FilePlan[] {
   const out: FilePlan[] = [];
   const visit = (node: TreeNode): void => {
@@ -145,19 +158,29 @@ function collectFiles(root: TreeNode): FilePlan[] {
   return out;
 }
 
-/** Rock Ridge PX serial numbers ("inode numbers"): depth-first order, root = 1. */
-function assignSerials(root: TreeNode): Map<TreeNode, number> {
-  const out = new Map<TreeNode, number>();
+interface Identity {
+  /** Rock Ridge PX serial number ("inode number"): depth-first order, root = 1. */
+  readonly serial: number;
+  /** POSIX link count: 1 for files and symlinks, 2 + subdirectories for directories. */
+  readonly links: number;
+}
+
+function assignSerials(root: TreeNode): Map<TreeNode, Identity> {
+  const out = new Map<TreeNode, Identity>();
   const visit = (node: TreeNode): void => {
-    out.set(node, out.size + 1);
+    let subdirectories = 0;
+    for (const child of node.children) if (child.kind === 'dir') subdirectories++;
+    out.set(node, { serial: out.size + 1, links: node.kind === 'dir' ? 2 + subdirectories : 1 });
     for (const child of node.children) visit(child);
   };
   visit(root);
   return out;
 }
 
-function planHierarchy(root: TreeNode, kind: 'iso' | 'joliet', serials: Map<TreeNode, number>, time: Date): HierarchyPlan {
+function planHierarchy(root: TreeNode, kind: 'iso' | 'joliet', serials: Map<TreeNode, Identity>, time: Date): HierarchyPlan {
   const rockRidge = kind === 'iso';
+  // Every record carries the same times: encode TF once.
+  const tf = tfEntry(time);
   const directories: DirectoryPlan[] = [];
   const directoryOf = new Map<TreeNode, DirectoryPlan>();
   const pending: { node: TreeNode; parent: DirectoryPlan | undefined; identifier: Buffer }[] = [{ node: root, parent: undefined, identifier: Buffer.from([0]) }];
@@ -168,9 +191,6 @@ function planHierarchy(root: TreeNode, kind: 'iso' | 'joliet', serials: Map<Tree
   // Breadth-first with children in identifier order = ECMA-119 9.4 path table order.
   for (let i = 0; i < pending.length; i++) {
     const { node, parent, identifier } = pending[i] as (typeof pending)[number];
-    if (directories.length >= MAX_DIRECTORIES) {
-      throw new IsoLimitError(node.path, `more than ${MAX_DIRECTORIES} directories (ECMA-119 path table limit)`);
-    }
     // Joliet has no symlinks: a Joliet-only reader would see an empty file, which is worse than nothing.
     const children = node.children.filter((c) => rockRidge || c.kind !== 'symlink');
     const specs = children.map((c) => ({ name: c.name, isDir: c.kind === 'dir' }));
@@ -178,14 +198,14 @@ function planHierarchy(root: TreeNode, kind: 'iso' | 'joliet', serials: Map<Tree
     const named = children.map((child, index) => ({ child, id: ids[index] as string }));
     named.sort((a, b) => (rockRidge ? compareIsoIdentifiers(a.id, b.id) : compareJolietIdentifiers(a.id, b.id)));
 
-    const selfEntries = parent === undefined ? rootSelfEntries(node, serials, time) : attributeEntries(node, serials, time);
+    const selfEntries = parent === undefined ? rootSelfEntries(node, serials, tf) : attributeEntries(node, serials, tf);
     const records: RecordPlan[] = [
       { identifier: SELF_IDENTIFIER, node, systemUse: systemUse(selfEntries, 1) },
-      { identifier: PARENT_IDENTIFIER, node: parent?.node ?? node, systemUse: systemUse(attributeEntries(parent?.node ?? node, serials, time), 1) },
+      { identifier: PARENT_IDENTIFIER, node: parent?.node ?? node, systemUse: systemUse(attributeEntries(parent?.node ?? node, serials, tf), 1) },
     ];
     for (const { child, id } of named) {
       const identifierBytes = rockRidge ? Buffer.from(id, 'latin1') : utf16be(id);
-      const entries = rockRidge ? [...attributeEntries(child, serials, time), ...nmEntries(child.name), ...(child.kind === 'symlink' ? slEntries(child.target ?? '') : [])] : [];
+      const entries = rockRidge ? [...attributeEntries(child, serials, tf), ...nmEntries(child.name), ...(child.kind === 'symlink' ? slEntries(child.target ?? '') : [])] : [];
       records.push({ identifier: identifierBytes, node: child, systemUse: systemUse(entries, identifierBytes.length) });
     }
     const recordOffsets: number[] = [];
@@ -214,14 +234,15 @@ export function recordExtent(plan: IsoPlan, tree: HierarchyPlan, record: RecordP
 }
 
 /** Root "." carries SP first (SUSP 5.3), then attributes, then ER (it lands in a continuation area). */
-function rootSelfEntries(node: TreeNode, serials: Map<TreeNode, number>, time: Date): Buffer[] {
-  return [spEntry(), ...attributeEntries(node, serials, time), erEntry(RRIP_ID, RRIP_DESCRIPTOR, RRIP_SOURCE, 1)];
+function rootSelfEntries(node: TreeNode, serials: Map<TreeNode, Identity>, tf: Buffer): Buffer[] {
+  return [spEntry(), ...attributeEntries(node, serials, tf), erEntry(RRIP_ID, RRIP_DESCRIPTOR, RRIP_SOURCE, 1)];
 }
 
-function attributeEntries(node: TreeNode, serials: Map<TreeNode, number>, time: Date): Buffer[] {
+function attributeEntries(node: TreeNode, serials: Map<TreeNode, Identity>, tf: Buffer): Buffer[] {
   const type = node.kind === 'dir' ? S_IFDIR : node.kind === 'symlink' ? S_IFLNK : S_IFREG;
-  const links = node.kind === 'dir' ? 2 + node.children.filter((c) => c.kind === 'dir').length : 1;
-  return [pxEntry({ mode: type | node.mode, links, serial: serials.get(node) ?? 0 }), tfEntry(time)];
+  const identity = serials.get(node);
+  if (identity === undefined) throw new Error(`layout bug: no serial for ${node.path}`);
+  return [pxEntry({ mode: type | node.mode, links: identity.links, serial: identity.serial }), tf];
 }
 
 /** Places records one after another, moving to the next sector when one would straddle it (§6.8.1.1). */

@@ -153,7 +153,8 @@ function newDir(name: string, path: string, explicit: boolean): MutableNode {
 }
 
 function freeze(node: MutableNode): TreeNode {
-  const children = [...node.children.values()].sort((a, b) => compareUtf8(a.name, b.name)).map(freeze);
+  const keyed = [...node.children.values()].map((child) => ({ child, key: Buffer.from(child.name, 'utf8') }));
+  const children = keyed.sort((a, b) => Buffer.compare(a.key, b.key)).map(({ child }) => freeze(child));
   return { name: node.name, path: node.path, kind: node.kind, mode: node.mode, size: node.size, content: node.content, target: node.target, children };
 }
 

@@ -16,13 +16,14 @@ export const CHUNK_SIZE = 1 << 20;
 /** Files up to this size are read with one call; larger ones are streamed in CHUNK_SIZE reads. */
 const WHOLE_READ_LIMIT = 4 * CHUNK_SIZE;
 const APPLICATION_ID = 'RECONTEXT';
+/** Shared, never written to: the padding after each file's last byte. */
+const ZERO_SECTOR = Buffer.alloc(SECTOR_SIZE);
 
 /** Yields the image in order; the concatenation of the chunks is the image. Chunks are never reused. */
 export async function* renderImage(plan: IsoPlan): AsyncGenerator<Buffer> {
   const batch = new ChunkBatch();
   const emit = function* (chunk: Buffer): Generator<Buffer> {
-    const full = batch.add(chunk);
-    if (full !== undefined) yield full;
+    yield* batch.add(chunk);
   };
   yield* emit(Buffer.alloc(FIRST_DESCRIPTOR_SECTOR * SECTOR_SIZE));
   yield* emit(primaryVolumeDescriptor(descriptorFields(plan, plan.iso, plan.options.volumeId, plan.options.publisher.toUpperCase())));
@@ -40,7 +41,7 @@ export async function* renderImage(plan: IsoPlan): AsyncGenerator<Buffer> {
   for (const file of plan.files) {
     if (file.node.size === 0) continue;
     for await (const chunk of fileContents(file.node)) yield* emit(chunk);
-    yield* emit(Buffer.alloc(sectorsFor(file.node.size) * SECTOR_SIZE - file.node.size));
+    yield* emit(ZERO_SECTOR.subarray(0, sectorsFor(file.node.size) * SECTOR_SIZE - file.node.size));
   }
   const rest = batch.flush();
   if (rest !== undefined) yield rest;
@@ -142,16 +143,23 @@ function padToSector(bytes: Buffer): Buffer {
   return out;
 }
 
-/** Gathers small chunks into writes of about CHUNK_SIZE; large chunks pass through uncopied. */
+/** Gathers small chunks into writes of at most CHUNK_SIZE; large chunks pass through uncopied. */
 class ChunkBatch {
   #parts: Buffer[] = [];
   #bytes = 0;
 
-  add(chunk: Buffer): Buffer | undefined {
-    if (chunk.length === 0) return undefined;
+  *add(chunk: Buffer): Generator<Buffer> {
+    if (chunk.length === 0) return;
+    if (this.#bytes + chunk.length > CHUNK_SIZE) {
+      const pending = this.flush();
+      if (pending !== undefined) yield pending;
+    }
+    if (chunk.length >= CHUNK_SIZE) {
+      yield chunk;
+      return;
+    }
     this.#parts.push(chunk);
     this.#bytes += chunk.length;
-    return this.#bytes >= CHUNK_SIZE ? this.flush() : undefined;
   }
 
   flush(): Buffer | undefined {

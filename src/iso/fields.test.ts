@@ -1,0 +1,30 @@
+import { describe, expect, it } from 'vitest';
+import { asciiField, recordingDate, ucs2Field, utf16be, volumeDate, writeBoth16, writeBoth32 } from './fields.js';
+
+describe('ECMA-119 field encodings', () => {
+  it('writes 16- and 32-bit numbers in both byte orders (7.2.3, 7.3.3)', () => {
+    const b16 = Buffer.alloc(4);
+    writeBoth16(b16, 0, 0x1234);
+    expect([...b16]).toEqual([0x34, 0x12, 0x12, 0x34]);
+    const b32 = Buffer.alloc(8);
+    writeBoth32(b32, 0, 0x12345678);
+    expect([...b32]).toEqual([0x78, 0x56, 0x34, 0x12, 0x12, 0x34, 0x56, 0x78]);
+  });
+
+  it('encodes the 7-byte record date in UTC (9.1.5)', () => {
+    expect([...recordingDate(new Date('2024-05-06T07:08:09Z'))]).toEqual([124, 5, 6, 7, 8, 9, 0]);
+  });
+
+  it('encodes the 17-byte volume date, and all-zero digits for "not specified" (8.4.26.1)', () => {
+    const date = volumeDate(new Date('2024-05-06T07:08:09.120Z'));
+    expect(date.subarray(0, 16).toString('latin1')).toBe('2024050607080912');
+    expect(date[16]).toBe(0);
+    expect(volumeDate(undefined).subarray(0, 16).toString('latin1')).toBe('0'.repeat(16));
+  });
+
+  it('pads character fields with spaces, Joliet fields with UCS-2 spaces', () => {
+    expect(asciiField('AB', 4).toString('latin1')).toBe('AB  ');
+    expect([...ucs2Field('A', 6)]).toEqual([0, 0x41, 0, 0x20, 0, 0x20]);
+    expect([...utf16be('😀')]).toEqual([0xd8, 0x3d, 0xde, 0x00]);
+  });
+});
