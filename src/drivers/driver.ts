@@ -1,0 +1,68 @@
+// The one small interface between the core and a hypervisor platform. The core decides which
+// image each layer of a VM should have; a driver observes where the VM runs and converges its
+// devices to that desired state (level-based: called again and again, it must be idempotent).
+
+/** The VM a VMContext targets. */
+export interface VMTarget {
+  readonly namespace: string;
+  readonly vmContext: string;
+  readonly kubevirt?: { readonly name: string };
+  readonly libvirt?: { readonly domain: string };
+}
+
+export interface ObservedVM {
+  /** False while the VM exists but does not run (no node to render for, no device to swap). */
+  readonly running: boolean;
+  /** Node (KubeVirt) or libvirt host the VM runs on. */
+  readonly node?: string;
+  /** Identifier of the last completed migration, if the platform reports one. */
+  readonly migrationId?: string;
+}
+
+export interface DesiredLayer {
+  readonly name: string;
+  readonly class: string;
+  readonly priority: number;
+  readonly digest: string;
+  /** Path of the image in the operator's content-addressed store. */
+  readonly image: string;
+  readonly bytes: number;
+}
+
+export interface AttachedLayer {
+  readonly name: string;
+  readonly digest: string;
+  /** Device or volume carrying it; undefined when the driver does not attach (images only). */
+  readonly device?: string;
+  readonly attachedAt?: string;
+}
+
+export interface ConvergeResult {
+  readonly layers: readonly AttachedLayer[];
+  /** Time spent finding the devices to replace, and attaching/releasing (the paper's phases 2 and 4). */
+  readonly detachMs: number;
+  readonly attachMs: number;
+}
+
+export interface Driver {
+  /** Short name for logs, metrics and status (none, libvirt, kubevirt). */
+  readonly name: string;
+  /** undefined when the VM does not exist. */
+  observe(target: VMTarget, signal: AbortSignal): Promise<ObservedVM | undefined>;
+  converge(target: VMTarget, desired: readonly DesiredLayer[], signal: AbortSignal): Promise<ConvergeResult>;
+  /** The VMContext is going away: remove its devices. Idempotent; a vanished VM is not an error. */
+  release(target: VMTarget, signal: AbortSignal): Promise<void>;
+}
+
+export function targetOf(vmContext: { metadata: { name: string; namespace?: string }; spec: { target: { kubevirt?: { name: string }; libvirt?: { domain: string } } } }): VMTarget {
+  return {
+    namespace: vmContext.metadata.namespace ?? 'default',
+    vmContext: vmContext.metadata.name,
+    ...(vmContext.spec.target.kubevirt ? { kubevirt: vmContext.spec.target.kubevirt } : {}),
+    ...(vmContext.spec.target.libvirt ? { libvirt: vmContext.spec.target.libvirt } : {}),
+  };
+}
+
+export function describeTarget(target: VMTarget): string {
+  return target.kubevirt ? `${target.namespace}/${target.kubevirt.name}` : `libvirt:${target.libvirt?.domain ?? '?'}`;
+}
