@@ -2,7 +2,7 @@
 import { Command, Option } from 'commander';
 import { formatPath } from '../crds/validate.js';
 import type { VMContext } from '../crds/index.js';
-import { writeLayerImage } from '../images/layer-image.js';
+import { LayerImageStore } from '../images/layer-image.js';
 import { loadManifests } from '../manifests/load.js';
 import { buildWorkspace, type Workspace } from '../manifests/workspace.js';
 import { checkObject } from '../reconcile/checks.js';
@@ -55,10 +55,11 @@ export async function renderVM(options: RenderOptions): Promise<RenderRow[]> {
   const labels = options.nodeLabels ? parseLabels(options.nodeLabels) : {};
   const node: NodeFacts | undefined = options.node || options.nodeLabels ? { name: options.node ?? 'node', labels } : undefined;
   const vm = { name: vmContext.spec.target.kubevirt?.name ?? vmContext.spec.target.libvirt?.domain ?? vmContext.metadata.name, namespace: options.namespace, labels: vmContext.metadata.labels ?? {} };
+  const store = new LayerImageStore(options.out);
   const rows: RenderRow[] = [];
   for (const layer of selection.layers) {
     const rendered = renderLayer(layer, { vm, ...(node ? { node } : {}), sources: workspace.sources(options.namespace) });
-    const image = await writeLayerImage(rendered, options.out);
+    const image = await store.ensure(rendered);
     rows.push({ layer: rendered, image: image.path, imageBytes: image.bytes });
   }
   return rows;

@@ -1,46 +1,65 @@
-// Writes the ISO9660 image of a rendered layer, named by its digest: <hex>.iso in a directory.
-// Interim: spawns genisoimage until the in-process writer (src/iso, issue #4) lands; the function
-// signature is the seam, callers do not change when the writer does.
-import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { promisify } from 'node:util';
+// A rendered layer as an ISO9660 image in the content-addressed store: `<hex digest>.iso`, built
+// in-process by src/iso. The layer digest names the image, so an image is built once however many
+// VMs use it, and every version of a layer gets a file of its own (what a CD-ROM swap needs).
+import { stat } from 'node:fs/promises';
+import { buildIso, ImageStore, type IsoEntry } from '../iso/index.js';
 import { manifestFile, type RenderedLayer } from '../reconcile/render.js';
 
-const execFileAsync = promisify(execFile);
+/**
+ * The one timestamp inside every image. Fixed, so that the same content always gives the same
+ * bytes; guests learn about changes from the device swap and the manifest digest, not from mtimes.
+ */
+export const IMAGE_TIMESTAMP = new Date('2024-01-01T00:00:00Z');
 
 export interface LayerImage {
+  readonly digest: string;
   readonly path: string;
   readonly bytes: number;
+  /** false when the image was already in the store. */
+  readonly built: boolean;
 }
 
 /** Volume ID seen by guests (/dev/disk/by-label): fixed prefix + digest, ISO9660 d-characters only. */
-export function volumeId(layer: RenderedLayer): string {
-  return `RCTX_${layer.digest.slice('sha256:'.length, 'sha256:'.length + 24).toUpperCase()}`;
+export function volumeId(digest: string): string {
+  return `RCTX_${hexOf(digest).slice(0, 24).toUpperCase()}`;
 }
 
-export function imageFileName(digest: string): string {
-  return `${digest.replace(/^sha256:/, '')}.iso`;
+export function hexOf(digest: string): string {
+  return digest.replace(/^sha256:/, '');
 }
 
-export async function writeLayerImage(layer: RenderedLayer, directory: string): Promise<LayerImage> {
-  const target = join(directory, imageFileName(layer.digest));
-  const existing = await stat(target).catch(() => undefined);
-  if (existing) return { path: target, bytes: existing.size };
-  await mkdir(directory, { recursive: true });
-  const staging = await mkdtemp(join(tmpdir(), 'recontext-layer-'));
-  try {
-    for (const file of [...layer.files, manifestFile(layer)]) {
-      const path = join(staging, 'root', file.path);
-      await mkdir(dirname(path), { recursive: true });
-      await writeFile(path, file.content, { mode: file.mode });
-    }
-    const partial = join(directory, `.${imageFileName(layer.digest)}.partial`);
-    await execFileAsync('genisoimage', ['-quiet', '-R', '-J', '-V', volumeId(layer), '-o', partial, join(staging, 'root')]);
-    await rename(partial, target);
-    return { path: target, bytes: (await stat(target)).size };
-  } finally {
-    await rm(staging, { recursive: true, force: true });
+/** The entries of a layer's image: its files plus the manifest guest/ffs identifies it by. */
+export function imageEntries(layer: RenderedLayer): IsoEntry[] {
+  return [...layer.files, manifestFile(layer)].map((file) => ({ path: file.path, kind: 'file', mode: file.mode, content: file.content }));
+}
+
+export class LayerImageStore {
+  readonly #store: ImageStore;
+
+  constructor(directory: string) {
+    this.#store = new ImageStore({ directory });
+  }
+
+  get directory(): string {
+    return this.#store.directory;
+  }
+
+  path(digest: string): string {
+    return this.#store.path(hexOf(digest));
+  }
+
+  async has(digest: string): Promise<boolean> {
+    return this.#store.has(hexOf(digest));
+  }
+
+  /** Builds the layer's image unless the store has it already. */
+  async ensure(layer: RenderedLayer): Promise<LayerImage> {
+    const result = await this.#store.put(hexOf(layer.digest), () => buildIso(imageEntries(layer), { volumeId: volumeId(layer.digest), label: layer.name.slice(0, 16), timestamp: IMAGE_TIMESTAMP }));
+    return { digest: layer.digest, path: result.path, bytes: (await stat(result.path)).size, built: result.created };
+  }
+
+  /** Deletes every image whose digest is not in `keep`; returns the removed digests. */
+  async gc(keep: Iterable<string>): Promise<string[]> {
+    return (await this.#store.gc([...keep].map(hexOf))).map((hex) => `sha256:${hex}`);
   }
 }
