@@ -1,6 +1,7 @@
 // The `recontext` command line. Each subcommand lives in its own module and exports a function
 // that returns a commander Command; this file only assembles them and maps errors to exit codes.
 import { Command, CommanderError } from 'commander';
+import { isoCommand } from './iso.js';
 import { operatorCommand } from './operator.js';
 import { renderCommand } from './render.js';
 import { validateCommand } from './validate.js';
@@ -16,6 +17,7 @@ export function program(): Command {
   root.addCommand(validateCommand());
   root.addCommand(renderCommand());
   root.addCommand(operatorCommand());
+  root.addCommand(isoCommand());
   // --help, usage errors: return through main() instead of process.exit(), on every subcommand too.
   for (const command of root.commands) command.exitOverride().showHelpAfterError();
   return root;

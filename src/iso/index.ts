@@ -2,4 +2,5 @@
 export { buildIso, toVolumeId, type IsoImage, type IsoOptions, type IsoWriteResult } from './build.js';
 export { IsoInputError, IsoLimitError, IsoWriteError } from './errors.js';
 export { ImageStore, type ImageStoreOptions, type PutResult } from './store.js';
+export { entriesFromDirectory } from './from-directory.js';
 export type { IsoContent, IsoEntry } from './tree.js';
