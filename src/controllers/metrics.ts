@@ -41,6 +41,34 @@ export class OperatorMetrics {
     labelNames: ['resource', 'reason'] as const,
     registers: [this.registry],
   });
+  readonly recontextDuration = new Histogram({
+    name: 'recontext_recontext_duration_seconds',
+    help: 'Time from noticing a change (migration, node or layer change) to the new images being attached.',
+    labelNames: ['trigger', 'driver'] as const,
+    buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
+  readonly recontextPhase = new Histogram({
+    name: 'recontext_recontext_phase_duration_seconds',
+    help: "Duration of each of the paper's four phases (resolve, detach, build, attach).",
+    labelNames: ['phase', 'driver'] as const,
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [this.registry],
+  });
+  readonly recontextFailures = new Counter({
+    name: 'recontext_recontext_failures_total',
+    help: 'VMContexts that could not be converged, by condition reason.',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+  readonly imageBuilds = new Counter({ name: 'recontext_image_builds_total', help: 'Layer images built (not found in the store).', registers: [this.registry] });
+  readonly imageBuildBytes = new Counter({ name: 'recontext_image_build_bytes_total', help: 'Bytes of layer images built.', registers: [this.registry] });
+  readonly kubeRequests = new Counter({
+    name: 'recontext_kube_requests_total',
+    help: 'Requests to the Kubernetes API by verb and HTTP status code (0: no answer).',
+    labelNames: ['verb', 'code'] as const,
+    registers: [this.registry],
+  });
   readonly leader = new Gauge({ name: 'recontext_leader', help: '1 while this replica holds the leader lease.', registers: [this.registry] });
 
   constructor(options: { defaultMetrics?: boolean } = {}) {

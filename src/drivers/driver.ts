@@ -17,6 +17,8 @@ export interface ObservedVM {
   readonly node?: string;
   /** Identifier of the last completed migration, if the platform reports one. */
   readonly migrationId?: string;
+  /** Labels of that node or host (zone, region …), for templates and variants. */
+  readonly nodeLabels?: Readonly<Record<string, string>>;
 }
 
 export interface DesiredLayer {

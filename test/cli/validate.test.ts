@@ -96,9 +96,4 @@ describe('recontext validate', () => {
     }
   });
 
-  it('operator refuses to pretend', async () => {
-    const code = await main(['node', 'recontext', 'operator']);
-    process.exitCode = undefined;
-    expect(code).toBe(1);
-  });
 });

@@ -1,0 +1,39 @@
+// /healthz (the process serves), /readyz (caches synced), /metrics (Prometheus text format).
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Registry } from 'prom-client';
+
+export interface HealthServerOptions {
+  /** host:port; ":8080" listens on all addresses, "127.0.0.1:0" on a free loopback port. */
+  readonly address: string;
+  readonly registry: Registry;
+  readonly ready: () => boolean;
+}
+
+export async function startHealthServer(options: HealthServerOptions): Promise<{ server: Server; url: string }> {
+  const server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (path === '/healthz') return void res.writeHead(200, { 'Content-Type': 'text/plain' }).end('ok\n');
+    if (path === '/readyz') {
+      const ready = options.ready();
+      return void res.writeHead(ready ? 200 : 503, { 'Content-Type': 'text/plain' }).end(ready ? 'ok\n' : 'caches not synced\n');
+    }
+    if (path === '/metrics') {
+      options.registry.metrics().then(
+        (text) => res.writeHead(200, { 'Content-Type': options.registry.contentType }).end(text),
+        (error: unknown) => res.writeHead(500).end(String(error)),
+      );
+      return;
+    }
+    res.writeHead(404).end('not found\n');
+  });
+  const colon = options.address.lastIndexOf(':');
+  const host = options.address.slice(0, colon) || undefined;
+  const port = Number(options.address.slice(colon + 1));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  const bound = server.address() as AddressInfo;
+  return { server, url: `http://${bound.family === 'IPv6' ? `[${bound.address}]` : bound.address}:${bound.port}` };
+}

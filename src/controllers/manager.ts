@@ -1,0 +1,194 @@
+// The operator process: informers feed the caches and route events to controller queues; the
+// controllers run only while this replica leads (the informers run always, so a standby takes
+// over with warm caches); health, readiness and metrics are served throughout.
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { Server } from 'node:http';
+import type { ContextLayer, VMContext } from '../crds/index.js';
+import type { Driver } from '../drivers/driver.js';
+import { LayerImageStore } from '../images/layer-image.js';
+import type { KubeClient } from '../kube/client.js';
+import { CONFIG_MAPS, CONTEXT_LAYERS, SECRETS, VM_CONTEXTS, keyOf, type ResourceRef } from '../kube/resources.js';
+import { contextLayerReconciler } from './contextlayer.js';
+import { Controller } from './controller.js';
+import { EventRecorder } from './events.js';
+import { startHealthServer } from './health.js';
+import { Informer, type ObjectMeta } from './informer.js';
+import { LeaderElector } from './leader.js';
+import type { Logger } from './log.js';
+import type { OperatorMetrics } from './metrics.js';
+import { layersUsingSource, vmContextsUsingLayer } from './routing.js';
+import type { ConfigMapObject, SecretObject } from './sources.js';
+import { vmContextReconciler } from './vmcontext.js';
+
+export interface OperatorOptions {
+  readonly client: KubeClient;
+  readonly driver: Driver;
+  readonly logger: Logger;
+  readonly metrics: OperatorMetrics;
+  /** Directory of the content-addressed image store. */
+  readonly imageDirectory: string;
+  /** Watch one namespace only; all when unset. */
+  readonly namespace?: string;
+  /** Workers per controller. Default 4. */
+  readonly concurrency?: number;
+  /** host:port of /healthz, /readyz, /metrics; none when unset. */
+  readonly metricsAddress?: string;
+  /** Default true. Without it, this replica reconciles unconditionally. */
+  readonly leaderElection?: boolean;
+  readonly leaseNamespace?: string;
+  readonly leaseName?: string;
+  readonly identity?: string;
+  readonly leaseDurationMs?: number;
+  readonly renewDeadlineMs?: number;
+  readonly retryPeriodMs?: number;
+  readonly resyncMs?: number;
+  readonly watchdogMs?: number;
+  /** Called when leadership is lost; the CLI exits so that a restart starts clean. */
+  readonly onLostLeadership?: () => void;
+}
+
+/** What the manager needs of an informer, whatever its object type. */
+type CacheRunner = Pick<Informer<ObjectMeta>, 'resource' | 'synced' | 'waitForSync' | 'start' | 'stopped'>;
+
+export class Operator {
+  readonly #o: OperatorOptions;
+  readonly #abort = new AbortController();
+  readonly #informers: CacheRunner[] = [];
+  readonly #controllers: Controller[] = [];
+  #leader: LeaderElector | undefined;
+  #leaderLoop: Promise<void> | undefined;
+  #server: Server | undefined;
+  #running = false;
+  metricsUrl: string | undefined;
+
+  constructor(options: OperatorOptions) {
+    this.#o = options;
+  }
+
+  get leading(): boolean {
+    return this.#leader?.leading ?? this.#running;
+  }
+
+  get synced(): boolean {
+    return this.#informers.every((i) => i.synced);
+  }
+
+  async start(): Promise<void> {
+    const { client, logger, metrics } = this.#o;
+    const informer = <T extends ObjectMeta>(resource: ResourceRef): Informer<T> => {
+      const created = new Informer<T>({
+        client,
+        resource,
+        ...(this.#o.namespace ? { namespace: this.#o.namespace } : {}),
+        logger,
+        metrics,
+        ...(this.#o.resyncMs ? { resyncMs: this.#o.resyncMs } : {}),
+        ...(this.#o.watchdogMs ? { watchdogMs: this.#o.watchdogMs } : {}),
+      });
+      this.#informers.push(created);
+      return created;
+    };
+    const vmContexts = informer<VMContext>(VM_CONTEXTS);
+    const layers = informer<ContextLayer>(CONTEXT_LAYERS);
+    const configMaps = informer<ConfigMapObject>(CONFIG_MAPS);
+    const secrets = informer<SecretObject>(SECRETS);
+    const identity = this.#o.identity ?? `${hostname()}-${randomBytes(4).toString('hex')}`;
+    const events = new EventRecorder({ client, controller: 'recontext.dev/operator', instance: identity, logger });
+    const images = new LayerImageStore(this.#o.imageDirectory);
+    const concurrency = this.#o.concurrency ?? 4;
+
+    const vmController = new Controller({
+      name: 'vmcontext',
+      logger,
+      metrics,
+      concurrency,
+      reconcile: vmContextReconciler({ client, vmContexts, layers, configMaps, secrets, driver: this.#o.driver, images, events, metrics, logger: logger.child({ controller: 'vmcontext' }) }),
+    });
+    const layerController = new Controller({
+      name: 'contextlayer',
+      logger,
+      metrics,
+      concurrency,
+      reconcile: contextLayerReconciler({ client, layers, vmContexts, configMaps, secrets }),
+    });
+    this.#controllers.push(vmController, layerController);
+
+    vmContexts.onEvent((_event, vm) => {
+      vmController.enqueue(keyOf(vm));
+      // A new or relabelled VMContext changes how many VMs a layer reaches.
+      for (const layer of layers.list()) if (layer.metadata.namespace === vm.metadata.namespace) layerController.enqueue(keyOf(layer));
+    });
+    layers.onEvent((_event, layer) => {
+      layerController.enqueue(keyOf(layer));
+      for (const key of vmContextsUsingLayer(layer, vmContexts.list())) vmController.enqueue(key);
+    });
+    const onSource = (kind: 'ConfigMap' | 'Secret') => (_event: string, object: { metadata: { name: string; namespace?: string } }) => {
+      const affected = layersUsingSource(kind, object.metadata.namespace ?? '', object.metadata.name, layers.list());
+      for (const layer of affected) {
+        layerController.enqueue(keyOf(layer));
+        for (const key of vmContextsUsingLayer(layer, vmContexts.list())) vmController.enqueue(key);
+      }
+    };
+    configMaps.onEvent(onSource('ConfigMap'));
+    secrets.onEvent(onSource('Secret'));
+
+    for (const i of this.#informers) i.start(this.#abort.signal);
+    if (this.#o.metricsAddress) {
+      const { server, url } = await startHealthServer({ address: this.#o.metricsAddress, registry: metrics.registry, ready: () => this.synced });
+      this.#server = server;
+      this.metricsUrl = url;
+      logger.info('serving health and metrics', { url });
+    }
+    await Promise.all(this.#informers.map((i) => i.waitForSync()));
+    logger.info('caches synced', { resources: this.#informers.map((i) => i.resource.plural) });
+
+    if (this.#o.leaderElection ?? true) {
+      this.#leader = new LeaderElector({
+        client,
+        namespace: this.#o.leaseNamespace ?? this.#o.namespace ?? 'default',
+        leaseName: this.#o.leaseName ?? 'recontext-operator',
+        identity,
+        logger,
+        ...(this.#o.leaseDurationMs ? { leaseDurationMs: this.#o.leaseDurationMs } : {}),
+        ...(this.#o.renewDeadlineMs ? { renewDeadlineMs: this.#o.renewDeadlineMs } : {}),
+        ...(this.#o.retryPeriodMs ? { retryPeriodMs: this.#o.retryPeriodMs } : {}),
+        onChange: (leading) => {
+          metrics.leader.set(leading ? 1 : 0);
+          if (leading) this.#startControllers(vmContexts.list().map(keyOf), layers.list().map(keyOf));
+          else if (this.#running) {
+            void this.#stopControllers();
+            this.#o.onLostLeadership?.();
+          }
+        },
+      });
+      this.#leaderLoop = this.#leader.run(this.#abort.signal);
+    } else {
+      this.#startControllers(vmContexts.list().map(keyOf), layers.list().map(keyOf));
+    }
+  }
+
+  #startControllers(vmKeys: string[], layerKeys: string[]): void {
+    if (this.#running) return;
+    this.#running = true;
+    const [vmController, layerController] = this.#controllers as [Controller, Controller];
+    for (const key of vmKeys) vmController.enqueue(key);
+    for (const key of layerKeys) layerController.enqueue(key);
+    for (const c of this.#controllers) c.start();
+    this.#o.logger.info('controllers started', { controllers: this.#controllers.map((c) => c.name) });
+  }
+
+  async #stopControllers(): Promise<void> {
+    this.#running = false;
+    await Promise.all(this.#controllers.map((c) => c.stop()));
+  }
+
+  async stop(): Promise<void> {
+    this.#abort.abort();
+    await this.#stopControllers();
+    await this.#leaderLoop;
+    await Promise.all(this.#informers.map((i) => i.stopped()));
+    await new Promise<void>((resolve) => (this.#server ? this.#server.close(() => resolve()) : resolve()));
+    this.#o.logger.info('operator stopped');
+  }
+}

@@ -1,0 +1,138 @@
+// The VMContext controller's reconciler: observe the VM, plan (pure, src/reconcile/vmcontext),
+// build missing images, let the driver converge the devices, write status. Timed per phase.
+import type { ContextLayer, VMContext } from '../crds/index.js';
+import { describeTarget, targetOf, type DesiredLayer, type Driver, type ObservedVM } from '../drivers/driver.js';
+import { KubeVirtMissingError } from '../drivers/kubevirt/observe.js';
+import type { LayerImageStore } from '../images/layer-image.js';
+import type { KubeClient } from '../kube/client.js';
+import { VM_CONTEXTS, objectPath } from '../kube/resources.js';
+import { findCondition } from '../reconcile/conditions.js';
+import { planVMContext, vmContextStatus, type Blocked, type Converge } from '../reconcile/vmcontext.js';
+import type { Reconciler } from './controller.js';
+import { TerminalError } from './errors.js';
+import type { EventRecorder } from './events.js';
+import type { Informer } from './informer.js';
+import type { Logger } from './log.js';
+import type { OperatorMetrics } from './metrics.js';
+import { sourceLookup, type ConfigMapObject, type SecretObject } from './sources.js';
+import { applyStatus, FIELD_MANAGER } from './status.js';
+
+export const FINALIZER = 'recontext.dev/release-devices';
+/** How soon to look again at a VM that does not run yet (its events may not reach us). */
+export const WAITING_REQUEUE_MS = 5_000;
+
+export interface VMContextDeps {
+  readonly client: KubeClient;
+  readonly vmContexts: Informer<VMContext>;
+  readonly layers: Informer<ContextLayer>;
+  readonly configMaps: Informer<ConfigMapObject>;
+  readonly secrets: Informer<SecretObject>;
+  readonly driver: Driver;
+  readonly images: LayerImageStore;
+  readonly events: EventRecorder;
+  readonly metrics: OperatorMetrics;
+  readonly logger: Logger;
+  readonly now?: () => Date;
+  readonly maxLayerBytes?: number;
+}
+
+export function vmContextReconciler(deps: VMContextDeps): Reconciler {
+  const now = deps.now ?? (() => new Date());
+  return async (key, signal) => {
+    const vmContext = deps.vmContexts.get(key);
+    if (!vmContext) return; // gone; cleanup ran before its finalizer was removed
+    const target = targetOf(vmContext);
+    const path = objectPath(VM_CONTEXTS, vmContext.metadata.namespace, vmContext.metadata.name);
+
+    if (vmContext.metadata.deletionTimestamp) {
+      if (vmContext.metadata.finalizers?.includes(FINALIZER)) {
+        await deps.driver.release(target, signal);
+        await deps.client.apply(path, { apiVersion: vmContext.apiVersion, kind: vmContext.kind, metadata: { name: vmContext.metadata.name, namespace: vmContext.metadata.namespace, finalizers: [] } }, FIELD_MANAGER);
+        deps.logger.info('released devices of deleted VMContext', { key });
+      }
+      return;
+    }
+    if (!vmContext.metadata.finalizers?.includes(FINALIZER)) {
+      await deps.client.apply(path, { apiVersion: vmContext.apiVersion, kind: vmContext.kind, metadata: { name: vmContext.metadata.name, namespace: vmContext.metadata.namespace, finalizers: [FINALIZER] } }, FIELD_MANAGER);
+    }
+
+    const startedAt = now();
+    const t0 = performance.now();
+    let observed: ObservedVM | undefined;
+    try {
+      observed = await deps.driver.observe(target, signal);
+    } catch (error: unknown) {
+      if (!(error instanceof KubeVirtMissingError)) throw error;
+      await writeBlocked(deps, vmContext, describeTarget(target), { kind: 'blocked', reason: 'VMNotFound', message: error.message, waiting: true }, now());
+      throw new TerminalError(error.message);
+    }
+    const namespace = vmContext.metadata.namespace ?? 'default';
+    const plan = planVMContext({
+      vmContext,
+      layers: deps.layers.list(),
+      sources: sourceLookup(deps.configMaps, deps.secrets, namespace),
+      observed,
+      node: observed?.node ? { name: observed.node, labels: observed.nodeLabels ?? {} } : undefined,
+      ...(deps.maxLayerBytes ? { maxLayerBytes: deps.maxLayerBytes } : {}),
+    });
+    const resolveMs = performance.now() - t0;
+    if (plan.kind === 'blocked') {
+      await writeBlocked(deps, vmContext, describeTarget(target), plan, now(), observed);
+      return plan.waiting ? { requeueAfterMs: WAITING_REQUEUE_MS } : undefined;
+    }
+
+    const t1 = performance.now();
+    const desired = await buildImages(deps, plan);
+    const buildMs = performance.now() - t1;
+    const result = await deps.driver.converge(target, desired, signal);
+    const status = vmContextStatus({
+      vmContext,
+      vmDisplay: describeTarget(target),
+      plan,
+      attached: result.layers,
+      imageBytes: new Map(desired.map((d) => [d.digest, d.bytes])),
+      timing: { startedAt, resolveMs, detachMs: result.detachMs, buildMs, attachMs: result.attachMs },
+      ...(observed ? { observed } : {}),
+      driver: deps.driver.name,
+      now: now(),
+    });
+    await applyStatus(deps.client, VM_CONTEXTS, vmContext, status);
+    if (plan.trigger && status.lastRecontext) {
+      const phases = status.lastRecontext.phasesMs;
+      deps.metrics.recontextDuration.observe({ trigger: plan.trigger, driver: deps.driver.name }, status.lastRecontext.totalMs / 1000);
+      for (const [phase, ms] of Object.entries(phases)) deps.metrics.recontextPhase.observe({ phase, driver: deps.driver.name }, (ms ?? 0) / 1000);
+      deps.events.record(vmContext, 'Normal', plan.trigger === 'Initial' ? 'ContextDelivered' : 'Recontextualized',
+        `${plan.trigger}: ${status.layers?.length ?? 0} layers for node ${observed?.node ?? 'unknown'} in ${status.lastRecontext.totalMs} ms`);
+      deps.logger.info('recontextualized', { key, trigger: plan.trigger, node: observed?.node, totalMs: status.lastRecontext.totalMs });
+    }
+    return undefined;
+  };
+}
+
+async function buildImages(deps: VMContextDeps, plan: Converge): Promise<DesiredLayer[]> {
+  return Promise.all(
+    plan.layers.map(async (layer) => {
+      const identity = { name: layer.name, class: layer.class, priority: layer.priority, digest: layer.digest };
+      if (!layer.rendered) {
+        // Kept as it is (recontextOn opted out of this trigger): the image is already in the store.
+        return { ...identity, image: deps.images.path(layer.digest), bytes: 0 };
+      }
+      const image = await deps.images.ensure(layer.rendered);
+      if (image.built) {
+        deps.metrics.imageBuilds.inc();
+        deps.metrics.imageBuildBytes.inc(image.bytes);
+      }
+      return { ...identity, image: image.path, bytes: image.bytes };
+    }),
+  );
+}
+
+async function writeBlocked(deps: VMContextDeps, vmContext: VMContext, vm: string, plan: Blocked, now: Date, observed?: ObservedVM): Promise<void> {
+  const before = findCondition(vmContext.status?.conditions, 'Ready');
+  const status = vmContextStatus({ vmContext, vmDisplay: vm, plan, ...(observed ? { observed } : {}), driver: deps.driver.name, now });
+  await applyStatus(deps.client, VM_CONTEXTS, vmContext, status);
+  if (before?.reason !== plan.reason) {
+    deps.metrics.recontextFailures.inc({ reason: plan.reason });
+    deps.events.record(vmContext, plan.waiting ? 'Normal' : 'Warning', plan.reason, plan.message);
+  }
+}

@@ -1,0 +1,54 @@
+// Where a KubeVirt VM runs, read from its VirtualMachineInstance and the Node: status.nodeName,
+// status.migrationState (completed, not failed → its migrationUid), and the node's labels.
+import type { V1VirtualMachineInstance } from '@kubevirt-ui-ext/kubevirt-api/kubevirt';
+import { ApiError, type KubeClient } from '../../kube/client.js';
+import { NODES, objectPath } from '../../kube/resources.js';
+import type { ObservedVM, VMTarget } from '../driver.js';
+
+export const KUBEVIRT_GROUP = 'kubevirt.io';
+export const KUBEVIRT_VERSION = 'v1';
+
+/** The KubeVirt API is not installed in the cluster. */
+export class KubeVirtMissingError extends Error {
+  override readonly name = 'KubeVirtMissingError';
+}
+
+export function vmiPath(namespace: string, name: string): string {
+  return `/apis/${KUBEVIRT_GROUP}/${KUBEVIRT_VERSION}/namespaces/${namespace}/virtualmachineinstances/${encodeURIComponent(name)}`;
+}
+
+/** Pure: the observation a VMI (and its node's labels) amounts to. */
+export function observationOf(vmi: V1VirtualMachineInstance, nodeLabels: Record<string, string> | undefined): ObservedVM {
+  const status = vmi.status ?? {};
+  const running = status.phase === 'Running' && Boolean(status.nodeName);
+  const migration = status.migrationState;
+  const migrationId = migration?.completed && !migration.failed ? migration.migrationUid : undefined;
+  return {
+    running,
+    ...(status.nodeName ? { node: status.nodeName } : {}),
+    ...(migrationId ? { migrationId } : {}),
+    ...(nodeLabels ? { nodeLabels } : {}),
+  };
+}
+
+export async function observeKubeVirt(client: KubeClient, target: VMTarget): Promise<ObservedVM | undefined> {
+  if (!target.kubevirt) throw new TypeError('not a KubeVirt target');
+  let vmi: V1VirtualMachineInstance | undefined;
+  try {
+    vmi = await client.getOrUndefined<V1VirtualMachineInstance>(vmiPath(target.namespace, target.kubevirt.name));
+  } catch (error: unknown) {
+    throw error;
+  }
+  if (!vmi) {
+    // 404 for the object or for the whole API: tell them apart, the second is a setup problem.
+    const group = await client.getOrUndefined(`/apis/${KUBEVIRT_GROUP}/${KUBEVIRT_VERSION}`).catch((error: unknown) => {
+      if (error instanceof ApiError) return undefined;
+      throw error;
+    });
+    if (!group) throw new KubeVirtMissingError(`the ${KUBEVIRT_GROUP}/${KUBEVIRT_VERSION} API is not served: install KubeVirt (see docs/kubevirt.md)`);
+    return undefined;
+  }
+  const nodeName = vmi.status?.nodeName;
+  const node = nodeName ? await client.getOrUndefined<{ metadata: { labels?: Record<string, string> } }>(objectPath(NODES, undefined, nodeName)) : undefined;
+  return observationOf(vmi, node ? (node.metadata.labels ?? {}) : undefined);
+}
