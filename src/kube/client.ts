@@ -138,6 +138,7 @@ export class KubeClient {
           return;
         }
         const lines = createInterface({ input: res, crlfDelay: Infinity });
+        lines.on('error', () => undefined); // the response's own error handler below decides
         lines.on('line', (line) => {
           if (line.trim() === '') return;
           try {
