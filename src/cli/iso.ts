@@ -1,7 +1,6 @@
 // `recontext iso build DIR -o FILE`: the image writer of src/iso as a command, for building and
 // inspecting context images by hand. Prints the sha256 of the image it wrote.
 import { randomBytes } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
 import { rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
@@ -45,9 +44,9 @@ Examples:
       });
       const temp = join(dirname(options.output), `.${basename(options.output)}.${randomBytes(6).toString('hex')}.tmp`);
       try {
-        const result = await image.write(createWriteStream(temp, { flags: 'wx', mode: 0o644 }));
+        const result = await image.writeToFile(temp, { exclusive: true });
         await rename(temp, options.output);
-        process.stdout.write(`${result.sha256}\n`);
+        process.stdout.write(`${result.sha256 ?? ''}\n`);
       } catch (error: unknown) {
         await unlink(temp).catch(() => undefined);
         throw error;

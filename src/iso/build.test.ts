@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Writable } from 'node:stream';
@@ -95,6 +95,19 @@ describe('buildIso', () => {
       },
     });
     await expect(image.write(sink)).rejects.toThrow(/writing the image failed: disk full/);
+  });
+
+  it('writeToFile writes the same bytes with positioned writes, hashes on request, and can refuse to overwrite', async () => {
+    const source = join(work, 'multi');
+    writeFileSync(source, Buffer.alloc(9 * 1024 * 1024 + 1, 3));
+    const image = buildIso([...entries(), { path: 'big', kind: 'file', content: { fromFile: source, size: 9 * 1024 * 1024 + 1 } }], { volumeId: 'CTX', timestamp });
+    const target = join(work, 'out.iso');
+    const result = await image.writeToFile(target, { fsync: true });
+    const expected = await image.toBuffer();
+    expect(readFileSync(target).equals(expected)).toBe(true);
+    expect(result).toEqual({ bytes: expected.length, sha256: createHash('sha256').update(expected).digest('hex') });
+    expect((await image.writeToFile(target, { sha256: false })).sha256).toBeUndefined();
+    await expect(image.writeToFile(target, { exclusive: true })).rejects.toThrow(/EEXIST/);
   });
 
   it('derives volume ids from free-form labels', () => {

@@ -4,8 +4,6 @@
 // leaves either the whole image or no image under its final name, plus at most a temp file that
 // the next gc() removes.
 import { randomBytes } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
-import { once } from 'node:events';
 import { mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { IsoInputError, IsoWriteError } from './errors.js';
@@ -70,18 +68,9 @@ export class ImageStore {
     const temp = join(this.directory, `.${digest}.${randomBytes(6).toString('hex')}.tmp`);
     this.#tempFiles.add(temp);
     try {
-      // flush: fsync before close, so the rename below can only ever publish complete bytes.
-      const stream = createWriteStream(temp, { flags: 'wx', mode: 0o644, flush: true });
-      const closed = once(stream, 'close');
-      try {
-        const built = typeof image === 'function' ? image() : image;
-        await built.write(stream);
-      } catch (error: unknown) {
-        stream.destroy();
-        throw error;
-      } finally {
-        await closed.catch(() => undefined);
-      }
+      const built = typeof image === 'function' ? image() : image;
+      // fsync before rename, so the rename can only ever publish complete bytes.
+      await built.writeToFile(temp, { exclusive: true, fsync: true, sha256: false });
       await rename(temp, final);
       await syncDirectory(this.directory);
       return { path: final, created: true };
