@@ -1,0 +1,619 @@
+// A real Kubernetes control plane for tests: etcd + kube-apiserver as processes on 127.0.0.1
+// with random free ports, started the way controller-runtime's envtest does it, plus the fault
+// levers later tests need (restart, SIGSTOP/SIGCONT, etcd compaction).
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { ensureBinaries, formatElapsed, isAlive, isErrnoException, type ControlPlaneBinaries } from './build.js';
+
+export { ControlPlaneUnavailable, ensureBinaries, findBinaries, cacheRoot, controlPlaneVersions } from './build.js';
+export type { ControlPlaneBinaries, ControlPlaneVersions } from './build.js';
+
+/** The restricted identity: what the operator runs as in the RBAC tests. */
+export const RESTRICTED_USER = 'system:serviceaccount:recontext-system:recontext';
+export const ADMIN_USER = 'recontext-test-admin';
+
+export interface ControlPlaneOptions {
+  /** Prebuilt binaries; default: ensureBinaries() (builds into the cache when missing). */
+  readonly binaries?: ControlPlaneBinaries;
+  /** Parent of the per-instance directory (data, certs, logs, kubeconfigs); default os.tmpdir(). */
+  readonly baseDir?: string;
+  /** Keep the instance directory after stop(), e.g. to read the logs. */
+  readonly keepDir?: boolean;
+  /**
+   * Processes outlive this Node process (testenv:up). Otherwise they also exit by themselves
+   * when this process dies, even by SIGKILL, so a crashed test run leaks nothing.
+   */
+  readonly detached?: boolean;
+  /**
+   * The API server's watch cache (default on, as in production). With it off, watches are
+   * served from etcd directly, so compactEtcd() alone makes an older resourceVersion 410 Gone.
+   */
+  readonly watchCache?: boolean;
+  readonly extraApiServerFlags?: readonly string[];
+  readonly readyTimeoutMs?: number;
+  readonly log?: (line: string) => void;
+}
+
+/** What a client needs to talk to the control plane; serializable (vitest provide, state file). */
+export interface ControlPlaneConnection {
+  /** https://127.0.0.1:PORT */
+  readonly server: string;
+  /** Kubeconfig of the admin (group system:masters). */
+  readonly kubeconfigPath: string;
+  /** Kubeconfig of RESTRICTED_USER (only system:authenticated; RBAC decides the rest). */
+  readonly restrictedKubeconfigPath: string;
+  readonly adminToken: string;
+  readonly restrictedToken: string;
+  readonly restrictedUser: string;
+  /** PEM of the CA that signed the serving certificate. */
+  readonly caCert: string;
+  /** http://127.0.0.1:PORT (etcd's client URL; loopback, no TLS). */
+  readonly etcdUrl: string;
+  readonly kubectlPath: string;
+  readonly dir: string;
+}
+
+export interface ControlPlaneState extends ControlPlaneConnection {
+  readonly pids: { readonly etcd: number; readonly apiServer: number };
+  readonly binaries: ControlPlaneBinaries;
+}
+
+export interface KubectlResult {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+export interface ControlPlane extends ControlPlaneConnection {
+  readonly binaries: ControlPlaneBinaries;
+  /** Stops the API server and etcd (process groups, SIGTERM then SIGKILL) and removes the directory. */
+  stop(): Promise<void>;
+  /** Stops and starts kube-apiserver on the same port and data; resolves when /readyz is ok. */
+  restartApiServer(): Promise<void>;
+  /** SIGSTOP: connections stay open but nothing is answered (a stalled watch, a hung server). */
+  pauseApiServer(): void;
+  /** SIGCONT after pauseApiServer(). */
+  resumeApiServer(): void;
+  /**
+   * Compacts etcd at its current revision (physical) and returns that revision. Watches served
+   * from etcd (watchCache: false) at an older resourceVersion then end with 410 Gone; with the
+   * watch cache on, follow with restartApiServer() so the cache forgets the old history too.
+   * Without the cache, a watch from exactly (compacted revision - 1) gets a 500 ERROR event
+   * ("etcd event received with PrevKv=nil") instead: clients must relist on any ERROR event.
+   */
+  compactEtcd(): Promise<number>;
+  /**
+   * Makes every watch from a resourceVersion older than now end with 410 Gone (Expired):
+   * compacts etcd and, when the watch cache is on, restarts the API server so the cache starts
+   * over. Returns the compacted revision.
+   */
+  expireWatches(): Promise<number>;
+  /** Runs the built kubectl against this server (admin kubeconfig unless given). */
+  kubectl(args: readonly string[], options?: { input?: string; kubeconfig?: string }): Promise<KubectlResult>;
+  /** Serializable description for testenv:down and other processes. */
+  state(): ControlPlaneState;
+}
+
+/** Starts etcd and kube-apiserver and waits until the API server is ready. */
+export async function startControlPlane(options: ControlPlaneOptions = {}): Promise<ControlPlane> {
+  const log = options.log ?? (() => undefined);
+  const binaries = options.binaries ?? (await ensureBinaries({ log }));
+  const started = Date.now();
+  const dir = mkdtempSync(join(options.baseDir ?? tmpdir(), 'recontext-cp-'));
+  try {
+    const instance = await ControlPlaneInstance.start(binaries, dir, options, log);
+    log(`control plane: ready at ${instance.server} in ${formatElapsed(Date.now() - started)} (dir ${dir})`);
+    return instance;
+  } catch (error: unknown) {
+    if (!options.keepDir) rmSync(dir, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+/** Runs kubectl with a kubeconfig; a non-zero exit is a result, not an exception. */
+export function runKubectl(kubectl: string, kubeconfig: string, args: readonly string[], input?: string): Promise<KubectlResult> {
+  return new Promise((resolve, reject) => {
+    const child = execFile(
+      kubectl,
+      [`--kubeconfig=${kubeconfig}`, ...args],
+      { maxBuffer: 64 * 1024 * 1024, timeout: 120_000 },
+      (error, stdout, stderr) => {
+        if (error && typeof error.code !== 'number') reject(error);
+        else resolve({ code: typeof error?.code === 'number' ? error.code : 0, stdout, stderr });
+      },
+    );
+    child.stdin?.end(input ?? '');
+  });
+}
+
+/** Stops processes recorded by ControlPlane.state() (from another process, e.g. testenv:down). */
+export async function stopFromState(state: ControlPlaneState, options: { keepDir?: boolean } = {}): Promise<void> {
+  if (ownsPid(state.pids.apiServer, state.binaries.kubeApiserver)) await terminateGroup(state.pids.apiServer);
+  if (ownsPid(state.pids.etcd, state.binaries.etcd)) await terminateGroup(state.pids.etcd);
+  if (!options.keepDir) rmSync(state.dir, { recursive: true, force: true });
+}
+
+/** True while the recorded pid is still the recorded binary (pids get reused). */
+export function ownsPid(pid: number, binary: string): boolean {
+  if (!isAlive(pid)) return false;
+  try {
+    const argv0 = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[0] ?? '';
+    return argv0 === binary;
+  } catch {
+    return false;
+  }
+}
+
+class ControlPlaneInstance implements ControlPlane {
+  private apiServer: ManagedProcess | undefined;
+  private etcd: ManagedProcess | undefined;
+  private paused = false;
+  private stopped = false;
+  private readonly removeExitHook: () => void;
+
+  private constructor(
+    readonly binaries: ControlPlaneBinaries,
+    readonly dir: string,
+    private readonly options: ControlPlaneOptions,
+    private readonly log: (line: string) => void,
+    private readonly apiServerPort: number,
+    private readonly etcdPort: number,
+    readonly adminToken: string,
+    readonly restrictedToken: string,
+  ) {
+    this.removeExitHook = options.detached ? () => undefined : onProcessExit(() => this.killNow());
+  }
+
+  caCert = '';
+  readonly restrictedUser = RESTRICTED_USER;
+  get server(): string {
+    return `https://127.0.0.1:${this.apiServerPort}`;
+  }
+  get etcdUrl(): string {
+    return `http://127.0.0.1:${this.etcdPort}`;
+  }
+  get kubeconfigPath(): string {
+    return join(this.dir, 'admin.kubeconfig');
+  }
+  get restrictedKubeconfigPath(): string {
+    return join(this.dir, 'restricted.kubeconfig');
+  }
+  get kubectlPath(): string {
+    return this.binaries.kubectl;
+  }
+
+  static async start(
+    binaries: ControlPlaneBinaries,
+    dir: string,
+    options: ControlPlaneOptions,
+    log: (line: string) => void,
+  ): Promise<ControlPlaneInstance> {
+    for (const sub of ['etcd', 'certs', 'logs']) mkdirSync(join(dir, sub), { recursive: true });
+    const adminToken = randomBytes(24).toString('hex');
+    const restrictedToken = randomBytes(24).toString('hex');
+    // CSV: token,user,uid,"groups". Every token user also gets system:authenticated.
+    writeFileSync(
+      join(dir, 'tokens.csv'),
+      `${adminToken},${ADMIN_USER},${ADMIN_USER},"system:masters"\n${restrictedToken},${RESTRICTED_USER},${RESTRICTED_USER}\n`,
+      { mode: 0o600 },
+    );
+    // The API server needs a service-account signing key even though no token controller runs.
+    const { privateKey, publicKey } = generateKeyPairSync('rsa', {
+      modulusLength: 2048,
+      privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+      publicKeyEncoding: { type: 'spki', format: 'pem' },
+    });
+    writeFileSync(join(dir, 'certs', 'sa.key'), privateKey, { mode: 0o600 });
+    writeFileSync(join(dir, 'certs', 'sa.pub'), publicKey);
+
+    // Random free ports can be taken between probing and binding: retry on an early exit.
+    let lastError: unknown;
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      const [etcdPort, apiServerPort] = [await freePort(), await freePort()];
+      const instance = new ControlPlaneInstance(binaries, dir, options, log, apiServerPort, etcdPort, adminToken, restrictedToken);
+      try {
+        await instance.startEtcd();
+        await instance.startApiServer();
+        instance.caCert = readFileSync(join(dir, 'certs', 'apiserver.crt'), 'utf8');
+        instance.writeKubeconfigs();
+        // Proves the kubeconfig material (CA, token) is right, not just that the port answers.
+        await instance.checkWithCa();
+        return instance;
+      } catch (error: unknown) {
+        lastError = error;
+        await instance.stopProcesses();
+        instance.removeExitHook();
+        const text = error instanceof Error ? error.message : String(error);
+        if (!/exited|address already in use/i.test(text) || attempt === 3) break;
+        log(`control plane: start attempt ${attempt} failed (${text.split('\n')[0]}); retrying with new ports`);
+        rmSync(join(dir, 'etcd'), { recursive: true, force: true });
+        mkdirSync(join(dir, 'etcd'));
+      }
+    }
+    throw lastError;
+  }
+
+  private async startEtcd(): Promise<void> {
+    const args = [
+      `--name=recontext-test`,
+      `--data-dir=${join(this.dir, 'etcd')}`,
+      `--listen-client-urls=${this.etcdUrl}`,
+      `--advertise-client-urls=${this.etcdUrl}`,
+      // A peer port is required; port 0 binds an unused one we never talk to (as envtest does).
+      '--listen-peer-urls=http://127.0.0.1:0',
+      '--initial-advertise-peer-urls=http://127.0.0.1:0',
+      '--initial-cluster=recontext-test=http://127.0.0.1:0',
+      '--unsafe-no-fsync',
+      '--log-level=warn',
+    ];
+    this.etcd = ManagedProcess.spawn('etcd', this.binaries.etcd, args, this.dir, this.options.detached === true);
+    await waitFor(
+      'etcd /health',
+      async () => {
+        const response = await httpGet(`${this.etcdUrl}/health`);
+        return response.status === 200 && response.body.includes('"health":"true"');
+      },
+      this.etcd,
+      30_000,
+    );
+  }
+
+  private apiServerArgs(): string[] {
+    const certs = join(this.dir, 'certs');
+    return [
+      `--etcd-servers=${this.etcdUrl}`,
+      `--cert-dir=${certs}`,
+      `--secure-port=${this.apiServerPort}`,
+      '--bind-address=127.0.0.1',
+      // Without it the server looks for a default route to pick an address, and fails without one.
+      '--advertise-address=127.0.0.1',
+      '--service-cluster-ip-range=10.0.0.0/24',
+      '--authorization-mode=RBAC',
+      `--token-auth-file=${join(this.dir, 'tokens.csv')}`,
+      `--service-account-issuer=${this.server}`,
+      `--service-account-key-file=${join(certs, 'sa.pub')}`,
+      `--service-account-signing-key-file=${join(certs, 'sa.key')}`,
+      '--disable-admission-plugins=ServiceAccount',
+      '--allow-privileged=true',
+      // The `kubernetes` Endpoints would point at 127.0.0.1, which validation rejects; nothing needs them.
+      '--endpoint-reconciler-type=none',
+      ...(this.options.watchCache === false ? ['--watch-cache=false'] : []),
+      ...(this.options.extraApiServerFlags ?? []),
+    ];
+  }
+
+  private async startApiServer(): Promise<void> {
+    this.apiServer = ManagedProcess.spawn(
+      'kube-apiserver',
+      this.binaries.kubeApiserver,
+      this.apiServerArgs(),
+      this.dir,
+      this.options.detached === true,
+    );
+    this.paused = false;
+    await waitFor(
+      'kube-apiserver /readyz',
+      async () => (await this.get('/readyz', false)).status === 200,
+      this.apiServer,
+      this.options.readyTimeoutMs ?? 120_000,
+    );
+  }
+
+  private async checkWithCa(): Promise<void> {
+    const response = await this.get('/readyz', true);
+    if (response.status !== 200) throw new Error(`kube-apiserver /readyz with CA and admin token: ${response.status} ${response.body}`);
+  }
+
+  private get(path: string, verify: boolean): Promise<HttpResponse> {
+    return httpGet(`${this.server}${path}`, {
+      headers: { authorization: `Bearer ${this.adminToken}` },
+      // Readiness polling starts before the serving certificate exists on disk; loopback only.
+      ...(verify ? { ca: this.caCert } : { rejectUnauthorized: false }),
+    });
+  }
+
+  private writeKubeconfigs(): void {
+    const write = (path: string, user: string, token: string): void => {
+      const config = {
+        apiVersion: 'v1',
+        kind: 'Config',
+        clusters: [
+          { name: 'recontext-test', cluster: { server: this.server, 'certificate-authority-data': Buffer.from(this.caCert).toString('base64') } },
+        ],
+        users: [{ name: user, user: { token } }],
+        contexts: [{ name: user, context: { cluster: 'recontext-test', user, namespace: 'default' } }],
+        'current-context': user,
+      };
+      writeFileSync(path, stringify(config), { mode: 0o600 });
+    };
+    write(this.kubeconfigPath, 'admin', this.adminToken);
+    write(this.restrictedKubeconfigPath, 'restricted', this.restrictedToken);
+  }
+
+  async restartApiServer(): Promise<void> {
+    this.assertRunning();
+    const started = Date.now();
+    await this.apiServer?.terminate();
+    await this.startApiServer();
+    this.log(`control plane: kube-apiserver restarted in ${formatElapsed(Date.now() - started)}`);
+  }
+
+  pauseApiServer(): void {
+    this.assertRunning();
+    this.apiServer?.signal('SIGSTOP');
+    this.paused = true;
+  }
+
+  resumeApiServer(): void {
+    this.assertRunning();
+    this.apiServer?.signal('SIGCONT');
+    this.paused = false;
+  }
+
+  async compactEtcd(): Promise<number> {
+    this.assertRunning();
+    // etcd's JSON gateway: any range response carries the current revision in its header.
+    const range = await httpPost(`${this.etcdUrl}/v3/kv/range`, { key: Buffer.from('/').toString('base64'), limit: 1 });
+    const revision = Number((JSON.parse(range) as { header?: { revision?: string } }).header?.revision);
+    if (!Number.isSafeInteger(revision) || revision <= 0) throw new Error(`etcd range gave no revision: ${range}`);
+    await httpPost(`${this.etcdUrl}/v3/kv/compaction`, { revision: String(revision), physical: true });
+    return revision;
+  }
+
+  async expireWatches(): Promise<number> {
+    const revision = await this.compactEtcd();
+    if (this.options.watchCache !== false) await this.restartApiServer();
+    return revision;
+  }
+
+  kubectl(args: readonly string[], options: { input?: string; kubeconfig?: string } = {}): Promise<KubectlResult> {
+    return runKubectl(this.kubectlPath, options.kubeconfig ?? this.kubeconfigPath, args, options.input);
+  }
+
+  state(): ControlPlaneState {
+    return {
+      ...this.connection(),
+      pids: { etcd: this.etcd?.pid ?? 0, apiServer: this.apiServer?.pid ?? 0 },
+      binaries: this.binaries,
+    };
+  }
+
+  connection(): ControlPlaneConnection {
+    return {
+      server: this.server,
+      kubeconfigPath: this.kubeconfigPath,
+      restrictedKubeconfigPath: this.restrictedKubeconfigPath,
+      adminToken: this.adminToken,
+      restrictedToken: this.restrictedToken,
+      restrictedUser: this.restrictedUser,
+      caCert: this.caCert,
+      etcdUrl: this.etcdUrl,
+      kubectlPath: this.kubectlPath,
+      dir: this.dir,
+    };
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    await this.stopProcesses();
+    this.removeExitHook();
+    if (!this.options.keepDir) rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  private async stopProcesses(): Promise<void> {
+    if (this.paused) this.apiServer?.signal('SIGCONT');
+    await this.apiServer?.terminate();
+    await this.etcd?.terminate();
+  }
+
+  /** Synchronous last resort when this Node process exits without stop(). */
+  private killNow(): void {
+    for (const process of [this.apiServer, this.etcd]) process?.signal('SIGKILL');
+  }
+
+  private assertRunning(): void {
+    if (this.stopped) throw new Error('control plane is stopped');
+  }
+}
+
+/** One child process in its own process group, with output in <dir>/logs/<name>.log. */
+class ManagedProcess {
+  private constructor(
+    readonly name: string,
+    readonly pid: number,
+    readonly logPath: string,
+    private readonly child: ChildProcess,
+    readonly exited: Promise<string>,
+  ) {}
+
+  static spawn(name: string, binary: string, args: readonly string[], dir: string, detached: boolean): ManagedProcess {
+    const logPath = join(dir, 'logs', `${name}.log`);
+    const fd = openSync(logPath, 'a');
+    try {
+      const child = spawn(binary, args, {
+        // Own process group, so stop() can signal the group and terminal signals do not race us.
+        detached: true,
+        stdio: ['ignore', fd, fd],
+        // Read by the Go mains: exit when our process dies, however it dies (not for testenv:up).
+        env: { ...process.env, ...(detached ? {} : { RECONTEXT_EXIT_WITH_PARENT: '1' }) },
+      });
+      if (child.pid === undefined) throw new Error(`could not start ${binary}`);
+      if (detached) child.unref();
+      const exited = new Promise<string>((resolve) => {
+        child.on('exit', (code, signal) => resolve(signal ?? `exit code ${code}`));
+        child.on('error', (error) => resolve(error.message));
+      });
+      return new ManagedProcess(name, child.pid, logPath, child, exited);
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  get running(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  signal(signal: NodeJS.Signals): void {
+    try {
+      process.kill(-this.pid, signal);
+    } catch (error: unknown) {
+      if (!isErrnoException(error) || error.code !== 'ESRCH') throw error;
+    }
+  }
+
+  async terminate(graceMs = 15_000): Promise<void> {
+    if (!this.running) return;
+    this.signal('SIGCONT');
+    this.signal('SIGTERM');
+    const timeout = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), graceMs).unref());
+    if ((await Promise.race([this.exited, timeout])) === 'timeout') {
+      this.signal('SIGKILL');
+      await this.exited;
+    }
+  }
+
+  logTail(lines = 30): string {
+    try {
+      return readFileSync(this.logPath, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+    } catch {
+      return '(no log)';
+    }
+  }
+}
+
+/** Signals a process group recorded by pid (no ChildProcess handle) and waits for it to go. */
+async function terminateGroup(pid: number, graceMs = 15_000): Promise<void> {
+  const send = (signal: NodeJS.Signals): void => {
+    try {
+      process.kill(-pid, signal);
+    } catch (error: unknown) {
+      if (!isErrnoException(error) || error.code !== 'ESRCH') throw error;
+    }
+  };
+  send('SIGCONT');
+  send('SIGTERM');
+  const deadline = Date.now() + graceMs;
+  while (isAlive(pid) && Date.now() < deadline) await sleep(100);
+  if (isAlive(pid)) send('SIGKILL');
+  while (isAlive(pid) && !isZombie(pid)) await sleep(50);
+}
+
+function isZombie(pid: number): boolean {
+  try {
+    return /\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return true;
+  }
+}
+
+async function waitFor(what: string, check: () => Promise<boolean>, process: ManagedProcess, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  for (;;) {
+    if (!process.running) {
+      throw new Error(`${process.name} exited (${await process.exited}) before ${what} was ok; log ${process.logPath}:\n${process.logTail()}`);
+    }
+    try {
+      if (await check()) return;
+    } catch (error: unknown) {
+      last = error instanceof Error ? error.message : String(error);
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${formatElapsed(timeoutMs)} waiting for ${what} (${last}); log ${process.logPath}:\n${process.logTail()}`);
+    }
+    await sleep(200);
+  }
+}
+
+const exitHooks = new Set<() => void>();
+let exitHookInstalled = false;
+
+/**
+ * Runs hook synchronously when this process exits normally. A death by signal skips 'exit'
+ * handlers; the Go mains cover that case by exiting when their parent goes away.
+ */
+function onProcessExit(hook: () => void): () => void {
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    process.on('exit', () => {
+      for (const h of exitHooks) h();
+    });
+  }
+  exitHooks.add(hook);
+  return () => exitHooks.delete(hook);
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => (port > 0 ? resolve(port) : reject(new Error('no free port'))));
+    });
+  });
+}
+
+interface HttpResponse {
+  readonly status: number;
+  readonly body: string;
+}
+
+function httpGet(
+  url: string,
+  options: { headers?: Record<string, string>; ca?: string; rejectUnauthorized?: boolean } = {},
+): Promise<HttpResponse> {
+  return new Promise((resolve, reject) => {
+    const target = new URL(url);
+    const request = (target.protocol === 'https:' ? httpsRequest : httpRequest)(
+      target,
+      { method: 'GET', timeout: 5_000, ...options },
+      (response) => {
+        const chunks: Buffer[] = [];
+        response.on('data', (chunk: Buffer) => chunks.push(chunk));
+        response.on('end', () => resolve({ status: response.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+        response.on('error', reject);
+      },
+    );
+    request.on('timeout', () => request.destroy(new Error(`GET ${url} timed out`)));
+    request.on('error', reject);
+    request.end();
+  });
+}
+
+function httpPost(url: string, body: unknown): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const request = httpRequest(url, { method: 'POST', timeout: 10_000, headers: { 'content-type': 'application/json' } }, (response) => {
+      const chunks: Buffer[] = [];
+      response.on('data', (chunk: Buffer) => chunks.push(chunk));
+      response.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        if (response.statusCode === 200) resolve(text);
+        else reject(new Error(`POST ${url}: ${response.statusCode} ${text}`));
+      });
+      response.on('error', reject);
+    });
+    request.on('timeout', () => request.destroy(new Error(`POST ${url} timed out`)));
+    request.on('error', reject);
+    request.end(JSON.stringify(body));
+  });
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** True when a kubeconfig file left by testenv:up still exists (the state may be stale). */
+export function stateLooksAlive(state: ControlPlaneState): boolean {
+  return existsSync(state.kubeconfigPath) && ownsPid(state.pids.apiServer, state.binaries.kubeApiserver) && ownsPid(state.pids.etcd, state.binaries.etcd);
+}
