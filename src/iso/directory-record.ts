@@ -1,6 +1,6 @@
 // ECMA-119 9.1: a directory record. Records never cross a sector boundary (§6.8.1.1); the layout
 // step packs them, this module only encodes one.
-import { recordingDate, writeBoth16, writeBoth32 } from './fields.js';
+import { recordingDate, writeBoth16, writeBoth32, zeroed } from './fields.js';
 
 export const FLAG_DIRECTORY = 0x02;
 /** Fixed part of a record before the identifier. */
@@ -35,7 +35,7 @@ export function encodeDirectoryRecord(fields: DirectoryRecordFields): Buffer {
   const systemUse = fields.systemUse ?? Buffer.alloc(0);
   const size = directoryRecordSize(fields.identifier.length, systemUse.length);
   if (size > MAX_RECORD_SIZE) throw new RangeError(`directory record of ${size} bytes exceeds ${MAX_RECORD_SIZE}`);
-  const out = Buffer.alloc(size);
+  const out = zeroed(size);
   out[0] = size;
   out[1] = 0; // extended attribute record length
   writeBoth32(out, 2, fields.extent);

@@ -4,6 +4,14 @@
 
 export const SECTOR_SIZE = 2048;
 
+/**
+ * A zero-filled buffer from Node's shared pool. Buffer.alloc gives every small buffer its own
+ * ArrayBuffer, and the thousands of tiny structures of a layout then dominate garbage collection.
+ */
+export function zeroed(size: number): Buffer {
+  return Buffer.allocUnsafe(size).fill(0);
+}
+
 /** ECMA-119 7.2.3: 16-bit value, little-endian then big-endian (4 bytes). */
 export function writeBoth16(target: Buffer, offset: number, value: number): void {
   target.writeUInt16LE(value, offset);
@@ -18,7 +26,7 @@ export function writeBoth32(target: Buffer, offset: number, value: number): void
 
 /** ECMA-119 9.1.5: years since 1900, month, day, hour, minute, second, GMT offset (always UTC here). */
 export function recordingDate(date: Date): Buffer {
-  const out = Buffer.alloc(7);
+  const out = zeroed(7);
   out[0] = date.getUTCFullYear() - 1900;
   out[1] = date.getUTCMonth() + 1;
   out[2] = date.getUTCDate();

@@ -125,14 +125,18 @@ export function compareJolietIdentifiers(a: string, b: string): number {
 }
 
 function splitIdentifier(id: string): [string, string] {
-  const withoutVersion = id.replace(/;1$/, '');
+  const withoutVersion = id.endsWith(';1') ? id.slice(0, -2) : id;
   const dot = withoutVersion.lastIndexOf('.');
   return dot < 0 ? [withoutVersion, ''] : [withoutVersion.slice(0, dot), withoutVersion.slice(dot + 1)];
 }
 
+/** Compares as if the shorter string were padded with spaces (0x20), without building the padding. */
 function comparePadded(a: string, b: string): number {
   const width = Math.max(a.length, b.length);
-  const pa = a.padEnd(width, ' ');
-  const pb = b.padEnd(width, ' ');
-  return pa < pb ? -1 : pa > pb ? 1 : 0;
+  for (let i = 0; i < width; i++) {
+    const ca = i < a.length ? a.charCodeAt(i) : 0x20;
+    const cb = i < b.length ? b.charCodeAt(i) : 0x20;
+    if (ca !== cb) return ca < cb ? -1 : 1;
+  }
+  return 0;
 }

@@ -7,7 +7,7 @@
 import { IsoInputError, IsoLimitError } from './errors.js';
 import { SECTOR_SIZE, sectorsFor, utf16be } from './fields.js';
 import { MAX_RECORD_SIZE, PARENT_IDENTIFIER, SELF_IDENTIFIER, directoryRecordSize, recordPrefixSize } from './directory-record.js';
-import { compareIsoIdentifiers, compareJolietIdentifiers, isoIdentifiers, jolietIdentifiers } from './identifiers.js';
+import { compareIsoIdentifiers, isoIdentifiers, jolietIdentifiers } from './identifiers.js';
 import { MAX_DIRECTORIES, pathTableSize, type PathTableDirectory } from './path-table.js';
 import { S_IFDIR, S_IFLNK, S_IFREG, RRIP_DESCRIPTOR, RRIP_ID, RRIP_SOURCE, nmEntries, pxEntry, slEntries, tfEntry } from './rock-ridge.js';
 import { areaLength, erEntry, inlineLength, packSystemUse, spEntry, type ContinuationLocation, type SystemUsePacking } from './susp.js';
@@ -195,16 +195,19 @@ function planHierarchy(root: TreeNode, kind: 'iso' | 'joliet', serials: Map<Tree
     const children = node.children.filter((c) => rockRidge || c.kind !== 'symlink');
     const specs = children.map((c) => ({ name: c.name, isDir: c.kind === 'dir' }));
     const ids = rockRidge ? isoIdentifiers(specs) : jolietIdentifiers(specs);
-    const named = children.map((child, index) => ({ child, id: ids[index] as string }));
-    named.sort((a, b) => (rockRidge ? compareIsoIdentifiers(a.id, b.id) : compareJolietIdentifiers(a.id, b.id)));
+    const named = children.map((child, index) => {
+      const id = ids[index] as string;
+      return { child, id, bytes: rockRidge ? Buffer.from(id, 'latin1') : utf16be(id) };
+    });
+    // Joliet order is the order of the UCS-2 bytes, which are at hand already.
+    named.sort((a, b) => (rockRidge ? compareIsoIdentifiers(a.id, b.id) : Buffer.compare(a.bytes, b.bytes)));
 
     const selfEntries = parent === undefined ? rootSelfEntries(node, serials, tf) : attributeEntries(node, serials, tf);
     const records: RecordPlan[] = [
       { identifier: SELF_IDENTIFIER, node, systemUse: systemUse(selfEntries, 1) },
       { identifier: PARENT_IDENTIFIER, node: parent?.node ?? node, systemUse: systemUse(attributeEntries(parent?.node ?? node, serials, tf), 1) },
     ];
-    for (const { child, id } of named) {
-      const identifierBytes = rockRidge ? Buffer.from(id, 'latin1') : utf16be(id);
+    for (const { child, bytes: identifierBytes } of named) {
       const entries = rockRidge ? [...attributeEntries(child, serials, tf), ...nmEntries(child.name), ...(child.kind === 'symlink' ? slEntries(child.target ?? '') : [])] : [];
       records.push({ identifier: identifierBytes, node: child, systemUse: systemUse(entries, identifierBytes.length) });
     }

@@ -1,7 +1,7 @@
 // RRIP 1.12 (IEEE P1282) entries: PX (mode, links, owner, serial), NM (real name), TF (times),
 // SL (symlink target). Each is a SUSP entry; long NM and SL values are split over several entries
 // with the CONTINUE flag, since one entry holds at most 250 data bytes.
-import { recordingDate, writeBoth32 } from './fields.js';
+import { recordingDate, writeBoth32, zeroed } from './fields.js';
 import { suspEntry } from './susp.js';
 
 export const RRIP_ID = 'IEEE_1282';
@@ -29,7 +29,7 @@ export interface PosixAttributes {
 
 /** RRIP 4.1.1 PX, 44 bytes: mode, links, uid, gid (always 0: images carry no host identity), serial. */
 export function pxEntry(attributes: PosixAttributes): Buffer {
-  const data = Buffer.alloc(40);
+  const data = zeroed(40);
   writeBoth32(data, 0, attributes.mode);
   writeBoth32(data, 8, attributes.links);
   writeBoth32(data, 16, 0);

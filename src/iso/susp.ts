@@ -1,13 +1,14 @@
 // SUSP 1.12 (IEEE P1281): the entries that frame Rock Ridge — SP, CE, ER — and the packing of a
 // record's entries into its system use area plus continuation areas when they do not fit.
-import { SECTOR_SIZE, writeBoth32 } from './fields.js';
+import { SECTOR_SIZE, writeBoth32, zeroed } from './fields.js';
 
 /** Every SUSP entry: 2-byte signature, length, version, data (SUSP 4.1). */
 export function suspEntry(signature: string, version: number, data: Buffer): Buffer {
   const length = 4 + data.length;
   if (length > 255) throw new RangeError(`SUSP ${signature} entry of ${length} bytes exceeds 255`);
-  const out = Buffer.alloc(length);
-  out.write(signature, 0, 'latin1');
+  const out = Buffer.allocUnsafe(length);
+  out[0] = signature.charCodeAt(0);
+  out[1] = signature.charCodeAt(1);
   out[2] = length;
   out[3] = version;
   data.copy(out, 4);
@@ -23,7 +24,7 @@ export const CE_ENTRY_SIZE = 28;
 
 /** SUSP 5.1 CE: where the rest of this record's entries continue. */
 export function ceEntry(location: ContinuationLocation): Buffer {
-  const data = Buffer.alloc(24);
+  const data = zeroed(24);
   writeBoth32(data, 0, location.sector);
   writeBoth32(data, 8, location.offset);
   writeBoth32(data, 16, location.length);
