@@ -1,4 +1,5 @@
-// Public API of the ISO9660 writer (see doc.md for the specifications it follows).
+// Public API of the ISO9660 writer: ECMA-119 + SUSP 1.12 + RRIP 1.12 (Rock Ridge) + Joliet.
+// doc.md describes the layout, the limits and how each part is verified.
 export { buildIso, toVolumeId, type IsoFileWriteOptions, type IsoImage, type IsoOptions, type IsoWriteOptions, type IsoWriteResult } from './build.js';
 export { IsoInputError, IsoLimitError, IsoWriteError } from './errors.js';
 export { ImageStore, type ImageStoreOptions, type PutResult } from './store.js';
