@@ -43,8 +43,11 @@ interface Candidate {
   readonly ext: string | undefined;
 }
 
+function toD(text: string): string {
+  return text.toUpperCase().replace(/[^A-Z0-9_]/g, '_');
+}
+
 function isoCandidate(name: string, isDir: boolean): Candidate {
-  const toD = (text: string): string => text.toUpperCase().replace(/[^A-Z0-9_]/g, '_');
   if (isDir) return { base: toD(name).slice(0, ISO_DIR_CHARS), ext: undefined };
   const dot = name.lastIndexOf('.');
   const rawBase = dot > 0 ? name.slice(0, dot) : name;
@@ -79,22 +82,21 @@ function jolietText(c: Candidate): string {
  * identifier already taken — so the outcome depends only on the (sorted) input.
  */
 function disambiguate(candidates: readonly Candidate[], withSuffix: (c: Candidate, n: number) => Candidate, text: (c: Candidate) => string): string[] {
-  // ISO identifiers are upper case already; Joliet keeps case (readers on Linux show it verbatim).
-  const key = (s: string): string => s;
+  // Exact comparison: ISO identifiers are upper case already; Joliet keeps case (Linux shows it verbatim).
   const taken = new Set<string>();
-  const wanted = new Set(candidates.map((c) => key(text(c))));
+  const wanted = new Set(candidates.map(text));
   return candidates.map((candidate) => {
     let id = text(candidate);
-    if (taken.has(key(id))) {
+    if (taken.has(id)) {
       for (let n = 1; ; n++) {
         const next = text(withSuffix(candidate, n));
-        if (!taken.has(key(next)) && !wanted.has(key(next))) {
+        if (!taken.has(next) && !wanted.has(next)) {
           id = next;
           break;
         }
       }
     }
-    taken.add(key(id));
+    taken.add(id);
     return id;
   });
 }

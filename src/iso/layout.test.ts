@@ -107,6 +107,37 @@ describe('layout', () => {
     expect(bytes.length).toBe(((g?.extent ?? 0) + 1) * SECTOR);
   });
 
+  it('writes L and M path tables that agree with each other and with the directory extents', async () => {
+    const entries: IsoEntry[] = ['b/c', 'a/d/e', 'a/x', 'B'].map((path) => ({ path, kind: 'dir' }));
+    const bytes = await buildIso(entries, { volumeId: 'V', timestamp }).toBuffer();
+    for (const descriptor of [16, 17]) {
+      const base = descriptor * SECTOR;
+      const size = bytes.readUInt32LE(base + 132);
+      const l = bytes.readUInt32LE(base + 140) * SECTOR;
+      const m = bytes.readUInt32BE(base + 148) * SECTOR;
+      const decode = (at: number, big: boolean): [string, number, number][] => {
+        const out: [string, number, number][] = [];
+        for (let offset = 0; offset < size; ) {
+          const length = bytes[at + offset] as number;
+          const extent = big ? bytes.readUInt32BE(at + offset + 2) : bytes.readUInt32LE(at + offset + 2);
+          const parent = big ? bytes.readUInt16BE(at + offset + 6) : bytes.readUInt16LE(at + offset + 6);
+          out.push([bytes.subarray(at + offset + 8, at + offset + 8 + length).toString('hex'), extent, parent]);
+          offset += 8 + length + (length % 2);
+        }
+        return out;
+      };
+      const little = decode(l, false);
+      expect(decode(m, true)).toEqual(little);
+      expect(little.length).toBe(8); // root, B, a, b, a/d, a/x, b/c, a/d/e
+      const root = rootOf(bytes, descriptor);
+      expect(little[0]).toEqual(['00', root.extent, 1]);
+      // Levels ascend, and within a level parents ascend (ECMA-119 9.4).
+      for (let i = 2; i < little.length; i++) expect((little[i]?.[2] ?? 0) >= (little[i - 1]?.[2] ?? 0)).toBe(true);
+      // Each entry's extent holds a directory whose "." points back at that extent.
+      for (const [, extent] of little) expect(bytes.readUInt32LE(extent * SECTOR + 2)).toBe(extent);
+    }
+  });
+
   it('rejects bad volume options clearly', () => {
     expect(() => buildIso([], { volumeId: 'lower', timestamp })).toThrow(/volume id "lower" must be 1–32 characters/);
     expect(() => buildIso([], { volumeId: 'V', label: 'x'.repeat(17), timestamp })).toThrow(IsoInputError);
