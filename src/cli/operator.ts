@@ -13,6 +13,10 @@ interface OperatorFlags {
   metricsAddress: string;
   leaderElect: boolean;
   leaseNamespace?: string;
+  leaseDuration: string;
+  renewDeadline: string;
+  retryPeriod: string;
+  watchdog: string;
   imageDir: string;
   driver: 'none';
   logLevel: Level;
@@ -29,6 +33,10 @@ export function operatorCommand(): Command {
     .option('--metrics-address <host:port>', 'serve /healthz, /readyz and /metrics here', env('RECONTEXT_METRICS_ADDRESS') ?? ':8080')
     .option('--no-leader-elect', 'reconcile without a leader lease (only when a single replica runs)')
     .option('--lease-namespace <namespace>', 'namespace of the leader lease (default: --namespace, else "default")', env('RECONTEXT_LEASE_NAMESPACE'))
+    .option('--lease-duration <ms>', 'how long a lease lasts without renewal; a standby takes over after it', '15000')
+    .option('--renew-deadline <ms>', 'the leader steps down when it cannot renew for this long', '10000')
+    .option('--retry-period <ms>', 'how often the lease is renewed or tried', '2000')
+    .option('--watchdog <ms>', 'restart a watch that delivered nothing, not even a bookmark, for this long', '90000')
     .option('--image-dir <dir>', 'content-addressed image store', env('RECONTEXT_IMAGE_DIR') ?? '/var/lib/recontext/images')
     .addOption(new Option('--driver <name>', 'how images reach VMs: none = build and record only (libvirt and kubevirt attach them: coming)').choices(['none']).default('none'))
     .addOption(new Option('--log-level <level>', 'log level').choices(['debug', 'info', 'warn', 'error']).default(env('RECONTEXT_LOG_LEVEL') ?? 'info'))
@@ -38,6 +46,11 @@ export function operatorCommand(): Command {
       const metrics = new OperatorMetrics();
       const concurrency = Number(flags.concurrency);
       if (!Number.isInteger(concurrency) || concurrency < 1) throw new Error(`--concurrency must be a positive integer, got ${flags.concurrency}`);
+      const millis = (name: string, value: string) => {
+        const n = Number(value);
+        if (!Number.isInteger(n) || n <= 0) throw new Error(`--${name} must be a positive number of milliseconds, got ${value}`);
+        return n;
+      };
       const client = KubeClient.fromKubeconfig(flags.kubeconfig, { onRequest: (verb, code) => metrics.kubeRequests.inc({ verb, code: String(code) }) });
       const operator = new Operator({
         client,
@@ -48,6 +61,10 @@ export function operatorCommand(): Command {
         concurrency,
         metricsAddress: flags.metricsAddress,
         leaderElection: flags.leaderElect,
+        leaseDurationMs: millis('lease-duration', flags.leaseDuration),
+        renewDeadlineMs: millis('renew-deadline', flags.renewDeadline),
+        retryPeriodMs: millis('retry-period', flags.retryPeriod),
+        watchdogMs: millis('watchdog', flags.watchdog),
         ...(flags.namespace ? { namespace: flags.namespace } : {}),
         ...(flags.leaseNamespace ? { leaseNamespace: flags.leaseNamespace } : {}),
         onLostLeadership: () => {
