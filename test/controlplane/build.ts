@@ -167,7 +167,7 @@ async function buildModule(
   // The package count gives the heartbeat a denominator; `go build -v` names each package it compiles.
   const listed = spawnSync(go, ['list', '-deps', '.'], { cwd, env, encoding: 'utf8' });
   const total = listed.status === 0 ? listed.stdout.split('\n').filter(Boolean).length : undefined;
-  log(`control plane: ${step}: compiling${total ? ` (${total} packages, most already cached on a warm machine)` : ''} (${formatElapsed(Date.now() - started)})`);
+  log(`control plane: ${step}: compiling${total ? ` (${total} packages in the build graph)` : ''} (${formatElapsed(Date.now() - started)})`);
 
   const output = `${binaries[module.binary]}.tmp-${process.pid}`;
   let compiled = 0;

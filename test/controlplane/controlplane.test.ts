@@ -92,6 +92,14 @@ describe.skipIf(controlPlaneSkipReason())('test control plane (private instance)
     expect(allowed.code, allowed.stderr).toBe(0);
     const stillDenied = await plane.kubectl(['get', 'secrets', '-n', 'default'], asRestricted);
     expect(stillDenied.stderr).toContain('forbidden');
+    // config/rbac binds the ServiceAccount, not a user name: that subject must match the token too.
+    const [namespace, name] = RESTRICTED_USER.split(':').slice(2);
+    const saBinding = await plane.kubectl(['create', 'rolebinding', 'read-cm-sa', '-n', 'kube-system', '--role=read-cm', `--serviceaccount=${namespace}:${name}`]);
+    expect(saBinding.code, saBinding.stderr).toBe(0);
+    const saRole = await plane.kubectl(['create', 'role', 'read-cm', '-n', 'kube-system', '--verb=list', '--resource=configmaps']);
+    expect(saRole.code, saRole.stderr).toBe(0);
+    const viaServiceAccount = await plane.kubectl(['get', 'configmaps', '-n', 'kube-system'], asRestricted);
+    expect(viaServiceAccount.code, viaServiceAccount.stderr).toBe(0);
   });
 
   it('pauses (SIGSTOP: requests hang) and resumes (SIGCONT)', async () => {

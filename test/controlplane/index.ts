@@ -8,7 +8,7 @@ import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { stringify } from 'yaml';
 import { ensureBinaries, formatElapsed, isAlive, isErrnoException, type ControlPlaneBinaries } from './build.js';
 
@@ -122,7 +122,8 @@ export function runKubectl(kubectl: string, kubeconfig: string, args: readonly s
   return new Promise((resolve, reject) => {
     const child = execFile(
       kubectl,
-      [`--kubeconfig=${kubeconfig}`, ...args],
+      // Discovery cache beside the kubeconfig, so runs on random ports do not pile up in ~/.kube/cache.
+      [`--kubeconfig=${kubeconfig}`, `--cache-dir=${join(dirname(kubeconfig), '.kube-cache')}`, ...args],
       { maxBuffer: 64 * 1024 * 1024, timeout: 120_000 },
       (error, stdout, stderr) => {
         if (error && typeof error.code !== 'number') reject(error);
@@ -417,6 +418,7 @@ class ControlPlaneInstance implements ControlPlane {
   /** Synchronous last resort when this Node process exits without stop(). */
   private killNow(): void {
     for (const process of [this.apiServer, this.etcd]) process?.signal('SIGKILL');
+    if (!this.options.keepDir) rmSync(this.dir, { recursive: true, force: true });
   }
 
   private assertRunning(): void {
