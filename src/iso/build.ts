@@ -2,6 +2,7 @@
 // → an image object that writes itself to a stream, hashing the bytes on the way.
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
+import { closeSync, openSync, writevSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
 import { IsoWriteError } from './errors.js';
@@ -122,7 +123,14 @@ async function writeToStream(plan: IsoPlan, size: number, sink: Writable, end: b
 /** Positioned writes may complete in any order, so a few can be in flight while the next chunk renders. */
 const WRITES_IN_FLIGHT = 4;
 
+/**
+ * Images up to this size (a typical layer is a few hundred KB) are written with blocking calls:
+ * open, one write, close on the page cache take microseconds, thread-pool round trips take longer.
+ */
+const SMALL_IMAGE_BYTES = 4 << 20;
+
 async function writeToFile(plan: IsoPlan, size: number, path: string, options: IsoFileWriteOptions): Promise<IsoWriteResult> {
+  if (size <= SMALL_IMAGE_BYTES) return writeSmallFile(plan, size, path, options);
   let handle: FileHandle;
   try {
     handle = await open(path, options.exclusive === true ? 'wx' : 'w', 0o644);
@@ -152,6 +160,33 @@ async function writeToFile(plan: IsoPlan, size: number, path: string, options: I
     throw asWriteError(error);
   } finally {
     await handle.close();
+  }
+}
+
+async function writeSmallFile(plan: IsoPlan, size: number, path: string, options: IsoFileWriteOptions): Promise<IsoWriteResult> {
+  const parts: Buffer[] = [];
+  const result = await pump(plan, size, options.sha256 ?? true, async (chunk) => {
+    parts.push(chunk);
+  });
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, options.exclusive === true ? 'wx' : 'w', 0o644);
+    const written = writevSync(fd, parts);
+    if (written !== size) throw new Error(`short write: ${written} of ${size} bytes`);
+    if (options.fsync === true) {
+      // fsync waits for the disk: keep it off the event loop.
+      const handle = await open(path, 'r+');
+      try {
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+    }
+    return result;
+  } catch (error: unknown) {
+    throw asWriteError(error);
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
 }
 

@@ -67,7 +67,7 @@ describe('ImageStore', () => {
       script,
       `import { buildIso, ImageStore } from ${JSON.stringify(storeModule)};
 const store = new ImageStore({ directory: ${JSON.stringify(directory)} });
-const entries = [{ path: 'big', kind: 'file', content: Buffer.alloc(3 << 20, 1) }, { path: 'stuck', kind: 'file', content: { fromFile: ${JSON.stringify(fifo)}, size: 10 } }];
+const entries = [{ path: 'big', kind: 'file', content: Buffer.alloc(6 << 20, 1) }, { path: 'stuck', kind: 'file', content: { fromFile: ${JSON.stringify(fifo)}, size: 10 } }];
 await store.put(${JSON.stringify(digest)}, buildIso(entries, { volumeId: 'V', timestamp: new Date(0) }));
 `,
     );
