@@ -15,7 +15,8 @@ import { EventRecorder } from './events.js';
 import { startHealthServer } from './health.js';
 import { Informer, type ObjectMeta } from './informer.js';
 import { LeaderElector } from './leader.js';
-import type { Logger } from './log.js';
+import { errorMessage, type Logger } from './log.js';
+import { realClock } from './clock.js';
 import type { OperatorMetrics } from './metrics.js';
 import { layersUsingSource, vmContextsUsingLayer } from './routing.js';
 import type { ConfigMapObject, SecretObject } from './sources.js';
@@ -44,6 +45,10 @@ export interface OperatorOptions {
   readonly retryPeriodMs?: number;
   readonly resyncMs?: number;
   readonly watchdogMs?: number;
+  /** How often images no VMContext uses are deleted from the store. Default 300 000 ms. */
+  readonly imageGcIntervalMs?: number;
+  /** A just-built image is kept this long even before a status names it. Default 600 000 ms. */
+  readonly imageGcGraceMs?: number;
   /** Called when leadership is lost; the CLI exits so that a restart starts clean. */
   readonly onLostLeadership?: () => void;
 }
@@ -60,6 +65,9 @@ export class Operator {
   #leaderLoop: Promise<void> | undefined;
   #server: Server | undefined;
   #running = false;
+  #images: LayerImageStore | undefined;
+  #vmContexts: Informer<VMContext> | undefined;
+  #gcTimer: { cancel(): void } | undefined;
   metricsUrl: string | undefined;
 
   constructor(options: OperatorOptions) {
@@ -95,7 +103,7 @@ export class Operator {
     const secrets = informer<SecretObject>(SECRETS);
     const identity = this.#o.identity ?? `${hostname()}-${randomBytes(4).toString('hex')}`;
     const events = new EventRecorder({ client, controller: 'recontext.dev/operator', instance: identity, logger });
-    const images = new LayerImageStore(this.#o.imageDirectory);
+    const images = new LayerImageStore(this.#o.imageDirectory, this.#o.imageGcGraceMs !== undefined ? { graceMs: this.#o.imageGcGraceMs } : {});
     const concurrency = this.#o.concurrency ?? 4;
 
     const vmController = new Controller({
@@ -113,6 +121,8 @@ export class Operator {
       reconcile: contextLayerReconciler({ client, layers, vmContexts, configMaps, secrets }),
     });
     this.#controllers.push(vmController, layerController);
+    this.#images = images;
+    this.#vmContexts = vmContexts;
 
     vmContexts.onEvent((_event, vm) => {
       vmController.enqueue(keyOf(vm));
@@ -176,10 +186,31 @@ export class Operator {
     for (const key of layerKeys) layerController.enqueue(key);
     for (const c of this.#controllers) c.start();
     this.#o.logger.info('controllers started', { controllers: this.#controllers.map((c) => c.name) });
+    this.#scheduleImageGc();
+  }
+
+  /** Deletes images that no VMContext's status names (only the leader: it is the one writing images). */
+  async collectImages(): Promise<string[]> {
+    if (!this.#images || !this.#vmContexts) return [];
+    const keep = this.#vmContexts.list().flatMap((vm) => (vm.status?.layers ?? []).map((l) => l.digest));
+    const removed = await this.#images.gc(keep);
+    if (removed.length > 0) this.#o.logger.info('removed unused images', { count: removed.length });
+    return removed;
+  }
+
+  #scheduleImageGc(): void {
+    const every = this.#o.imageGcIntervalMs ?? 300_000;
+    const tick = () => {
+      if (!this.#running) return;
+      this.collectImages().catch((error: unknown) => this.#o.logger.warn('image gc failed', { error: errorMessage(error) }));
+      this.#gcTimer = realClock.setTimeout(tick, every);
+    };
+    this.#gcTimer = realClock.setTimeout(tick, every);
   }
 
   async #stopControllers(): Promise<void> {
     this.#running = false;
+    this.#gcTimer?.cancel();
     await Promise.all(this.#controllers.map((c) => c.stop()));
   }
 

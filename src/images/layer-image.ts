@@ -35,9 +35,16 @@ export function imageEntries(layer: RenderedLayer): IsoEntry[] {
 
 export class LayerImageStore {
   readonly #store: ImageStore;
+  /** Digests ensured recently, with when: protected from gc until their VM's status names them. */
+  readonly #recent = new Map<string, number>();
+  readonly #graceMs: number;
+  readonly #now: () => number;
 
-  constructor(directory: string) {
+  /** `graceMs`: how long a freshly ensured image survives gc without being referenced (default 10 min). */
+  constructor(directory: string, options: { graceMs?: number; now?: () => number } = {}) {
     this.#store = new ImageStore({ directory });
+    this.#graceMs = options.graceMs ?? 600_000;
+    this.#now = options.now ?? Date.now;
   }
 
   get directory(): string {
@@ -54,12 +61,19 @@ export class LayerImageStore {
 
   /** Builds the layer's image unless the store has it already. */
   async ensure(layer: RenderedLayer): Promise<LayerImage> {
+    this.#recent.set(layer.digest, this.#now());
     const result = await this.#store.put(hexOf(layer.digest), () => buildIso(imageEntries(layer), { volumeId: volumeId(layer.digest), label: layer.name.slice(0, 16), timestamp: IMAGE_TIMESTAMP }));
     return { digest: layer.digest, path: result.path, bytes: (await stat(result.path)).size, built: result.created };
   }
 
-  /** Deletes every image whose digest is not in `keep`; returns the removed digests. */
+  /**
+   * Deletes every image whose digest is neither in `keep` nor ensured within the grace period
+   * (a reconciliation may have built it and not yet written the status that names it).
+   */
   async gc(keep: Iterable<string>): Promise<string[]> {
-    return (await this.#store.gc([...keep].map(hexOf))).map((hex) => `sha256:${hex}`);
+    const cutoff = this.#now() - this.#graceMs;
+    for (const [digest, at] of this.#recent) if (at < cutoff) this.#recent.delete(digest);
+    const kept = new Set([...keep, ...this.#recent.keys()]);
+    return (await this.#store.gc([...kept].map(hexOf))).map((hex) => `sha256:${hex}`);
   }
 }

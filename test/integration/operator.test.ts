@@ -2,7 +2,7 @@
 // Ready with the digests `recontext render` computes offline, a ConfigMap edit re-renders within
 // seconds, a removed layer leaves every VM that had it, a VMI migration re-renders the
 // infrastructure layer for the new node, and no Secret content leaks anywhere.
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -23,6 +23,7 @@ describe.skipIf(controlPlaneSkipReason())('operator on a real API server', () =>
   let client: KubeClient;
   const logs: string[] = [];
   const metrics = new OperatorMetrics();
+  const imageDirectory = mkdtempSync(join(tmpdir(), 'operator-it-images-'));
 
   const vmContext = () => getVMContext(client, NS);
   let kubectl: ReturnType<typeof strict>;
@@ -38,7 +39,8 @@ describe.skipIf(controlPlaneSkipReason())('operator on a real API server', () =>
       driver: new ImagesOnlyDriver(client),
       logger: createLogger({ level: 'debug', write: (line) => void logs.push(line) }),
       metrics,
-      imageDirectory: mkdtempSync(join(tmpdir(), 'operator-it-images-')),
+      imageDirectory,
+      imageGcGraceMs: 0,
       namespace: NS,
       metricsAddress: '127.0.0.1:0',
       leaseDurationMs: 4000,
@@ -116,6 +118,15 @@ describe.skipIf(controlPlaneSkipReason())('operator on a real API server', () =>
       return vm.status?.layers && !vm.status.layers.some((l) => l.name === 'broker-endpoints') ? vm : undefined;
     });
     expect(after.status?.layers?.map((l) => l.name)).toEqual(['data-residency', 'site-cache', 'gluster-service']);
+  });
+
+  it('deletes images no VMContext uses any more, and keeps the ones in use', async () => {
+    const inUse = (await vmContext()).status!.layers!.map((l) => `${l.digest.slice('sha256:'.length)}.iso`).sort();
+    const before = readdirSync(imageDirectory).filter((f) => f.endsWith('.iso'));
+    expect(before.length).toBeGreaterThan(inUse.length); // older versions from the edits and the migration
+    const removed = await operator.collectImages();
+    expect(removed.length).toBe(before.length - inUse.length);
+    expect(readdirSync(imageDirectory).filter((f) => f.endsWith('.iso')).sort()).toEqual(inUse);
   });
 
   it('reports a layer that cannot render in a condition with a reason, and recovers', async () => {
