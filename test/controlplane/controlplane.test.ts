@@ -1,8 +1,11 @@
 // The test control plane itself: auth as configured, and every fault lever works (restart,
 // SIGSTOP/SIGCONT, watch expiry by etcd compaction), on a private instance so the shared one
 // used by other test files is never disturbed.
-import { existsSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RESTRICTED_USER, ownsPid, type ControlPlane } from './index.js';
 import { controlPlaneSkipReason, startExclusiveControlPlane, useControlPlane } from './shared.js';
@@ -157,8 +160,14 @@ describe.skipIf(controlPlaneSkipReason())('test control plane (private instance)
     }
   });
 
-  it('stop() ends both process groups and removes the directory', async () => {
-    const extra = await startExclusiveControlPlane();
+  it('removes directories of dead owners on start; stop() ends both process groups and removes its own', async () => {
+    const base = mkdtempSync(join(tmpdir(), 'recontext-cp-test-'));
+    const orphan = join(base, 'recontext-cp-orphan');
+    mkdirSync(orphan);
+    const dead = spawnSync('true').pid;
+    writeFileSync(join(orphan, 'owner.pid'), String(dead));
+    const extra = await startExclusiveControlPlane({ baseDir: base });
+    expect(existsSync(orphan)).toBe(false);
     const { pids, dir } = extra.state();
     expect(ownsPid(pids.apiServer, extra.binaries.kubeApiserver)).toBe(true);
     expect(ownsPid(pids.etcd, extra.binaries.etcd)).toBe(true);
@@ -167,6 +176,7 @@ describe.skipIf(controlPlaneSkipReason())('test control plane (private instance)
     expect(ownsPid(pids.apiServer, extra.binaries.kubeApiserver)).toBe(false);
     expect(ownsPid(pids.etcd, extra.binaries.etcd)).toBe(false);
     expect(existsSync(dir)).toBe(false);
+    rmSync(base, { recursive: true, force: true });
   });
 });
 

@@ -3,7 +3,7 @@
 // levers later tests need (restart, SIGSTOP/SIGCONT, etcd compaction).
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { createServer } from 'node:net';
@@ -106,7 +106,12 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
   const log = options.log ?? (() => undefined);
   const binaries = options.binaries ?? (await ensureBinaries({ log }));
   const started = Date.now();
-  const dir = mkdtempSync(join(options.baseDir ?? tmpdir(), 'recontext-cp-'));
+  const baseDir = options.baseDir ?? tmpdir();
+  removeOrphans(baseDir);
+  const dir = mkdtempSync(join(baseDir, 'recontext-cp-'));
+  // The owner's pid lets a later start remove this directory if we die without stop() (etcd
+  // preallocates ~120 MB). A detached instance is owned by testenv's state file instead.
+  if (!options.detached) writeFileSync(join(dir, 'owner.pid'), String(process.pid));
   try {
     const instance = await ControlPlaneInstance.start(binaries, dir, options, log);
     log(`control plane: ready at ${instance.server} in ${formatElapsed(Date.now() - started)} (dir ${dir})`);
@@ -114,6 +119,26 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
   } catch (error: unknown) {
     if (!options.keepDir) rmSync(dir, { recursive: true, force: true });
     throw error;
+  }
+}
+
+/** Removes instance directories whose owning process is gone (killed test runs). */
+function removeOrphans(baseDir: string): void {
+  let entries: string[];
+  try {
+    entries = readdirSync(baseDir).filter((name) => name.startsWith('recontext-cp-'));
+  } catch {
+    return;
+  }
+  for (const name of entries) {
+    const dir = join(baseDir, name);
+    let owner: number;
+    try {
+      owner = Number.parseInt(readFileSync(join(dir, 'owner.pid'), 'utf8'), 10);
+    } catch {
+      continue; // no owner file: detached (testenv) or from an older version; leave it alone
+    }
+    if (Number.isInteger(owner) && owner > 0 && !isAlive(owner)) rmSync(dir, { recursive: true, force: true });
   }
 }
 
