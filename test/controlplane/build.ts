@@ -96,6 +96,9 @@ function isExecutable(path: string): boolean {
 
 /** The go command: PATH first, then the usual install location (non-login shells often miss it). */
 export function findGo(): string | undefined {
+  // RECONTEXT_GO picks a toolchain explicitly (and, set to nothing usable, simulates having none).
+  const explicit = process.env['RECONTEXT_GO'];
+  if (explicit !== undefined) return isExecutable(explicit) ? explicit : undefined;
   const candidates = [
     ...(process.env['PATH'] ?? '').split(delimiter).filter(Boolean).map((d) => join(d, 'go')),
     '/usr/local/go/bin/go',
@@ -129,7 +132,7 @@ export async function ensureBinaries(options: BuildOptions = {}): Promise<Contro
     if (missing.length === 0) return binaries;
     if (!go) {
       throw new ControlPlaneUnavailable(
-        'no Go toolchain (go not on PATH nor in /usr/local/go/bin): cannot build kube-apiserver/etcd/kubectl',
+        `no Go toolchain (${process.env['RECONTEXT_GO'] !== undefined ? `RECONTEXT_GO=${process.env['RECONTEXT_GO']} is not executable` : 'go not on PATH nor in /usr/local/go/bin'}): cannot build kube-apiserver/etcd/kubectl`,
       );
     }
     const started = Date.now();

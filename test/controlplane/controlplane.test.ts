@@ -6,6 +6,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RESTRICTED_USER, ownsPid, type ControlPlane } from './index.js';
 import { controlPlaneSkipReason, startExclusiveControlPlane, useControlPlane } from './shared.js';
@@ -70,6 +71,16 @@ describe.skipIf(controlPlaneSkipReason())('test control plane (private instance)
     const parsed = JSON.parse(version.stdout) as { serverVersion: { gitVersion: string }; clientVersion: { gitVersion: string } };
     expect(parsed.serverVersion.gitVersion).toBe(plane.binaries.versions.kubernetes);
     expect(parsed.clientVersion.gitVersion).toBe(plane.binaries.versions.kubernetes);
+  });
+
+  it('gives kubeconfigs that @kubernetes/client-node loads (CA data and token) for both users', async () => {
+    const admin = new KubeConfig();
+    admin.loadFromFile(plane.kubeconfigPath);
+    const namespaces = await admin.makeApiClient(CoreV1Api).listNamespace();
+    expect(namespaces.items.map((n) => n.metadata?.name)).toContain('kube-system');
+    const restricted = new KubeConfig();
+    restricted.loadFromFile(plane.restrictedKubeconfigPath);
+    await expect(restricted.makeApiClient(CoreV1Api).listNamespace()).rejects.toMatchObject({ code: 403 });
   });
 
   it('authenticates the admin into system:masters and the restricted token with no extra groups', async () => {
