@@ -13,7 +13,7 @@ import { OperatorMetrics } from '../../src/controllers/metrics.js';
 import { ImagesOnlyDriver } from '../../src/drivers/none.js';
 import { KubeClient } from '../../src/kube/client.js';
 import { controlPlaneSkipReason, installCrds, useControlPlane, type SharedControlPlane } from '../controlplane/shared.js';
-import { REPO, SECRET_VALUE, ZONE_A, digestOf, getVMContext, installScenario, strict, until } from './scenario.js';
+import { REPO, SECRET_VALUE, ZONE_A, digestOf, getVMContext, installScenario, isReady, strict, until } from './scenario.js';
 
 const NS = 'operator-it';
 
@@ -79,6 +79,24 @@ describe.skipIf(controlPlaneSkipReason())('operator on a real API server', () =>
       ['gluster-service', '100', '1', 'True'],
       ['site-cache', '300', '1', 'True'],
     ]);
+  });
+
+  it('builds a shared layer once for all VMs: a second VM on the same zone builds only its VM-specific layer', async () => {
+    const builds = async () => (await metrics.imageBuilds.get()).values[0]?.value ?? 0;
+    const before = await builds();
+    await kubectl(['apply', '-n', NS, '-f', '-'], 'apiVersion: kubevirt.io/v1\nkind: VirtualMachineInstance\nmetadata:\n  name: gluster-client-2\nspec: {}\n');
+    await kubectl(['patch', '-n', NS, 'vmi', 'gluster-client-2', '--subresource=status', '--type=merge', '-p', '{"status":{"phase":"Running","nodeName":"it-node-a"}}']);
+    await kubectl(['apply', '-n', NS, '-f', '-'], 'apiVersion: recontext.dev/v1alpha1\nkind: VMContext\nmetadata:\n  name: gluster-client-2\n  labels: {app: gluster-client}\nspec:\n  target: {kubevirt: {name: gluster-client-2}}\n  layers: [{name: gluster-service}, {name: site-cache}, {name: data-residency}]\n');
+    const second = await until('second VM Ready', async () => {
+      const vm = await getVMContext(client, NS, 'gluster-client-2');
+      return isReady(vm) ? vm : undefined;
+    });
+    const first = await vmContext();
+    // site-cache's template names the VM ({{ vm.name }}): its own image. The rest are shared.
+    for (const shared of ['gluster-service', 'broker-endpoints', 'data-residency']) expect(digestOf(second, shared)).toBe(digestOf(first, shared));
+    expect(digestOf(second, 'site-cache')).not.toBe(digestOf(first, 'site-cache'));
+    expect((await builds()) - before).toBe(1);
+    await kubectl(['delete', '-n', NS, 'vmctx', 'gluster-client-2', '--wait=true', '--timeout=30s']);
   });
 
   it('re-renders within seconds when a ConfigMap used through contentFrom/sources changes', async () => {
