@@ -2,8 +2,7 @@
 // → an image object that writes itself to a stream, hashing the bytes on the way.
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { closeSync, openSync, writevSync } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
+import { closeSync, fsync, openSync, writeSync } from 'node:fs';
 import type { Writable } from 'node:stream';
 import { IsoWriteError } from './errors.js';
 import { SECTOR_SIZE } from './fields.js';
@@ -67,11 +66,7 @@ export function buildIso(entries: readonly IsoEntry[], options: IsoOptions): Iso
     plan,
     write: (sink, writeOptions) => writeToStream(plan, size, sink, writeOptions?.end ?? true, writeOptions?.sha256 ?? true),
     writeToFile: (path, fileOptions) => writeToFile(plan, size, path, fileOptions ?? {}),
-    toBuffer: async () => {
-      const parts: Buffer[] = [];
-      for await (const chunk of renderImage(plan)) parts.push(chunk);
-      return Buffer.concat(parts, size);
-    },
+    toBuffer: async () => Buffer.concat([...renderImage(plan)], size),
   };
 }
 
@@ -82,10 +77,16 @@ export function toVolumeId(label: string): string {
 }
 
 /** Renders the image and hands each chunk with its offset to `put`; hashes on the way if asked. */
-async function pump(plan: IsoPlan, size: number, sha256: boolean, put: (chunk: Buffer, position: number) => Promise<void>): Promise<IsoWriteResult> {
+async function pump(
+  plan: IsoPlan,
+  size: number,
+  sha256: boolean,
+  put: (chunk: Buffer, position: number) => Promise<void>,
+  options: { reuseChunks?: boolean } = {},
+): Promise<IsoWriteResult> {
   const hash = sha256 ? createHash('sha256') : undefined;
   let bytes = 0;
-  for await (const chunk of renderImage(plan)) {
+  for (const chunk of renderImage(plan, options)) {
     hash?.update(chunk);
     const position = bytes;
     bytes += chunk.length;
@@ -120,68 +121,30 @@ async function writeToStream(plan: IsoPlan, size: number, sink: Writable, end: b
   }
 }
 
-/** Positioned writes may complete in any order, so a few can be in flight while the next chunk renders. */
-const WRITES_IN_FLIGHT = 4;
+/** Bytes written between two turns of the event loop: bounds how long a build holds the loop. */
+const YIELD_EVERY_BYTES = 8 << 20;
 
 /**
- * Images up to this size (a typical layer is a few hundred KB) are written with blocking calls:
- * open, one write, close on the page cache take microseconds, thread-pool round trips take longer.
+ * Writes with blocking positioned writes and yields to the event loop every few MiB. On the page
+ * cache this is what genisoimage does; thread-pool writes cost a hand-off per chunk, and on a busy
+ * machine each hand-off waits for a time slice. fsync (which waits for the disk) stays async.
  */
-const SMALL_IMAGE_BYTES = 4 << 20;
-
 async function writeToFile(plan: IsoPlan, size: number, path: string, options: IsoFileWriteOptions): Promise<IsoWriteResult> {
-  if (size <= SMALL_IMAGE_BYTES) return writeSmallFile(plan, size, path, options);
-  let handle: FileHandle;
-  try {
-    handle = await open(path, options.exclusive === true ? 'wx' : 'w', 0o644);
-  } catch (error: unknown) {
-    throw asWriteError(error);
-  }
-  const inFlight = new Set<Promise<unknown>>();
-  let failure: unknown;
-  try {
-    const result = await pump(plan, size, options.sha256 ?? true, async (chunk, position) => {
-      if (failure !== undefined) throw failure;
-      const pending: Promise<unknown> = handle.write(chunk, 0, chunk.length, position).then(
-        () => inFlight.delete(pending),
-        (error: unknown) => {
-          failure ??= error;
-        },
-      );
-      inFlight.add(pending);
-      if (inFlight.size >= WRITES_IN_FLIGHT) await Promise.race(inFlight);
-    });
-    await Promise.all(inFlight);
-    if (failure !== undefined) throw failure;
-    if (options.fsync === true) await handle.sync();
-    return result;
-  } catch (error: unknown) {
-    await Promise.allSettled(inFlight);
-    throw asWriteError(error);
-  } finally {
-    await handle.close();
-  }
-}
-
-async function writeSmallFile(plan: IsoPlan, size: number, path: string, options: IsoFileWriteOptions): Promise<IsoWriteResult> {
-  const parts: Buffer[] = [];
-  const result = await pump(plan, size, options.sha256 ?? true, async (chunk) => {
-    parts.push(chunk);
-  });
   let fd: number | undefined;
   try {
     fd = openSync(path, options.exclusive === true ? 'wx' : 'w', 0o644);
-    const written = writevSync(fd, parts);
-    if (written !== size) throw new Error(`short write: ${written} of ${size} bytes`);
-    if (options.fsync === true) {
-      // fsync waits for the disk: keep it off the event loop.
-      const handle = await open(path, 'r+');
-      try {
-        await handle.sync();
-      } finally {
-        await handle.close();
+    const target = fd;
+    let sinceYield = 0;
+    const result = await pump(plan, size, options.sha256 ?? true, async (chunk, position) => {
+      for (let done = 0; done < chunk.length; ) done += writeSync(target, chunk, done, chunk.length - done, position + done);
+      sinceYield += chunk.length;
+      if (sinceYield >= YIELD_EVERY_BYTES) {
+        sinceYield = 0;
+        await new Promise((resolve) => setImmediate(resolve));
       }
-    }
+      // The chunk is on its way to disk once writeSync returns: its memory can take the next one.
+    }, { reuseChunks: true });
+    if (options.fsync === true) await new Promise<void>((resolve, reject) => fsync(target, (error) => (error === null ? resolve() : reject(error))));
     return result;
   } catch (error: unknown) {
     throw asWriteError(error);

@@ -1,8 +1,8 @@
-// The write step: a plan becomes bytes, in sector order, as a sequence of chunks. Metadata is
-// rendered one structure at a time and file contents are streamed, so memory stays bounded by the
-// chunk size and the size of the largest directory, not by the size of the tree.
+// The write step: a plan becomes bytes, in sector order, as a sequence of chunks of about 1 MiB.
+// Metadata is rendered one structure at a time and file contents are read straight into the chunk
+// being filled, so memory stays bounded by the chunk size and the largest directory, not by the
+// size of the tree, and small files cost no allocation or copy of their own.
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { open } from 'node:fs/promises';
 import { IsoWriteError } from './errors.js';
 import { SECTOR_SIZE, sectorsFor } from './fields.js';
 import { encodeDirectoryRecord } from './directory-record.js';
@@ -14,35 +14,34 @@ import type { TreeNode } from './tree.js';
 
 /** Size of the reads from source files; also the batch size of small chunks. */
 export const CHUNK_SIZE = 1 << 20;
-/** Files up to this size are read whole (blocking); larger ones are streamed in CHUNK_SIZE reads. */
-const SMALL_FILE_LIMIT = 256 * 1024;
 const APPLICATION_ID = 'RECONTEXT';
-/** Shared, never written to: the padding after each file's last byte. */
-const ZERO_SECTOR = Buffer.alloc(SECTOR_SIZE);
 
-/** Yields the image in order; the concatenation of the chunks is the image. Chunks are never reused. */
-export async function* renderImage(plan: IsoPlan): AsyncGenerator<Buffer> {
-  const batch = new ChunkBatch();
-  const emit = function* (chunk: Buffer): Generator<Buffer> {
-    yield* batch.add(chunk);
-  };
-  yield* emit(Buffer.alloc(FIRST_DESCRIPTOR_SECTOR * SECTOR_SIZE));
-  yield* emit(primaryVolumeDescriptor(descriptorFields(plan, plan.iso, plan.options.volumeId, plan.options.publisher.toUpperCase())));
-  yield* emit(jolietVolumeDescriptor(descriptorFields(plan, plan.joliet, plan.options.label, plan.options.publisher)));
-  yield* emit(terminatorDescriptor());
+/**
+ * Yields the image in order; the concatenation of the chunks is the image. With `reuseChunks`
+ * the next chunk is filled into the same memory, so a consumer must be done with a chunk before it
+ * asks for the next one (a blocking file writer is; a stream or a list of chunks is not).
+ */
+export function* renderImage(plan: IsoPlan, options: { reuseChunks?: boolean } = {}): Generator<Buffer> {
+  const batch = new ChunkBatch(options.reuseChunks ?? false);
+  yield* batch.zeros(FIRST_DESCRIPTOR_SECTOR * SECTOR_SIZE);
+  yield* batch.append(primaryVolumeDescriptor(descriptorFields(plan, plan.iso, plan.options.volumeId, plan.options.publisher.toUpperCase())));
+  yield* batch.append(jolietVolumeDescriptor(descriptorFields(plan, plan.joliet, plan.options.label, plan.options.publisher)));
+  yield* batch.append(terminatorDescriptor());
   for (const tree of [plan.iso, plan.joliet]) {
     const table = tree.directories.map((d) => ({ identifier: d.identifier, extent: d.sector, parentNumber: d.parent?.number ?? 1 }));
-    yield* emit(padToSector(encodePathTable(table, 'L')));
-    yield* emit(padToSector(encodePathTable(table, 'M')));
+    yield* batch.append(padToSector(encodePathTable(table, 'L')));
+    yield* batch.append(padToSector(encodePathTable(table, 'M')));
   }
   for (const tree of [plan.iso, plan.joliet]) {
-    for (const dir of tree.directories) yield* emit(renderDirectory(plan, tree, dir));
+    for (const dir of tree.directories) yield* batch.append(renderDirectory(plan, tree, dir));
   }
-  yield* emit(renderContinuationAreas(plan));
+  yield* batch.append(renderContinuationAreas(plan));
   for (const file of plan.files) {
-    if (file.node.size === 0) continue;
-    for await (const chunk of fileContents(file.node)) yield* emit(chunk);
-    yield* emit(ZERO_SECTOR.subarray(0, sectorsFor(file.node.size) * SECTOR_SIZE - file.node.size));
+    const { node } = file;
+    if (node.size === 0 || node.content === undefined) continue;
+    if (Buffer.isBuffer(node.content)) yield* batch.append(node.content);
+    else yield* readSource(batch, node, node.content.fromFile);
+    yield* batch.zeros(sectorsFor(node.size) * SECTOR_SIZE - node.size);
   }
   const rest = batch.flush();
   if (rest !== undefined) yield rest;
@@ -99,48 +98,14 @@ function renderContinuationAreas(plan: IsoPlan): Buffer {
   return out;
 }
 
-/** The file's bytes, exactly `node.size` of them; a source that changed size since layout is an error. */
-async function* fileContents(node: TreeNode): AsyncGenerator<Buffer> {
-  const content = node.content;
-  if (content === undefined) return;
-  if (Buffer.isBuffer(content)) {
-    yield content;
-    return;
-  }
-  if (node.size <= SMALL_FILE_LIMIT) {
-    yield readSmallFile(node, content.fromFile);
-    return;
-  }
-  const handle = await readSource(node, content.fromFile, () => open(content.fromFile, 'r'));
-  try {
-    const { size } = await handle.stat();
-    if (size !== node.size) throw sourceChanged(node, content.fromFile, `has ${size} bytes`);
-    const readAt = (position: number): Promise<Buffer> => {
-      const chunk = Buffer.allocUnsafe(Math.min(CHUNK_SIZE, node.size - position));
-      return readSource(node, content.fromFile, () => handle.read(chunk, 0, chunk.length, position)).then(({ bytesRead }) => {
-        if (bytesRead !== chunk.length) throw sourceChanged(node, content.fromFile, `ended early at ${position + bytesRead} bytes`);
-        return chunk;
-      });
-    };
-    // Read one chunk ahead, so reading the next overlaps with writing this one.
-    let next: Promise<Buffer> | undefined = readAt(0);
-    for (let position = 0; next !== undefined; ) {
-      const chunk: Buffer = await next;
-      position += chunk.length;
-      next = position < node.size ? readAt(position) : undefined;
-      next?.catch(() => undefined); // handled when awaited; avoid an unhandled rejection if we stop early
-      yield chunk;
-    }
-  } finally {
-    await handle.close();
-  }
-}
-
 /**
- * Small files are read with blocking calls: four syscalls on a warm page cache cost less than the
- * thread-pool round trips of the async API, and the event loop is held for microseconds per file.
+ * Reads exactly `node.size` bytes of a source file into the batch. Blocking reads: on a warm page
+ * cache a read takes microseconds while a thread-pool round trip costs a hand-off, and on a busy
+ * machine each hand-off waits for a time slice. The file writer yields to the event loop between
+ * chunks (build.ts), so the loop is never held for long. A source whose size changed since layout
+ * is an error, never a silently corrupt image.
  */
-function readSmallFile(node: TreeNode, source: string): Buffer {
+function* readSource(batch: ChunkBatch, node: TreeNode, source: string): Generator<Buffer> {
   let fd: number;
   try {
     fd = openSync(source, 'r');
@@ -150,14 +115,15 @@ function readSmallFile(node: TreeNode, source: string): Buffer {
   try {
     const size = fstatSync(fd).size;
     if (size !== node.size) throw sourceChanged(node, source, `has ${size} bytes`);
-    const bytes = Buffer.allocUnsafe(node.size);
     let position = 0;
     while (position < node.size) {
-      const read = readSync(fd, bytes, position, node.size - position, position);
+      const { buffer, offset, length, full } = batch.space(node.size - position);
+      const read = readSync(fd, buffer, offset, length, position);
       if (read === 0) throw sourceChanged(node, source, `ended early at ${position} bytes`);
+      batch.commit(read);
       position += read;
+      if (full()) yield* batch.drain();
     }
-    return bytes;
   } finally {
     closeSync(fd);
   }
@@ -167,44 +133,74 @@ function sourceChanged(node: TreeNode, source: string, actual: string): IsoWrite
   return new IsoWriteError(`${node.path}: source ${source} ${actual}, but the layout was made for ${node.size} bytes`, { path: node.path });
 }
 
-async function readSource<T>(node: TreeNode, source: string, read: () => Promise<T>): Promise<T> {
-  try {
-    return await read();
-  } catch (error: unknown) {
-    throw new IsoWriteError(`${node.path}: cannot read source ${source}: ${error instanceof Error ? error.message : String(error)}`, { path: node.path, cause: error });
-  }
-}
-
 function padToSector(bytes: Buffer): Buffer {
   const out = Buffer.alloc(sectorsFor(bytes.length) * SECTOR_SIZE);
   bytes.copy(out);
   return out;
 }
 
-/** Gathers small chunks into writes of at most CHUNK_SIZE; large chunks pass through uncopied. */
+/** Fills chunks of CHUNK_SIZE; buffers that are large already pass through uncopied. */
 class ChunkBatch {
-  #parts: Buffer[] = [];
-  #bytes = 0;
+  readonly #reuse: boolean;
+  #buffer: Buffer | undefined;
+  #spare: Buffer | undefined;
+  #used = 0;
 
-  *add(chunk: Buffer): Generator<Buffer> {
-    if (chunk.length === 0) return;
-    if (this.#bytes + chunk.length > CHUNK_SIZE) {
+  constructor(reuse: boolean) {
+    this.#reuse = reuse;
+  }
+
+  *append(bytes: Buffer): Generator<Buffer> {
+    if (bytes.length >= CHUNK_SIZE) {
       const pending = this.flush();
       if (pending !== undefined) yield pending;
-    }
-    if (chunk.length >= CHUNK_SIZE) {
-      yield chunk;
+      yield bytes;
       return;
     }
-    this.#parts.push(chunk);
-    this.#bytes += chunk.length;
+    for (let copied = 0; copied < bytes.length; ) {
+      const { buffer, offset, length } = this.space(bytes.length - copied);
+      bytes.copy(buffer, offset, copied, copied + length);
+      this.commit(length);
+      copied += length;
+      yield* this.drain();
+    }
+  }
+
+  *zeros(count: number): Generator<Buffer> {
+    for (let written = 0; written < count; ) {
+      const { buffer, offset, length } = this.space(count - written);
+      buffer.fill(0, offset, offset + length);
+      this.commit(length);
+      written += length;
+      yield* this.drain();
+    }
+  }
+
+  /** Room for up to `wanted` bytes in the current chunk; call commit() with what was filled. */
+  space(wanted: number): { buffer: Buffer; offset: number; length: number; full: () => boolean } {
+    this.#buffer ??= this.#spare ?? Buffer.allocUnsafe(CHUNK_SIZE);
+    this.#spare = undefined;
+    return { buffer: this.#buffer, offset: this.#used, length: Math.min(wanted, CHUNK_SIZE - this.#used), full: () => this.#used === CHUNK_SIZE };
+  }
+
+  commit(bytes: number): void {
+    this.#used += bytes;
+  }
+
+  /** Yields the chunk if it is full. */
+  *drain(): Generator<Buffer> {
+    if (this.#used === CHUNK_SIZE) {
+      const full = this.flush();
+      if (full !== undefined) yield full;
+    }
   }
 
   flush(): Buffer | undefined {
-    if (this.#parts.length === 0) return undefined;
-    const out = this.#parts.length === 1 ? (this.#parts[0] as Buffer) : Buffer.concat(this.#parts, this.#bytes);
-    this.#parts = [];
-    this.#bytes = 0;
+    if (this.#buffer === undefined || this.#used === 0) return undefined;
+    const out = this.#buffer.subarray(0, this.#used);
+    if (this.#reuse) this.#spare = this.#buffer;
+    this.#buffer = undefined;
+    this.#used = 0;
     return out;
   }
 }
