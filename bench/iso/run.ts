@@ -171,7 +171,7 @@ async function main(): Promise<void> {
       ];
       for (const [tool, once] of tools) {
         // Warm the page cache; in-process runs also warm the JIT, as in the long-running operator.
-        const warmups = tool.startsWith('ours (in-process') ? runs : 1;
+        const warmups = tool.startsWith('ours (in-process') ? 3 * runs : 1;
         for (let i = 0; i < warmups; i++) await once();
         const samples: Sample[] = [];
         for (let i = 0; i < runs; i++) {
