@@ -42,8 +42,6 @@ export interface IsoWriteResult {
 export interface IsoImage {
   /** Exact size of the image in bytes, known before writing. */
   readonly size: number;
-  /** The sector plan (for inspection and tests). */
-  readonly plan: IsoPlan;
   /** Streams the image into `sink` (respecting backpressure) and ends it unless `end: false`. */
   write(sink: Writable, options?: IsoWriteOptions & { end?: boolean }): Promise<IsoWriteResult>;
   /** Writes the image to a file with positioned writes, several in flight: the fast path to disk. */
@@ -63,7 +61,6 @@ export function buildIso(entries: readonly IsoEntry[], options: IsoOptions): Iso
   const size = plan.totalSectors * SECTOR_SIZE;
   return {
     size,
-    plan,
     write: (sink, writeOptions) => writeToStream(plan, size, sink, writeOptions?.end ?? true, writeOptions?.sha256 ?? true),
     writeToFile: (path, fileOptions) => writeToFile(plan, size, path, fileOptions ?? {}),
     toBuffer: async () => Buffer.concat([...renderImage(plan)], size),
