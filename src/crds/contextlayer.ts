@@ -11,6 +11,7 @@ import {
   List,
   Obj,
   ObjectName,
+  ObservedGeneration,
   Optional,
   Str,
   StrMap,
@@ -172,7 +173,7 @@ export const ContextLayerSpec = Obj(
 
 export const ContextLayerStatus = Obj(
   {
-    observedGeneration: Optional(Int({ description: 'The .metadata.generation this status describes.', minimum: 0, format: 'int64' })),
+    observedGeneration: ObservedGeneration(),
     effectivePriority: Optional(Int({ description: 'The priority in force: spec.priority or the class default.', minimum: 0, maximum: 1000 })),
     renderedFor: Optional(Int({ description: 'How many VMs currently receive this layer.', minimum: 0 })),
     conditions: Optional(Conditions()),

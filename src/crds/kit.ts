@@ -152,6 +152,11 @@ export const Condition = Obj(
   { description: 'A standard Kubernetes condition.' },
 );
 
+/** status.observedGeneration: which .metadata.generation the status describes. */
+export function ObservedGeneration() {
+  return Optional(Int({ description: 'The .metadata.generation this status describes.', minimum: 0, format: 'int64' }));
+}
+
 export function Conditions() {
   return List(Condition, {
     description: 'Standard conditions of the object, one per type.',

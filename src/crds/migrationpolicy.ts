@@ -1,7 +1,7 @@
 // MigrationPolicy: when a VM should ask to move — the four VM-initiated policies of the thesis
 // (../shared/seeds/002, ch. 3.4): Threshold (1), Base (2), Schedule (3), Site (4).
 import type { Static } from '@sinclair/typebox';
-import { Bool, Conditions, Duration, Enum, Int, LabelSelector, List, Num, Obj, Optional, Str, StrMap } from './kit.js';
+import { Bool, Conditions, Duration, Enum, Int, LabelSelector, List, Num, Obj, ObservedGeneration, Optional, Str, StrMap } from './kit.js';
 
 export const POLICY_TYPES = ['Threshold', 'Base', 'Schedule', 'Site'] as const;
 export type PolicyType = (typeof POLICY_TYPES)[number];
@@ -154,7 +154,7 @@ export const Decision = Obj(
 
 export const MigrationPolicyStatus = Obj(
   {
-    observedGeneration: Optional(Int({ description: 'The .metadata.generation this status describes.', minimum: 0, format: 'int64' })),
+    observedGeneration: ObservedGeneration(),
     matchedVMs: Optional(Int({ description: 'How many VMContexts the policy applies to.', minimum: 0 })),
     lastDecision: Optional(Str({ description: 'Short form of the newest decision, for kubectl get.', maxLength: 256 })),
     decisions: Optional(List(Decision, { description: 'The most recent decisions, newest first.', maxItems: 50 })),

@@ -1,7 +1,7 @@
 // VMContext: the context of one VM — which layers it gets, and what the operator observed when it
 // last delivered them (node, per-layer digests and devices, phase timings of the last recontext).
 import type { Static } from '@sinclair/typebox';
-import { Conditions, Enum, Int, LabelSelector, List, Obj, ObjectName, Optional, Str } from './kit.js';
+import { Conditions, Enum, Int, LabelSelector, List, Obj, ObjectName, ObservedGeneration, Optional, Str } from './kit.js';
 
 export const RECONTEXT_TRIGGERS = ['Migration', 'LayerChange', 'NodeChange'] as const;
 export type RecontextTrigger = (typeof RECONTEXT_TRIGGERS)[number];
@@ -70,7 +70,7 @@ export const LayerStatus = Obj(
 
 export const VMContextStatus = Obj(
   {
-    observedGeneration: Optional(Int({ description: 'The .metadata.generation this status describes.', minimum: 0, format: 'int64' })),
+    observedGeneration: ObservedGeneration(),
     vm: Optional(Str({ description: 'The target VM as the operator resolved it (namespace/name or domain).', maxLength: 512 })),
     node: Optional(Str({ description: 'The node or libvirt host the VM runs on.', maxLength: 253 })),
     layers: Optional(
