@@ -65,6 +65,7 @@ export class Operator {
   #leaderLoop: Promise<void> | undefined;
   #server: Server | undefined;
   #running = false;
+  #lostLeadership = false;
   #images: LayerImageStore | undefined;
   #vmContexts: Informer<VMContext> | undefined;
   #gcTimer: { cancel(): void } | undefined;
@@ -165,8 +166,13 @@ export class Operator {
         ...(this.#o.retryPeriodMs ? { retryPeriodMs: this.#o.retryPeriodMs } : {}),
         onChange: (leading) => {
           metrics.leader.set(leading ? 1 : 0);
-          if (leading) this.#startControllers(vmContexts.list().map(keyOf), layers.list().map(keyOf));
+          if (leading && this.#lostLeadership) {
+            // Stopped controllers do not restart (their queues are shut down): a replica that lost
+            // the lease is expected to exit (the CLI does) and come back as a fresh standby.
+            logger.error('leading again after losing the lease; not reconciling until restarted');
+          } else if (leading) this.#startControllers(vmContexts.list().map(keyOf), layers.list().map(keyOf));
           else if (this.#running) {
+            this.#lostLeadership = true;
             void this.#stopControllers();
             this.#o.onLostLeadership?.();
           }

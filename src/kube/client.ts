@@ -194,6 +194,11 @@ export class KubeClient {
     return url;
   }
 
+  /**
+   * TLS material and auth headers from the kubeconfig, read once per client: tokens and client
+   * certificates as kubeconfigs and service accounts carry them. (Exec plugins whose tokens
+   * expire are not refreshed; a restart reads them anew.)
+   */
   #prepare(): Promise<{ agent: Agent | HttpAgent; headers: Record<string, string> }> {
     this.#prepared ??= (async () => {
       const options: { headers?: Record<string, string>; agent?: Agent; auth?: string } = {};
