@@ -54,6 +54,7 @@ export class KubeClient {
   readonly #onRequest: RequestCounter | undefined;
   readonly #timeoutMs: number;
   #prepared: Promise<{ agent: Agent | HttpAgent; headers: Record<string, string> }> | undefined;
+  #preparedAt = 0;
 
   constructor(options: KubeClientOptions) {
     const cluster = options.kubeConfig.getCurrentCluster();
@@ -195,23 +196,32 @@ export class KubeClient {
   }
 
   /**
-   * TLS material and auth headers from the kubeconfig, read once per client: tokens and client
-   * certificates as kubeconfigs and service accounts carry them. (Exec plugins whose tokens
-   * expire are not refreshed; a restart reads them anew.)
+   * The agent (TLS material) is made once; auth headers are re-read from the kubeconfig at most
+   * a minute apart, because in-cluster service-account tokens are projected files the kubelet
+   * rotates (client-node's KubeConfig reads the current token when asked).
    */
-  #prepare(): Promise<{ agent: Agent | HttpAgent; headers: Record<string, string> }> {
-    this.#prepared ??= (async () => {
-      const options: { headers?: Record<string, string>; agent?: Agent; auth?: string } = {};
-      await this.#kubeConfig.applyToHTTPSOptions(options as never);
-      const agentOptions = (options.agent as unknown as { options?: object } | undefined)?.options ?? {};
-      const agent = this.#server.protocol === 'http:' ? new HttpAgent({ keepAlive: true }) : new Agent({ ...agentOptions, keepAlive: true, maxSockets: 64 });
-      const headers: Record<string, string> = { ...(options.headers ?? {}) };
-      if (options.auth) headers.Authorization = `Basic ${Buffer.from(options.auth).toString('base64')}`;
-      return { agent, headers };
-    })();
+  async #prepare(): Promise<{ agent: Agent | HttpAgent; headers: Record<string, string> }> {
+    const now = Date.now();
+    if (!this.#prepared || now - this.#preparedAt > HEADER_REFRESH_MS) {
+      this.#preparedAt = now;
+      const previous = this.#prepared;
+      this.#prepared = (async () => {
+        const options: { headers?: Record<string, string>; agent?: Agent; auth?: string } = {};
+        await this.#kubeConfig.applyToHTTPSOptions(options as never);
+        const agentOptions = (options.agent as unknown as { options?: object } | undefined)?.options ?? {};
+        const agent =
+          (await previous?.catch(() => undefined))?.agent ??
+          (this.#server.protocol === 'http:' ? new HttpAgent({ keepAlive: true }) : new Agent({ ...agentOptions, keepAlive: true, maxSockets: 64 }));
+        const headers: Record<string, string> = { ...(options.headers ?? {}) };
+        if (options.auth) headers.Authorization = `Basic ${Buffer.from(options.auth).toString('base64')}`;
+        return { agent, headers };
+      })();
+    }
     return this.#prepared;
   }
 }
+
+const HEADER_REFRESH_MS = 60_000;
 
 function collect(stream: NodeJS.ReadableStream): Promise<string> {
   return new Promise((resolve, reject) => {
