@@ -5,7 +5,7 @@
 // (ISO L, ISO M, Joliet L, Joliet M) · ISO directories · Joliet directories · continuation areas ·
 // file contents (in depth-first name order, each starting on a sector).
 import { IsoInputError, IsoLimitError } from './errors.js';
-import { SECTOR_SIZE, sectorsFor, utf16be } from './fields.js';
+import { SECTOR_SIZE, isRecordableDate, sectorsFor, utf16be } from './fields.js';
 import { MAX_RECORD_SIZE, PARENT_IDENTIFIER, SELF_IDENTIFIER, directoryRecordSize, recordPrefixSize } from './directory-record.js';
 import { compareIsoIdentifiers, isoIdentifiers, jolietIdentifiers } from './identifiers.js';
 import { MAX_DIRECTORIES, pathTableSize, type PathTableDirectory } from './path-table.js';
@@ -130,8 +130,7 @@ function checkOptions(options: LayoutOptions): void {
   if (!/^[\x20-\x7e]{0,128}$/.test(options.publisher)) {
     throw new IsoInputError('', 'publisher must be at most 128 printable ASCII characters');
   }
-  const year = options.timestamp.getUTCFullYear();
-  if (!Number.isFinite(options.timestamp.getTime()) || year < 1900 || year > 2155) {
+  if (!isRecordableDate(options.timestamp)) {
     throw new IsoInputError('', 'timestamp must be a valid date between 1900 and 2155 (ECMA-119 9.1.5)');
   }
 }
