@@ -96,20 +96,23 @@ describe.skipIf(controlPlaneSkipReason())('operator on a real API server', () =>
     for (const shared of ['gluster-service', 'broker-endpoints', 'data-residency']) expect(digestOf(second, shared)).toBe(digestOf(first, shared));
     expect(digestOf(second, 'site-cache')).not.toBe(digestOf(first, 'site-cache'));
     expect((await builds()) - before).toBe(1);
-    await kubectl(['delete', '-n', NS, 'vmctx', 'gluster-client-2', '--wait=true', '--timeout=30s']);
   });
 
-  it('re-renders within seconds when a ConfigMap used through contentFrom/sources changes', async () => {
-    const before = digestOf(await vmContext(), 'broker-endpoints');
+  it('re-renders within seconds when a ConfigMap used through contentFrom or sources changes', async () => {
+    const before = await vmContext();
     const edited = Date.now();
+    // gluster-volume reaches gluster-service through files[].contentFrom; broker-endpoints
+    // reaches the broker layer through sources (every key a file).
+    await kubectl(['patch', '-n', NS, 'configmap', 'gluster-volume', '--type=merge', '-p', '{"data":{"client.vol":"volume gv0-edited\\n"}}']);
     await kubectl(['patch', '-n', NS, 'configmap', 'broker-endpoints', '--type=merge', '-p', '{"data":{"sla.conf":"tier = platinum\\n"}}']);
-    const after = await until('new broker-endpoints digest', async () => {
+    const after = await until('new digests for both layers', async () => {
       const vm = await vmContext();
-      const digest = digestOf(vm, 'broker-endpoints');
-      return digest && digest !== before ? vm : undefined;
+      const changed = ['gluster-service', 'broker-endpoints'].every((layer) => digestOf(vm, layer) && digestOf(vm, layer) !== digestOf(before, layer));
+      return changed ? vm : undefined;
     }, 10_000);
     expect(Date.now() - edited).toBeLessThan(10_000);
     expect(after.status?.lastRecontext?.trigger).toBe('LayerChange');
+    expect(digestOf(after, 'site-cache')).toBe(digestOf(before, 'site-cache'));
   });
 
   it('re-renders the node-dependent layers for the new node after a migration', async () => {
@@ -131,11 +134,14 @@ describe.skipIf(controlPlaneSkipReason())('operator on a real API server', () =>
 
   it('removes a deleted layer from every VM that had it', async () => {
     await kubectl(['delete', '-n', NS, 'ctxl', 'broker-endpoints']);
-    const after = await until('layer gone from status', async () => {
-      const vm = await vmContext();
-      return vm.status?.layers && !vm.status.layers.some((l) => l.name === 'broker-endpoints') ? vm : undefined;
-    });
-    expect(after.status?.layers?.map((l) => l.name)).toEqual(['data-residency', 'site-cache', 'gluster-service']);
+    for (const name of ['gluster-client-1', 'gluster-client-2']) {
+      const after = await until(`layer gone from ${name}`, async () => {
+        const vm = await getVMContext(client, NS, name);
+        return vm.status?.layers && !vm.status.layers.some((l) => l.name === 'broker-endpoints') ? vm : undefined;
+      });
+      expect(after.status?.layers?.map((l) => l.name)).toEqual(['data-residency', 'site-cache', 'gluster-service']);
+    }
+    await kubectl(['delete', '-n', NS, 'vmctx', 'gluster-client-2', '--wait=true', '--timeout=30s']);
   });
 
   it('deletes images no VMContext uses any more, and keeps the ones in use', async () => {
