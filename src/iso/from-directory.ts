@@ -12,10 +12,13 @@ export async function entriesFromDirectory(root: string): Promise<IsoEntry[]> {
   if (!rootStat.isDirectory()) throw new IsoInputError('', `${root} is not a directory`);
   const out: IsoEntry[] = [];
   const walk = (dir: string, prefix: string): void => {
-    for (const name of readdirSync(dir).sort()) {
+    for (const raw of readdirSync(dir, { encoding: 'buffer' }).sort(Buffer.compare)) {
+      const name = raw.toString('utf8');
+      const path = prefix === '' ? name : `${prefix}/${name}`;
+      // Rock Ridge and Joliet names are Unicode; a byte string that is not UTF-8 has no faithful name.
+      if (!Buffer.from(name, 'utf8').equals(raw)) throw new IsoInputError(path, `name is not valid UTF-8 (bytes ${raw.toString('hex')})`);
       const full = join(dir, name);
       const stat = lstatSync(full);
-      const path = prefix === '' ? name : `${prefix}/${name}`;
       const mode = Number(stat.mode) & 0o7777;
       if (stat.isDirectory()) {
         out.push({ path, kind: 'dir', mode });

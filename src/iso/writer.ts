@@ -24,7 +24,7 @@ const APPLICATION_ID = 'RECONTEXT';
 export function* renderImage(plan: IsoPlan, options: { reuseChunks?: boolean } = {}): Generator<Buffer> {
   const batch = new ChunkBatch(options.reuseChunks ?? false);
   yield* batch.zeros(FIRST_DESCRIPTOR_SECTOR * SECTOR_SIZE);
-  yield* batch.append(primaryVolumeDescriptor(descriptorFields(plan, plan.iso, plan.options.volumeId, plan.options.publisher.toUpperCase())));
+  yield* batch.append(primaryVolumeDescriptor(descriptorFields(plan, plan.iso, plan.options.volumeId, toACharacters(plan.options.publisher))));
   yield* batch.append(jolietVolumeDescriptor(descriptorFields(plan, plan.joliet, plan.options.label, plan.options.publisher)));
   yield* batch.append(terminatorDescriptor());
   for (const tree of [plan.iso, plan.joliet]) {
@@ -45,6 +45,11 @@ export function* renderImage(plan: IsoPlan, options: { reuseChunks?: boolean } =
   }
   const rest = batch.flush();
   if (rest !== undefined) yield rest;
+}
+
+/** ECMA-119 7.4.1 a-characters: upper case letters, digits and a few symbols; others become '_'. */
+function toACharacters(text: string): string {
+  return text.toUpperCase().replace(/[^A-Z0-9_ !"%&'()*+,\-./:;<=>?]/g, '_');
 }
 
 function descriptorFields(plan: IsoPlan, tree: HierarchyPlan, volumeId: string, publisher: string) {

@@ -89,3 +89,15 @@ describe('recontext iso build', () => {
     expect(help.stdout).toMatch(/Examples:/);
   });
 });
+
+describe('recontext iso build input checks', () => {
+  it('refuses file names that are not UTF-8, naming them', async () => {
+    const bad = join(work, 'latin1');
+    mkdirSync(bad, { recursive: true });
+    // 0xE9 alone is "é" in Latin-1 and invalid UTF-8.
+    writeFileSync(Buffer.concat([Buffer.from(`${bad}/caf`), Buffer.from([0xe9])]), 'x');
+    const result = await runCli(['iso', 'build', bad, '-o', join(work, 'latin1.iso')]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/not valid UTF-8 \(bytes 636166e9\)/);
+  });
+});
