@@ -94,7 +94,7 @@ describe.skipIf(missingTool('isoinfo', 'isoinfo cross-check'))('isoinfo reads ou
     expect(new Map([...got].sort())).toEqual(new Map([...want].sort()));
   });
 
-  it('reads every file back with isoinfo -R -x', () => {
+  it('reads every file back with isoinfo -R -x', { timeout: 180_000 }, () => {
     for (const [path, snapshot] of expected) {
       if (snapshot.kind !== 'file') continue;
       const result = spawnBytes('isoinfo', ['-R', '-i', image, '-x', `/${path}`]);
@@ -102,7 +102,7 @@ describe.skipIf(missingTool('isoinfo', 'isoinfo cross-check'))('isoinfo reads ou
     }
   });
 
-  it('lists the Joliet tree: names up to 64 characters as given, no symlinks, same contents', () => {
+  it('lists the Joliet tree: names up to 64 characters as given, no symlinks, same contents', { timeout: 180_000 }, () => {
     const listed = parseListing(runOk('isoinfo', ['-J', '-l', '-i', image]).stdout);
     // isoinfo prints Joliet names through a single-byte charset: compare the ASCII ones exactly.
     const comparable = [...expected].filter(([path, s]) => s.kind !== 'symlink' && /^[\x20-\x7e]+$/.test(path) && path.split('/').every((n) => n.length <= 64));

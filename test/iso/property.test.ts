@@ -1,7 +1,7 @@
 // Property-based round trips: random trees (unicode names, case-fold collisions, empty files and
 // directories, symlinks, modes, deep chains, 255-byte names, wide directories) are written by us
 // and extracted by xorriso; the extracted tree must equal the input, and rebuilding must give the
-// same bytes.
+// same bytes. Each run spawns xorriso, so the tests get generous timeouts for busy machines.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -92,13 +92,13 @@ describe.skipIf(missingTool('xorriso', 'property round trips'))('random trees ro
       }),
       { numRuns: 60 },
     );
-  });
+  }, 300_000);
 
   it('deep chains (9–40 levels)', async () => {
     await fc.assert(fc.asyncProperty(deepArb, roundTrip), { numRuns: 15 });
-  });
+  }, 300_000);
 
   it('wide directories (up to 1000 files, case collisions)', async () => {
     await fc.assert(fc.asyncProperty(wideArb, roundTrip), { numRuns: 8, examples: [[Array.from({ length: 1000 }, (_, i) => ({ path: `wide/f${i}`, kind: 'file' as const, content: Buffer.alloc(0) }))]] });
-  });
+  }, 300_000);
 });
