@@ -63,7 +63,7 @@ function isoText(c: Candidate): string {
 /** Joliet forbids * / : ; ? \ and control characters (Joliet spec §3.2). */
 function jolietCandidate(name: string, isDir: boolean): Candidate {
   const clean = name.replace(/[\u0000-\u001f*/:;?\\]/g, '_');
-  if (utf16Length(clean) <= JOLIET_MAX_CHARS) return { base: clean, ext: isDir ? undefined : '' };
+  if (clean.length <= JOLIET_MAX_CHARS) return { base: clean, ext: isDir ? undefined : '' };
   const dot = clean.lastIndexOf('.');
   // Keep a short extension when truncating so Windows still knows the file type.
   if (!isDir && dot > 0 && clean.length - dot - 1 <= 8) {
@@ -99,10 +99,6 @@ function disambiguate(candidates: readonly Candidate[], withSuffix: (c: Candidat
     taken.add(id);
     return id;
   });
-}
-
-function utf16Length(text: string): number {
-  return text.length;
 }
 
 /** Truncates to `units` UTF-16 code units without splitting a surrogate pair. */

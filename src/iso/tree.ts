@@ -157,8 +157,3 @@ function freeze(node: MutableNode): TreeNode {
   const children = keyed.sort((a, b) => Buffer.compare(a.key, b.key)).map(({ child }) => freeze(child));
   return { name: node.name, path: node.path, kind: node.kind, mode: node.mode, size: node.size, content: node.content, target: node.target, children };
 }
-
-/** Byte order of the UTF-8 encodings: the one order that does not depend on locale or JS string internals. */
-export function compareUtf8(a: string, b: string): number {
-  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
-}
