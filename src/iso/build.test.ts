@@ -111,6 +111,20 @@ describe('buildIso', () => {
     await expect(image.writeToFile(target, { exclusive: true })).rejects.toThrow(/EEXIST/);
   });
 
+  it('does not hang when the sink is destroyed without an error', async () => {
+    const image = buildIso([{ path: 'big', kind: 'file', content: Buffer.alloc(3 << 20, 1) }], { volumeId: 'CTX', timestamp });
+    let seen = 0;
+    const sink: Writable = new Writable({
+      highWaterMark: 1024,
+      write(_chunk, _encoding, done) {
+        seen++;
+        if (seen === 1) setImmediate(() => sink.destroy());
+        else done();
+      },
+    });
+    await expect(image.write(sink)).rejects.toThrow(/sink closed before the image was written/);
+  });
+
   it('keeps yielding to the event loop while writing a large image', async () => {
     const source = join(work, 'forty');
     const size = 40 * 1024 * 1024;

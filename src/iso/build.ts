@@ -103,11 +103,11 @@ async function writeToStream(plan: IsoPlan, size: number, sink: Writable, end: b
   try {
     const result = await pump(plan, size, sha256, async (chunk) => {
       if (sinkError !== undefined) throw sinkError;
-      if (!sink.write(chunk)) await once(sink, 'drain');
+      if (!sink.write(chunk)) await eventOrClose(sink, 'drain');
     });
     if (end) {
       sink.end();
-      await once(sink, 'finish');
+      await eventOrClose(sink, 'finish');
     }
     if (sinkError !== undefined) throw sinkError;
     return result;
@@ -147,6 +147,21 @@ async function writeToFile(plan: IsoPlan, size: number, path: string, options: I
     throw asWriteError(error);
   } finally {
     if (fd !== undefined) closeSync(fd);
+  }
+}
+
+/** Waits for `event`; a sink destroyed without an error emits only 'close', which must not hang us. */
+async function eventOrClose(sink: Writable, event: 'drain' | 'finish'): Promise<void> {
+  const stop = new AbortController();
+  try {
+    await Promise.race([
+      once(sink, event, { signal: stop.signal }),
+      once(sink, 'close', { signal: stop.signal }).then(() => {
+        throw new Error('the sink closed before the image was written');
+      }),
+    ]);
+  } finally {
+    stop.abort();
   }
 }
 
