@@ -1,12 +1,15 @@
 // Typed errors of the ISO writer. Callers tell "the input is wrong" (fix the layer) from "the
 // image cannot be written" (retry, disk, source file changed) with instanceof, never by message.
 
-/** The entries handed to buildIso cannot become an image; `path` names the offending entry. */
+/**
+ * The entries or options handed to buildIso cannot become an image. `path` names the offending
+ * entry ('' = the image root); it is undefined when an option is at fault.
+ */
 export class IsoInputError extends Error {
   override readonly name: string = 'IsoInputError';
-  readonly path: string;
-  constructor(path: string, reason: string) {
-    super(`${path === '' ? '(root)' : path}: ${reason}`);
+  readonly path: string | undefined;
+  constructor(path: string | undefined, reason: string) {
+    super(path === undefined ? reason : `${path === '' ? '(image root)' : path}: ${reason}`);
     this.path = path;
   }
 }

@@ -9,7 +9,7 @@ import type { IsoEntry } from './tree.js';
 
 export async function entriesFromDirectory(root: string): Promise<IsoEntry[]> {
   const rootStat = lstatSync(root);
-  if (!rootStat.isDirectory()) throw new IsoInputError('', `${root} is not a directory`);
+  if (!rootStat.isDirectory()) throw new IsoInputError(undefined, `${root} is not a directory`);
   const out: IsoEntry[] = [];
   const walk = (dir: string, prefix: string): void => {
     for (const raw of readdirSync(dir, { encoding: 'buffer' }).sort(Buffer.compare)) {

@@ -143,6 +143,13 @@ describe('layout', () => {
     expect(() => buildIso([], { volumeId: 'V', label: 'x'.repeat(17), timestamp })).toThrow(IsoInputError);
     expect(() => buildIso([], { volumeId: 'V', timestamp: new Date('1850-01-01T00:00:00Z') })).toThrow(/between 1900 and 2155/);
     expect(() => buildIso([], { volumeId: 'V', timestamp: new Date(Number.NaN) })).toThrow(IsoInputError);
+    try {
+      buildIso([], { volumeId: 'V', publisher: 'tab\there', timestamp });
+    } catch (error: unknown) {
+      expect(error).toBeInstanceOf(IsoInputError);
+      expect((error as IsoInputError).path).toBeUndefined();
+      expect((error as IsoInputError).message).toBe('publisher must be at most 128 printable ASCII characters');
+    }
   });
 
   it('refuses more directories than the 16-bit path table parent numbers allow', () => {

@@ -122,16 +122,16 @@ export function layoutIso(root: TreeNode, options: LayoutOptions): IsoPlan {
 
 function checkOptions(options: LayoutOptions): void {
   if (!/^[A-Z0-9_]{1,32}$/.test(options.volumeId)) {
-    throw new IsoInputError('', `volume id ${JSON.stringify(options.volumeId)} must be 1–32 characters of A–Z, 0–9, _`);
+    throw new IsoInputError(undefined, `volume id ${JSON.stringify(options.volumeId)} must be 1–32 characters of A–Z, 0–9, _`);
   }
   if (options.label.length > 16 || options.label.includes('\0')) {
-    throw new IsoInputError('', `label ${JSON.stringify(options.label)} must be at most 16 characters without NUL (Joliet volume identifier)`);
+    throw new IsoInputError(undefined, `label ${JSON.stringify(options.label)} must be at most 16 characters without NUL (Joliet volume identifier)`);
   }
   if (!/^[\x20-\x7e]{0,128}$/.test(options.publisher)) {
-    throw new IsoInputError('', 'publisher must be at most 128 printable ASCII characters');
+    throw new IsoInputError(undefined, 'publisher must be at most 128 printable ASCII characters');
   }
   if (!isRecordableDate(options.timestamp)) {
-    throw new IsoInputError('', 'timestamp must be a valid date between 1900 and 2155 (ECMA-119 9.1.5)');
+    throw new IsoInputError(undefined, 'timestamp must be a valid date between 1900 and 2155 (ECMA-119 9.1.5)');
   }
 }
 
