@@ -145,6 +145,7 @@ describe('layout', () => {
     expect(() => buildIso([], { volumeId: 'V', timestamp: new Date(Number.NaN) })).toThrow(IsoInputError);
     try {
       buildIso([], { volumeId: 'V', publisher: 'tab\there', timestamp });
+      throw new Error('expected buildIso to throw');
     } catch (error: unknown) {
       expect(error).toBeInstanceOf(IsoInputError);
       expect((error as IsoInputError).path).toBeUndefined();
