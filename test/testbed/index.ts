@@ -1,0 +1,251 @@
+// The hypervisor test bed: two libvirt hosts on this machine (hosts.ts), the test guest
+// (guest.ts) and helpers to define it (domain.ts) and read what it reports on its console.
+//
+//   const tb = await startTestbed();
+//   await tb.virsh('host-a', ['create', file]);          // file = tb.domainXml({ name, cdroms })
+//   await tb.waitForConsole(name, /CTX MOUNT sr0 (\S+)/, 30_000);
+//   await tb.stop();
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { buildDomainXml, type DomainOptions } from './domain.js';
+import { ensureGuest, probeAccelerator, type Accelerator, type GuestImage } from './guest.js';
+import { HOST_NAMES, hostProcesses, startHost, stopHost, virsh as virshOn, type HostName, type HostState } from './hosts.js';
+import { ensurePackages, formatElapsed, isAlive, sleep, type Log, type RunResult } from './install.js';
+
+export { TestbedUnavailable, testbedPrecondition, ensurePackages, TESTBED_PACKAGES } from './install.js';
+export { ensureGuest, probeAccelerator, testbedCacheDir, type GuestImage, type GuestVariant, type Accelerator } from './guest.js';
+export { buildDomainXml, sataTarget, type DomainOptions, type CdromSpec } from './domain.js';
+export { hostProcesses, type HostName, type HostState } from './hosts.js';
+
+export interface TestbedHost {
+  readonly name: HostName;
+  readonly socket: string;
+  readonly uri: string;
+}
+
+/** Serializable description (vitest provide, the testbed:up state file). */
+export interface TestbedState {
+  readonly id: string;
+  readonly dir: string;
+  readonly hosts: readonly HostState[];
+  readonly guest: GuestImage;
+  readonly accelerator: Accelerator;
+  /** Pid of the process whose exit ends the test bed; absent for testbed:up (detached). */
+  readonly owner?: number;
+}
+
+export interface ConsoleMatch {
+  readonly match: RegExpExecArray;
+  /** Byte offset in the log just after the matching line. */
+  readonly offset: number;
+  /** Date.now() when the line was seen (log polled every 20 ms). */
+  readonly seenAt: number;
+}
+
+export interface Testbed {
+  readonly id: string;
+  readonly dir: string;
+  readonly hosts: readonly [TestbedHost, TestbedHost];
+  readonly guest: GuestImage;
+  readonly accelerator: Accelerator;
+  /** Domain XML of the test guest; its console goes to consoleLogPath(options.name). */
+  domainXml(options: DomainOptions): string;
+  consoleLogPath(domain: string): string;
+  /** The console log so far ('' before the domain wrote anything). */
+  consoleLog(domain: string): string;
+  /** Current size of the console log: pass as `from` to wait only for what comes after. */
+  consoleOffset(domain: string): number;
+  /** Waits for a line matching regex (at or after byte offset `from`). */
+  waitForConsole(domain: string, regex: RegExp, timeoutMs: number, from?: number): Promise<ConsoleMatch>;
+  /** virsh against a host (non-zero exit is a result). */
+  virsh(host: HostName, args: readonly string[], options?: { timeoutMs?: number }): Promise<RunResult>;
+  host(name: HostName): TestbedHost;
+  state(): TestbedState;
+  /** Destroys all domains, stops both hosts, removes the instance directory. */
+  stop(): Promise<void>;
+}
+
+export interface TestbedOptions {
+  /** Instance name: directory `${RECONTEXT_TESTBED_DIR:-/run/recontext-testbed}/<id>`. */
+  readonly id?: string;
+  /** Keep running after this process exits (testbed:up). Otherwise its exit stops everything. */
+  readonly detached?: boolean;
+  readonly log?: Log;
+}
+
+export function testbedRoot(): string {
+  return process.env['RECONTEXT_TESTBED_DIR'] ?? '/run/recontext-testbed';
+}
+
+/** Installs (if needed), builds the guest (if needed), starts both hosts. */
+export async function startTestbed(options: TestbedOptions = {}): Promise<Testbed> {
+  const log = options.log ?? ((line: string) => console.error(line));
+  const started = Date.now();
+  await ensurePackages(log);
+  const guest = await ensureGuest({ log });
+  const accelerator = await probeAccelerator(guest, log);
+  const id = options.id ?? `t${process.pid}`;
+  const dir = join(testbedRoot(), id);
+  const stale = readState(dir);
+  if (stale) await stopState(stale, log);
+  removeOrphans(log);
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(join(dir, 'domains'), { recursive: true });
+  const hosts: HostState[] = [];
+  const partial: TestbedState = { id, dir, hosts, guest, accelerator, ...(options.detached ? {} : { owner: process.pid }) };
+  writeState(partial);
+  try {
+    // Both at once (each spends seconds probing QEMU's capabilities); record each as it comes up.
+    const results = await Promise.allSettled(
+      HOST_NAMES.map(async (name) => {
+        const host = await startHost(dir, name, log);
+        hosts.push(host);
+        writeState(partial);
+        return host;
+      }),
+    );
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    hosts.sort((x, y) => x.name.localeCompare(y.name));
+    writeState(partial);
+  } catch (error: unknown) {
+    await stopState(partial, log);
+    throw error;
+  }
+  log(`testbed: ${id} ready in ${formatElapsed(Date.now() - started)} (${accelerator.accel}; guest ${guest.kernelPackage})`);
+  const testbed = connectTestbed(partial);
+  if (options.detached) return testbed;
+  const onExit = (): void => stopStateSync(partial);
+  process.on('exit', onExit);
+  return {
+    ...testbed,
+    stop: async () => {
+      process.off('exit', onExit);
+      await testbed.stop();
+    },
+  };
+}
+
+/** A Testbed over an already running instance (another process started it). */
+export function connectTestbed(state: TestbedState): Testbed {
+  const [a, b] = state.hosts;
+  if (!a || !b) throw new Error(`test bed ${state.id} has ${state.hosts.length} hosts`);
+  const brief = (h: HostState): TestbedHost => ({ name: h.name, socket: h.socket, uri: h.uri });
+  const hosts: readonly [TestbedHost, TestbedHost] = [brief(a), brief(b)];
+  const consoleLogPath = (domain: string): string => join(state.dir, 'domains', domain, 'console.log');
+  const host = (name: HostName): TestbedHost => {
+    const found = hosts.find((h) => h.name === name);
+    if (!found) throw new Error(`no host ${name}`);
+    return found;
+  };
+  const consoleLog = (domain: string): string => {
+    try {
+      return readFileSync(consoleLogPath(domain), 'utf8');
+    } catch {
+      return '';
+    }
+  };
+  return {
+    id: state.id,
+    dir: state.dir,
+    hosts,
+    guest: state.guest,
+    accelerator: state.accelerator,
+    host,
+    domainXml: (options) => {
+      mkdirSync(join(state.dir, 'domains', options.name), { recursive: true });
+      return buildDomainXml(options, { guest: state.guest, accelerator: state.accelerator, consoleLog: consoleLogPath(options.name) });
+    },
+    consoleLogPath,
+    consoleLog,
+    consoleOffset: (domain) => {
+      try {
+        return statSync(consoleLogPath(domain)).size;
+      } catch {
+        return 0;
+      }
+    },
+    waitForConsole: async (domain, regex, timeoutMs, from = 0) => {
+      const deadline = Date.now() + timeoutMs;
+      const flags = regex.flags.replace(/[gy]/g, '');
+      for (;;) {
+        const text = Buffer.from(consoleLog(domain), 'utf8').subarray(from).toString('utf8');
+        // Whole lines only: a line still being written does not match half-way.
+        const complete = text.slice(0, text.lastIndexOf('\n') + 1);
+        const match = new RegExp(regex.source, flags).exec(complete);
+        if (match) {
+          const lineEnd = complete.indexOf('\n', match.index + match[0].length);
+          return { match, offset: from + Buffer.byteLength(complete.slice(0, lineEnd + 1)), seenAt: Date.now() };
+        }
+        if (Date.now() > deadline) {
+          throw new Error(`console of ${domain}: no line matching ${regex} within ${timeoutMs} ms; tail:\n${complete.slice(-1500)}`);
+        }
+        await sleep(20);
+      }
+    },
+    virsh: (name, args, options = {}) => virshOn(host(name), args, { allowFailure: true, timeoutMs: options.timeoutMs ?? 120_000 }),
+    state: () => state,
+    stop: async () => stopState(state, (line) => console.error(line)),
+  };
+}
+
+function statePath(dir: string): string {
+  return join(dir, 'state.json');
+}
+
+function writeState(state: TestbedState): void {
+  writeFileSync(statePath(state.dir), `${JSON.stringify(state, null, 2)}\n`);
+}
+
+export function readState(dir: string): TestbedState | undefined {
+  try {
+    return JSON.parse(readFileSync(statePath(dir), 'utf8')) as TestbedState;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Both hosts still running as recorded. */
+export function stateAlive(state: TestbedState): boolean {
+  return state.hosts.length === 2 && state.hosts.every((h) => isAlive(h.libvirtdPid) && existsSync(h.socket));
+}
+
+export async function stopState(state: TestbedState, log: Log): Promise<void> {
+  for (const host of state.hosts) await stopHost(host, log);
+  rmSync(state.dir, { recursive: true, force: true });
+}
+
+/** Last resort on process exit (synchronous): SIGKILL everything in the hosts' namespaces. */
+function stopStateSync(state: TestbedState): void {
+  for (const host of state.hosts) {
+    for (const pid of hostProcesses(host)) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  }
+  rmSync(state.dir, { recursive: true, force: true });
+}
+
+/** Instances whose owner process died without stop() (a killed test run). */
+function removeOrphans(log: Log): void {
+  let ids: string[];
+  try {
+    ids = readdirSyncSafe(testbedRoot());
+  } catch {
+    return;
+  }
+  for (const id of ids) {
+    const state = readState(join(testbedRoot(), id));
+    if (state?.owner !== undefined && !isAlive(state.owner)) {
+      log(`testbed: removing orphaned instance ${id} (owner ${state.owner} is gone)`);
+      stopStateSync(state);
+    }
+  }
+}
+
+function readdirSyncSafe(dir: string): string[] {
+  return existsSync(dir) ? readdirSync(dir) : [];
+}
