@@ -5,7 +5,7 @@ const when = new Date('2024-05-06T07:08:09Z');
 
 describe('directory record (ECMA-119 9.1)', () => {
   it('lays out every field at its offset', () => {
-    const record = encodeDirectoryRecord({ extent: 0x20, dataLength: 0x1000, recordedAt: when, isDirectory: true, identifier: Buffer.from('ETC'), systemUse: Buffer.from('XY') });
+    const record = encodeDirectoryRecord({ extent: 0x20, dataLength: 0x1000, recordedAt: when, isDirectory: true, identifier: Buffer.from('ETC'), systemUse: [Buffer.from('X'), Buffer.from('Y')] });
     expect(record.length).toBe(38); // 33 + 3 (odd: no pad byte) + 2 system use
     expect(record[0]).toBe(38);
     expect(record[1]).toBe(0);
@@ -23,7 +23,7 @@ describe('directory record (ECMA-119 9.1)', () => {
   });
 
   it('inserts the padding byte after an even-length identifier and keeps the length even', () => {
-    const record = encodeDirectoryRecord({ extent: 1, dataLength: 1, recordedAt: when, isDirectory: false, identifier: Buffer.from('AB.;1X'), systemUse: Buffer.from('Z') });
+    const record = encodeDirectoryRecord({ extent: 1, dataLength: 1, recordedAt: when, isDirectory: false, identifier: Buffer.from('AB.;1X'), systemUse: [Buffer.from('Z')] });
     expect(record[33 + 6]).toBe(0); // §9.1.12 padding field
     expect(record[40]).toBe('Z'.charCodeAt(0));
     expect(record.length % 2).toBe(0);
@@ -32,6 +32,6 @@ describe('directory record (ECMA-119 9.1)', () => {
   });
 
   it('refuses records longer than 255 bytes', () => {
-    expect(() => encodeDirectoryRecord({ extent: 1, dataLength: 1, recordedAt: when, isDirectory: false, identifier: Buffer.from('A'), systemUse: Buffer.alloc(230) })).toThrow(RangeError);
+    expect(() => encodeDirectoryRecord({ extent: 1, dataLength: 1, recordedAt: when, isDirectory: false, identifier: Buffer.from('A'), systemUse: [Buffer.alloc(230)] })).toThrow(RangeError);
   });
 });

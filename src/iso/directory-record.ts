@@ -17,8 +17,8 @@ export interface DirectoryRecordFields {
   readonly recordedAt: Date;
   readonly isDirectory: boolean;
   readonly identifier: Buffer;
-  /** SUSP entries; padded to an even record length. */
-  readonly systemUse?: Buffer;
+  /** SUSP entries, in order; the record is padded to an even length. */
+  readonly systemUse?: readonly Buffer[];
 }
 
 /** Bytes before the system use area: header, identifier and the padding byte of §9.1.12. */
@@ -32,21 +32,47 @@ export function directoryRecordSize(identifierLength: number, systemUseLength: n
 }
 
 export function encodeDirectoryRecord(fields: DirectoryRecordFields): Buffer {
-  const systemUse = fields.systemUse ?? Buffer.alloc(0);
-  const size = directoryRecordSize(fields.identifier.length, systemUse.length);
-  if (size > MAX_RECORD_SIZE) throw new RangeError(`directory record of ${size} bytes exceeds ${MAX_RECORD_SIZE}`);
-  const out = zeroed(size);
-  out[0] = size;
-  out[1] = 0; // extended attribute record length
-  writeBoth32(out, 2, fields.extent);
-  writeBoth32(out, 10, fields.dataLength);
-  recordingDate(fields.recordedAt).copy(out, 18);
-  out[25] = fields.isDirectory ? FLAG_DIRECTORY : 0;
-  out[26] = 0; // file unit size (not interleaved)
-  out[27] = 0; // interleave gap
-  writeBoth16(out, 28, 1); // volume sequence number
-  out[32] = fields.identifier.length;
-  fields.identifier.copy(out, RECORD_HEADER_SIZE);
-  systemUse.copy(out, recordPrefixSize(fields.identifier.length));
+  const out = zeroed(directoryRecordSize(fields.identifier.length, systemUseLength(fields.systemUse)));
+  writeDirectoryRecord(out, 0, fields);
   return out;
+}
+
+/**
+ * Writes the record into `target` at `offset` (which must hold zeros: padding bytes are not
+ * written) and returns its length. Directories are rendered this way, without a buffer per record.
+ */
+export function writeDirectoryRecord(target: Buffer, offset: number, fields: DirectoryRecordFields): number {
+  const size = directoryRecordSize(fields.identifier.length, systemUseLength(fields.systemUse));
+  if (size > MAX_RECORD_SIZE) throw new RangeError(`directory record of ${size} bytes exceeds ${MAX_RECORD_SIZE}`);
+  target[offset] = size;
+  target[offset + 1] = 0; // extended attribute record length
+  writeBoth32(target, offset + 2, fields.extent);
+  writeBoth32(target, offset + 10, fields.dataLength);
+  recordingDateOf(fields.recordedAt).copy(target, offset + 18);
+  target[offset + 25] = fields.isDirectory ? FLAG_DIRECTORY : 0;
+  target[offset + 26] = 0; // file unit size (not interleaved)
+  target[offset + 27] = 0; // interleave gap
+  writeBoth16(target, offset + 28, 1); // volume sequence number
+  target[offset + 32] = fields.identifier.length;
+  fields.identifier.copy(target, offset + RECORD_HEADER_SIZE);
+  let at = offset + recordPrefixSize(fields.identifier.length);
+  for (const entry of fields.systemUse ?? []) at += entry.copy(target, at);
+  return size;
+}
+
+function systemUseLength(entries: readonly Buffer[] | undefined): number {
+  let length = 0;
+  for (const entry of entries ?? []) length += entry.length;
+  return length;
+}
+
+/** Every record of an image carries the same date: keep the last encoding (keyed by its time value). */
+let cachedTime = Number.NaN;
+let cachedDate: Buffer = Buffer.alloc(7);
+function recordingDateOf(date: Date): Buffer {
+  if (date.getTime() !== cachedTime) {
+    cachedDate = recordingDate(date);
+    cachedTime = date.getTime();
+  }
+  return cachedDate;
 }

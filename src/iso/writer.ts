@@ -5,8 +5,8 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { IsoWriteError } from './errors.js';
 import { SECTOR_SIZE, sectorsFor } from './fields.js';
-import { encodeDirectoryRecord } from './directory-record.js';
-import { FIRST_DESCRIPTOR_SECTOR, recordExtent, type DirectoryPlan, type HierarchyPlan, type IsoPlan, type RecordPlan } from './layout.js';
+import { encodeDirectoryRecord, writeDirectoryRecord } from './directory-record.js';
+import { FIRST_DESCRIPTOR_SECTOR, recordExtent, type DirectoryPlan, type HierarchyPlan, type IsoPlan } from './layout.js';
 import { encodePathTable } from './path-table.js';
 import { ceEntry } from './susp.js';
 import { jolietVolumeDescriptor, primaryVolumeDescriptor, terminatorDescriptor } from './volume-descriptor.js';
@@ -71,27 +71,23 @@ function descriptorFields(plan: IsoPlan, tree: HierarchyPlan, volumeId: string, 
 export function renderDirectory(plan: IsoPlan, tree: HierarchyPlan, dir: DirectoryPlan): Buffer {
   const out = Buffer.alloc(dir.size);
   dir.records.forEach((record, index) => {
-    encodeRecord(plan, tree, record).copy(out, dir.recordOffsets[index] as number);
+    const { sector, dataLength } = recordExtent(plan, tree, record);
+    let systemUse: readonly Buffer[] | undefined;
+    if (record.systemUse !== undefined) {
+      const { packing, areas } = record.systemUse;
+      const first = areas[0];
+      systemUse = first === undefined ? packing.inline : [...packing.inline, ceEntry(first)];
+    }
+    writeDirectoryRecord(out, dir.recordOffsets[index] as number, {
+      extent: sector,
+      dataLength,
+      recordedAt: plan.options.timestamp,
+      isDirectory: record.node.kind === 'dir',
+      identifier: record.identifier,
+      systemUse,
+    });
   });
   return out;
-}
-
-function encodeRecord(plan: IsoPlan, tree: HierarchyPlan, record: RecordPlan): Buffer {
-  const { sector, dataLength } = recordExtent(plan, tree, record);
-  let systemUse: Buffer | undefined;
-  if (record.systemUse !== undefined) {
-    const { packing, areas } = record.systemUse;
-    const first = areas[0];
-    systemUse = Buffer.concat([...packing.inline, ...(first === undefined ? [] : [ceEntry(first)])]);
-  }
-  return encodeDirectoryRecord({
-    extent: sector,
-    dataLength,
-    recordedAt: plan.options.timestamp,
-    isDirectory: record.node.kind === 'dir',
-    identifier: record.identifier,
-    systemUse,
-  });
 }
 
 function renderContinuationAreas(plan: IsoPlan): Buffer {
