@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cacheRoot, formatElapsed, isAlive, isErrnoException, run, sleep, type Log } from './install.js';
 
@@ -71,10 +71,14 @@ export function testbedCacheDir(): string {
 async function kernelPackage(): Promise<string> {
   const explicit = process.env['RECONTEXT_GUEST_KERNEL'];
   if (explicit) return explicit;
-  const { stdout } = await run('apt-cache', ['depends', 'linux-image-amd64']);
-  const match = /Depends:\s*(linux-image-[\w.+-]+)/.exec(stdout);
-  if (!match?.[1]) throw new Error(`apt-cache depends linux-image-amd64 names no kernel (apt-get update missing?):\n${stdout}`);
-  return match[1];
+  for (let attempt = 0; ; attempt++) {
+    const { stdout, stderr } = await run('apt-cache', ['depends', 'linux-image-amd64'], { allowFailure: true });
+    const match = /Depends:\s*(linux-image-[\w.+-]+)/.exec(stdout);
+    if (match?.[1]) return match[1];
+    // Packages installed earlier but no package lists (cleaned image): fetch them once.
+    if (attempt > 0) throw new Error(`apt-cache depends linux-image-amd64 names no kernel:\n${stdout}${stderr}`);
+    await run('apt-get', ['update', '-qq'], { env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }, timeoutMs: 600_000 });
+  }
 }
 
 /** Downloads the kernel .deb into the cache once; returns its path and version. */
@@ -161,6 +165,7 @@ export async function ensureGuest(options: { variant?: GuestVariant; log?: Log }
       writeFileSync(join(out, 'guest.json'), `${JSON.stringify(image, null, 2)}\n`);
       rmSync(dir, { recursive: true, force: true });
       renameSync(out, dir);
+      removeOlderBuilds(dir, log);
       log(
         `testbed: guest built in ${formatElapsed(Date.now() - started)}: modules ${ordered.map(([n]) => n).join(' ')}; ` +
           `initrd ${Math.round(statSync(image.initrd).size / 1024)} KiB; kernel ${vmlinux ? 'vmlinux (PVH)' : 'bzImage'}`,
@@ -171,6 +176,18 @@ export async function ensureGuest(options: { variant?: GuestVariant; log?: Log }
     }
   } finally {
     release();
+  }
+}
+
+/** Older builds of the same kernel and variant (other source hashes) are dead weight. */
+function removeOlderBuilds(current: string, log: Log): void {
+  const parent = dirname(current);
+  const prefix = basename(current).replace(/[0-9a-f]{12}$/, '');
+  for (const name of readdirSync(parent)) {
+    if (name.startsWith(prefix) && join(parent, name) !== current && !name.endsWith('.lock')) {
+      rmSync(join(parent, name), { recursive: true, force: true });
+      log(`testbed: removed the older guest build ${name}`);
+    }
   }
 }
 
@@ -295,7 +312,7 @@ export async function probeAccelerator(guest: GuestImage, log: Log): Promise<Acc
   if (forced === 'tcg') kvmReason = 'RECONTEXT_TESTBED_ACCEL=tcg';
   else if (!existsSync('/dev/kvm')) kvmReason = 'no /dev/kvm';
   else {
-    const kvm = await bootProbe(guest, 'kvm', 30_000);
+    const kvm = await bootProbe(guest, 'kvm', 20_000); // a KVM boot of this guest takes ~1 s
     if (kvm.ok) {
       const result: Accelerator = { accel: 'kvm', domainType: 'kvm', bootSeconds: kvm.seconds };
       log(`testbed: KVM works (probe guest booted in ${kvm.seconds.toFixed(1)}s): domain type kvm`);

@@ -8,7 +8,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildDomainXml, type DomainOptions } from './domain.js';
-import { ensureGuest, probeAccelerator, type Accelerator, type GuestImage } from './guest.js';
+import { ensureGuest, probeAccelerator, type Accelerator, type GuestImage, type GuestVariant } from './guest.js';
 import { HOST_NAMES, hostProcesses, startHost, stopHost, virsh as virshOn, type HostName, type HostState } from './hosts.js';
 import { ensurePackages, formatElapsed, isAlive, sleep, type Log, type RunResult } from './install.js';
 
@@ -70,6 +70,8 @@ export interface TestbedOptions {
   readonly id?: string;
   /** Keep running after this process exits (testbed:up). Otherwise its exit stops everything. */
   readonly detached?: boolean;
+  /** Guest image variant; default 'base' ('fat' = Node + FFS, issue 7, not built yet). */
+  readonly guestVariant?: GuestVariant;
   readonly log?: Log;
 }
 
@@ -82,7 +84,7 @@ export async function startTestbed(options: TestbedOptions = {}): Promise<Testbe
   const log = options.log ?? ((line: string) => console.error(line));
   const started = Date.now();
   await ensurePackages(log);
-  const guest = await ensureGuest({ log });
+  const guest = await ensureGuest({ variant: options.guestVariant ?? 'base', log });
   const accelerator = await probeAccelerator(guest, log);
   const id = options.id ?? `t${process.pid}`;
   const dir = join(testbedRoot(), id);
