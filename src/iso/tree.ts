@@ -65,13 +65,12 @@ function insert(root: MutableNode, entry: IsoEntry): void {
   let dir = root;
   for (let i = 0; i < names.length - 1; i++) {
     const name = names[i] as string;
-    const path = names.slice(0, i + 1).join('/');
     let next = dir.children.get(name);
     if (next === undefined) {
-      next = newDir(name, path, false);
+      next = newDir(name, dir.path === '' ? name : `${dir.path}/${name}`, false);
       dir.children.set(name, next);
     } else if (next.kind !== 'dir') {
-      throw new IsoInputError(entry.path, `parent ${path} is a ${next.kind}, not a directory`);
+      throw new IsoInputError(entry.path, `parent ${next.path} is a ${next.kind}, not a directory`);
     }
     dir = next;
   }
@@ -140,7 +139,8 @@ export function splitPath(path: string): string[] {
   for (const name of names) {
     if (name === '..') throw new IsoInputError(path, "path escapes the image root ('..')");
     if (name === '' || name === '.') throw new IsoInputError(path, "path is not normalized (empty or '.' component)");
-    if (Buffer.byteLength(name, 'utf8') > MAX_NAME_BYTES) {
+    // A UTF-16 unit is at most 3 UTF-8 bytes: only long names need counting.
+    if (name.length * 3 > MAX_NAME_BYTES && Buffer.byteLength(name, 'utf8') > MAX_NAME_BYTES) {
       throw new IsoInputError(path, `name ${JSON.stringify(name.slice(0, 40))}… is longer than ${MAX_NAME_BYTES} bytes`);
     }
     if (LONE_SURROGATE.test(name)) throw new IsoInputError(path, 'name is not well-formed Unicode (lone surrogate)');
