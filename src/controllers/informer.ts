@@ -184,12 +184,13 @@ export class Informer<T extends ObjectMeta> {
 
   #apply(event: WatchEvent<T>): 'gone' | undefined {
     if (event.type === 'ERROR') {
+      // 410 Gone is the usual one; others exist too (a 500 "PrevKv=nil" when resuming right at
+      // the compaction point). Resuming from the same resourceVersion would fail the same way,
+      // so any error event relists, as client-go's reflector does.
       const status = event.object as unknown as { code?: number; message?: string };
-      if (status.code === 410) {
-        this.#resourceVersion = undefined;
-        return 'gone';
-      }
-      throw new ApiError(status.code ?? 500, 'WatchError', status.message ?? 'watch error');
+      if (status.code !== 410) this.#logger.warn('watch ended with an error event; relisting', { code: status.code, error: status.message });
+      this.#resourceVersion = undefined;
+      return 'gone';
     }
     const object = this.#withTypeMeta(event.object);
     if (object.metadata?.resourceVersion) this.#resourceVersion = object.metadata.resourceVersion;

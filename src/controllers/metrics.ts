@@ -69,7 +69,7 @@ export class OperatorMetrics {
     labelNames: ['verb', 'code'] as const,
     registers: [this.registry],
   });
-  readonly leader = new Gauge({ name: 'recontext_leader', help: '1 while this replica holds the leader lease.', registers: [this.registry] });
+  readonly leader = new Gauge({ name: 'recontext_leader', help: 'Whether this replica holds the leader lease (1) or not (0).', registers: [this.registry] });
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'recontext_' });
