@@ -8,6 +8,8 @@ export interface CdromSpec {
   readonly source?: string;
   /** sda, sdb, …; default by position. */
   readonly target?: string;
+  /** 'sata' (default; swapped in place, no hotplug) or 'scsi' (virtio-scsi; hot-pluggable). */
+  readonly bus?: 'sata' | 'scsi';
 }
 
 export interface DomainOptions {
@@ -20,6 +22,8 @@ export interface DomainOptions {
   /** Extra kernel command-line words. */
   readonly cmdlineExtra?: string;
   readonly machine?: 'q35' | 'pc';
+  /** Add a virtio-scsi controller (index 0) so CD-ROMs can be hot-plugged; default true. */
+  readonly virtioScsi?: boolean;
 }
 
 export interface DomainContext {
@@ -44,7 +48,7 @@ export function buildDomainXml(options: DomainOptions, context: DomainContext): 
       `    <disk type='file' device='cdrom'>`,
       `      <driver name='qemu' type='raw'/>`,
       ...(cd.source ? [`      <source file='${xml(cd.source)}'/>`] : []),
-      `      <target dev='${xml(cd.target ?? sataTarget(index))}' bus='sata'/>`,
+      `      <target dev='${xml(cd.target ?? sataTarget(index))}' bus='${cd.bus ?? 'sata'}'/>`,
       `      <readonly/>`,
       `    </disk>`,
     ].join('\n'),
@@ -69,7 +73,7 @@ export function buildDomainXml(options: DomainOptions, context: DomainContext): 
     <emulator>/usr/bin/qemu-system-x86_64</emulator>
 ${disks.join('\n')}
     <controller type='usb' model='none'/>
-    <serial type='file'>
+${options.virtioScsi === false && !cdroms.some((cd) => cd.bus === 'scsi') ? '' : "    <controller type='scsi' index='0' model='virtio-scsi'/>\n"}    <serial type='file'>
       <source path='${xml(context.consoleLog)}' append='on'/>
       <target port='0'/>
     </serial>
@@ -86,4 +90,20 @@ ${disks.join('\n')}
 
 function xml(value: string): string {
   return value.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/'/g, '&apos;').replace(/"/g, '&quot;');
+}
+
+/**
+ * Device XML of a virtio-scsi CD-ROM for `virsh attach-device --live` (the hotplug fallback), on
+ * the domain's controller 0 at `unit`. The address is explicit: otherwise libvirt derives one from
+ * the target name and may want a new controller, which a running q35 guest has no PCI slot for.
+ */
+export function scsiCdromXml(source: string, target: string, unit = 0): string {
+  return `<disk type='file' device='cdrom'>
+  <driver name='qemu' type='raw'/>
+  <source file='${xml(source)}'/>
+  <target dev='${xml(target)}' bus='scsi'/>
+  <readonly/>
+  <address type='drive' controller='0' bus='0' target='0' unit='${unit}'/>
+</disk>
+`;
 }

@@ -14,7 +14,7 @@ import { ensurePackages, formatElapsed, isAlive, sleep, type Log, type RunResult
 
 export { TestbedUnavailable, testbedPrecondition, ensurePackages, TESTBED_PACKAGES } from './install.js';
 export { ensureGuest, probeAccelerator, testbedCacheDir, type GuestImage, type GuestVariant, type Accelerator } from './guest.js';
-export { buildDomainXml, sataTarget, type DomainOptions, type CdromSpec } from './domain.js';
+export { buildDomainXml, sataTarget, scsiCdromXml, type DomainOptions, type CdromSpec } from './domain.js';
 export { hostProcesses, type HostName, type HostState } from './hosts.js';
 
 export interface TestbedHost {

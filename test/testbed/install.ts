@@ -34,6 +34,9 @@ export function testbedPrecondition(): string | undefined {
   if (process.getuid?.() !== 0) return 'needs root (libvirtd, mount namespaces, apt-get)';
   const missing = missingPackages();
   if (missing.length > 0 && !hasCommand('apt-get')) return `missing Debian packages ${missing.join(' ')} and no apt-get`;
+  // Each libvirt host lives in its own mount namespace: sandboxes without CAP_SYS_ADMIN cannot.
+  const unshare = spawnSync('unshare', ['--mount', '--propagation', 'private', 'true'], { encoding: 'utf8' });
+  if (unshare.status !== 0) return `cannot create a mount namespace (unshare --mount): ${(unshare.stderr ?? unshare.error?.message ?? '').trim()}`;
   return undefined;
 }
 

@@ -10,7 +10,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isZombie, run } from './install.js';
-import { hostProcesses, readState, testbedRoot, type TestbedState } from './index.js';
+import { hostProcesses, readState, scsiCdromXml, testbedRoot, type TestbedState } from './index.js';
 import { testbedSkipReason, useTestbed, type Testbed } from './shared.js';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -58,6 +58,7 @@ describe.skipIf(skip)('test bed: two libvirt hosts and the test guest (real QEMU
     isos['v2'] = await makeIso(work, 'CTX_V2', { 'config/cache.conf': 'cache=10.0.0.2\n', 'README': 'layer v2\n' });
     isos['v3'] = await makeIso(work, 'CTX_V3', { 'config/cache.conf': 'cache=10.0.0.3\n', 'zone': 'zone-b\n' });
     isos['other'] = await makeIso(work, 'CTX_OTHER', { 'infra.json': '{"zone":"a"}\n' });
+    isos['hot'] = await makeIso(work, 'CTX_HOT', { 'hot.txt': 'hot\n' });
   });
 
   afterAll(async () => {
@@ -139,6 +140,24 @@ describe.skipIf(skip)('test bed: two libvirt hosts and the test guest (real QEMU
     const alive = aliveCount(tb.consoleLog(domain));
     await tb.waitForConsole(domain, new RegExp(`CTX ALIVE ${alive + 1}\\b`), 15_000, backFrom);
   }, 180_000);
+
+  it('(e) a hot-plugged virtio-scsi CD-ROM is mounted and reported; unplugging it is noticed', async () => {
+    const xmlPath = join(work, 'hot.xml');
+    writeFileSync(xmlPath, scsiCdromXml(isos['hot'] ?? '', 'sdz'));
+    const from = tb.consoleOffset(domain);
+    const attached = await tb.virsh(where, ['attach-device', domain, xmlPath, '--live']);
+    const returned = Date.now();
+    expect(attached.code, attached.stderr).toBe(0);
+    const mount = await tb.waitForConsole(domain, /CTX MOUNT (sr\d+) CTX_HOT /, 15_000, from);
+    const dev = mount.match[1] ?? '';
+    await tb.waitForConsole(domain, new RegExp(`CTX END ${dev} 1`), 5_000, from);
+    expect(reportedFiles(tb.consoleLog(domain).slice(from), dev).get('hot.txt')).toBe('hot\n');
+    console.log(`testbed: hot-plugged virtio-scsi CD-ROM ${dev} mounted ${mount.seenAt - returned} ms after attach-device returned`);
+    const detachFrom = tb.consoleOffset(domain);
+    const detached = await tb.virsh(where, ['detach-device', domain, xmlPath, '--live']);
+    expect(detached.code, detached.stderr).toBe(0);
+    await tb.waitForConsole(domain, new RegExp(`CTX UMOUNT ${dev}`), 15_000, detachFrom);
+  }, 120_000);
 
   it('(d) testbed:up / testbed:down: down leaves no libvirtd, virtlogd or QEMU process and no directory', async () => {
     // The shared guest goes first: one TCG guest at a time.
