@@ -130,6 +130,11 @@ describe.skipIf(missingTool('isoinfo', 'isoinfo cross-check'))('isoinfo reads ou
     );
   });
 
+  it('passes isovfy (genisoimage\'s verifier: record lengths, sector crossings, sort order)', () => {
+    const result = runOk('isovfy', [image]);
+    expect(result.stdout + result.stderr).toMatch(/No errors found/);
+  });
+
   it('has a path table with one record per directory, parents before children', () => {
     const table = runOk('isoinfo', ['-p', '-i', image]).stdout.split('\n').filter((l) => /^\s*\d+:/.test(l));
     const directories = [...expected.values()].filter((s) => s.kind === 'dir').length + 1;
