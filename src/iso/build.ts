@@ -1,5 +1,5 @@
 // The public entry point: entries → checked tree → plan (pure, synchronous, throws IsoInputError)
-// → an image object that writes itself to a stream, hashing the bytes on the way.
+// → an image object that writes itself to a file, a stream or a Buffer, hashing the bytes on the way.
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { closeSync, fsync, openSync, writeSync } from 'node:fs';
@@ -44,7 +44,11 @@ export interface IsoImage {
   readonly size: number;
   /** Streams the image into `sink` (respecting backpressure) and ends it unless `end: false`. */
   write(sink: Writable, options?: IsoWriteOptions & { end?: boolean }): Promise<IsoWriteResult>;
-  /** Writes the image to a file with positioned writes, several in flight: the fast path to disk. */
+  /**
+   * Writes the image to a file: the fast path to disk (blocking positioned writes that yield to the
+   * event loop every 8 MiB). On failure the file may hold part of an image — write to a temp name
+   * and rename, as ImageStore does.
+   */
   writeToFile(path: string, options?: IsoFileWriteOptions): Promise<IsoWriteResult>;
   /** The whole image in memory: for small images and tests. */
   toBuffer(): Promise<Buffer>;
