@@ -6,6 +6,7 @@
 // else (kernel, initrd, ISOs, console logs) is on the shared file system at the same paths.
 import { closeSync, cpSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, appendFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { formatElapsed, isAlive, isZombie, processName, readPid, run, sleep, terminate, type Log, type RunResult } from './install.js';
 
@@ -68,7 +69,12 @@ export async function startHost(instanceDir: string, name: HostName, log: Log): 
       '',
     ].join('\n'),
   );
-  const portBase = name === 'host-a' ? 49152 : 49184;
+  // libvirt's default 49152-49215 lies inside Linux's ephemeral range (32768-60999): any client
+  // socket on the machine (API servers under test, …) can hold such a port and QEMU's
+  // migrate-incoming then fails with "Address already in use". Use 20000-25119 instead, 64 ports
+  // per host, a block per instance (hash of its directory) so instances never share one.
+  const block = Number.parseInt(createHash('sha256').update(instanceDir).digest('hex').slice(0, 8), 16) % 40;
+  const portBase = 20000 + block * 128 + (name === 'host-a' ? 0 : 64);
   appendFileSync(
     join(dir, 'etc', 'qemu.conf'),
     [
@@ -83,7 +89,7 @@ export async function startHost(instanceDir: string, name: HostName, log: Log): 
       'cgroup_controllers = [ ]',
       'namespaces = [ ]',
       `migration_port_min = ${portBase}`,
-      `migration_port_max = ${portBase + 31}`,
+      `migration_port_max = ${portBase + 63}`,
       '',
     ].join('\n'),
   );
