@@ -57,6 +57,13 @@ export interface Testbed {
   consoleOffset(domain: string): number;
   /** Waits for a line matching regex (at or after byte offset `from`). */
   waitForConsole(domain: string, regex: RegExp, timeoutMs: number, from?: number): Promise<ConsoleMatch>;
+  /**
+   * Defines and starts the test guest on a host (transient domain, `virsh create`) and waits for
+   * the agent's first heartbeat. Returns the seconds from the call to that line.
+   */
+  bootGuest(host: HostName, options: DomainOptions, timeoutMs?: number): Promise<{ xmlPath: string; bootSeconds: number }>;
+  /** Destroys the domain on whichever host runs it (no error when it runs nowhere). */
+  destroyGuest(domain: string): Promise<void>;
   /** virsh against a host (non-zero exit is a result). */
   virsh(host: HostName, args: readonly string[], options?: { timeoutMs?: number }): Promise<RunResult>;
   host(name: HostName): TestbedHost;
@@ -147,6 +154,37 @@ export function connectTestbed(state: TestbedState): Testbed {
       return '';
     }
   };
+  const virsh = (name: HostName, args: readonly string[], options: { timeoutMs?: number } = {}): Promise<RunResult> =>
+    virshOn(host(name), args, { allowFailure: true, timeoutMs: options.timeoutMs ?? 120_000 });
+  const domainXml = (options: DomainOptions): string => {
+    mkdirSync(join(state.dir, 'domains', options.name), { recursive: true });
+    return buildDomainXml(options, { guest: state.guest, accelerator: state.accelerator, consoleLog: consoleLogPath(options.name) });
+  };
+  const consoleOffset = (domain: string): number => {
+    try {
+      return statSync(consoleLogPath(domain)).size;
+    } catch {
+      return 0;
+    }
+  };
+  const waitForConsole = async (domain: string, regex: RegExp, timeoutMs: number, from = 0): Promise<ConsoleMatch> => {
+    const deadline = Date.now() + timeoutMs;
+    const flags = regex.flags.replace(/[gy]/g, '');
+    for (;;) {
+      const text = Buffer.from(consoleLog(domain), 'utf8').subarray(from).toString('utf8');
+      // Whole lines only: a line still being written does not match half-way.
+      const complete = text.slice(0, text.lastIndexOf('\n') + 1);
+      const match = new RegExp(regex.source, flags).exec(complete);
+      if (match) {
+        const lineEnd = complete.indexOf('\n', match.index + match[0].length);
+        return { match, offset: from + Buffer.byteLength(complete.slice(0, lineEnd + 1)), seenAt: Date.now() };
+      }
+      if (Date.now() > deadline) {
+        throw new Error(`console of ${domain}: no line matching ${regex} within ${timeoutMs} ms; tail:\n${complete.slice(-1500)}`);
+      }
+      await sleep(20);
+    }
+  };
   return {
     id: state.id,
     dir: state.dir,
@@ -154,38 +192,25 @@ export function connectTestbed(state: TestbedState): Testbed {
     guest: state.guest,
     accelerator: state.accelerator,
     host,
-    domainXml: (options) => {
-      mkdirSync(join(state.dir, 'domains', options.name), { recursive: true });
-      return buildDomainXml(options, { guest: state.guest, accelerator: state.accelerator, consoleLog: consoleLogPath(options.name) });
-    },
+    domainXml,
     consoleLogPath,
     consoleLog,
-    consoleOffset: (domain) => {
-      try {
-        return statSync(consoleLogPath(domain)).size;
-      } catch {
-        return 0;
-      }
+    consoleOffset,
+    waitForConsole,
+    virsh,
+    bootGuest: async (name, options, timeoutMs = 120_000) => {
+      const xmlPath = join(state.dir, 'domains', options.name, 'domain.xml');
+      writeFileSync(xmlPath, domainXml(options));
+      const from = consoleOffset(options.name);
+      const started = Date.now();
+      const created = await virsh(name, ['create', xmlPath]);
+      if (created.code !== 0) throw new Error(`virsh create ${options.name} on ${name} failed: ${created.stderr.trim()}`);
+      const alive = await waitForConsole(options.name, /CTX ALIVE 1\b/, timeoutMs, from);
+      return { xmlPath, bootSeconds: (alive.seenAt - started) / 1000 };
     },
-    waitForConsole: async (domain, regex, timeoutMs, from = 0) => {
-      const deadline = Date.now() + timeoutMs;
-      const flags = regex.flags.replace(/[gy]/g, '');
-      for (;;) {
-        const text = Buffer.from(consoleLog(domain), 'utf8').subarray(from).toString('utf8');
-        // Whole lines only: a line still being written does not match half-way.
-        const complete = text.slice(0, text.lastIndexOf('\n') + 1);
-        const match = new RegExp(regex.source, flags).exec(complete);
-        if (match) {
-          const lineEnd = complete.indexOf('\n', match.index + match[0].length);
-          return { match, offset: from + Buffer.byteLength(complete.slice(0, lineEnd + 1)), seenAt: Date.now() };
-        }
-        if (Date.now() > deadline) {
-          throw new Error(`console of ${domain}: no line matching ${regex} within ${timeoutMs} ms; tail:\n${complete.slice(-1500)}`);
-        }
-        await sleep(20);
-      }
+    destroyGuest: async (domain) => {
+      for (const h of hosts) await virsh(h.name, ['destroy', domain]);
     },
-    virsh: (name, args, options = {}) => virshOn(host(name), args, { allowFailure: true, timeoutMs: options.timeoutMs ?? 120_000 }),
     state: () => state,
     stop: async () => stopState(state, (line) => console.error(line)),
   };

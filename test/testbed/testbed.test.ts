@@ -62,20 +62,17 @@ describe.skipIf(skip)('test bed: two libvirt hosts and the test guest (real QEMU
   });
 
   afterAll(async () => {
-    if (tb) for (const host of ['host-a', 'host-b'] as const) await tb.virsh(host, ['destroy', domain]);
+    await tb?.destroyGuest(domain);
     if (work) rmSync(work, { recursive: true, force: true });
   });
 
   it('(a) boots the guest, which reports the files of its attached ISOs', async () => {
-    const xmlPath = join(work, `${domain}.xml`);
-    writeFileSync(xmlPath, tb.domainXml({ name: domain, memoryMiB: 256, cdroms: [{ source: isos['v1'] }, { source: isos['other'] }, {}] }));
     const started = Date.now();
-    const created = await tb.virsh('host-a', ['create', xmlPath]);
-    expect(created.code, created.stderr).toBe(0);
-    const sr0 = await tb.waitForConsole(domain, /CTX END sr0 (\d+)/, 90_000);
+    const { bootSeconds } = await tb.bootGuest('host-a', { name: domain, memoryMiB: 256, cdroms: [{ source: isos['v1'] }, { source: isos['other'] }, {}] }, 90_000);
+    const sr0 = await tb.waitForConsole(domain, /CTX END sr0 (\d+)/, 30_000);
     const sr1 = await tb.waitForConsole(domain, /CTX END sr1 (\d+)/, 30_000);
-    const bootSeconds = (Math.max(sr0.seenAt, sr1.seenAt) - started) / 1000;
-    console.log(`testbed: guest booted (${tb.accelerator.accel}) and reported its CD-ROMs ${bootSeconds.toFixed(1)}s after virsh create`);
+    const reported = (Math.max(sr0.seenAt, sr1.seenAt) - started) / 1000;
+    console.log(`testbed: guest booted (${tb.accelerator.accel}): first heartbeat ${bootSeconds.toFixed(1)}s, CD-ROMs reported ${reported.toFixed(1)}s after virsh create`);
     const log = tb.consoleLog(domain);
     expect(log).toMatch(/CTX MOUNT sr0 CTX_V1 \/ctx\/sr0/);
     expect(log).toMatch(/CTX MOUNT sr1 CTX_OTHER \/ctx\/sr1/);
@@ -161,7 +158,7 @@ describe.skipIf(skip)('test bed: two libvirt hosts and the test guest (real QEMU
 
   it('(d) testbed:up / testbed:down: down leaves no libvirtd, virtlogd or QEMU process and no directory', async () => {
     // The shared guest goes first: one TCG guest at a time.
-    await tb.virsh(where, ['destroy', domain]);
+    await tb.destroyGuest(domain);
     const id = `down-test-${process.pid}`;
     const env = { ...process.env, RECONTEXT_TESTBED_ID: id };
     const up = await tsxCli(['up'], env);
