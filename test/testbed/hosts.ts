@@ -4,10 +4,11 @@
 // files. Both hosts (also host A) are private, so the test bed never touches a system libvirtd
 // or /etc/libvirt, and stopping it ends exactly the processes of its namespaces. Everything
 // else (kernel, initrd, ISOs, console logs) is on the shared file system at the same paths.
-import { closeSync, cpSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, appendFileSync } from 'node:fs';
+import { appendFileSync, closeSync, cpSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
+import { testbedCacheDir } from './guest.js';
 import { formatElapsed, isAlive, isZombie, processName, readPid, run, sleep, terminate, type Log, type RunResult } from './install.js';
 
 export type HostName = 'host-a' | 'host-b';
@@ -52,6 +53,10 @@ export async function startHost(instanceDir: string, name: HostName, log: Log): 
     mkdirSync(join(dir, sub), { recursive: true });
     mkdirSync(target, { recursive: true });
   }
+  // QEMU capabilities probed by an earlier host (libvirt re-probes when QEMU, libvirt or the
+  // kernel changed): saves most of a host's start-up time.
+  const seed = join(testbedCacheDir(), 'libvirt-qemu-capabilities');
+  if (existsSync(seed)) cpSync(seed, join(dir, 'cache', 'qemu', 'capabilities'), { recursive: true });
   // Debian's configuration as installed, plus the test bed's settings (later keys win).
   cpSync('/etc/libvirt', join(dir, 'etc'), { recursive: true });
   rmSync(join(dir, 'etc', 'qemu', 'networks', 'autostart'), { recursive: true, force: true });
@@ -144,6 +149,7 @@ export async function startHost(instanceDir: string, name: HostName, log: Log): 
     if (mountNamespace) await stopHost(host, log);
     throw error;
   }
+  saveCapabilities(join(dir, 'cache', 'qemu', 'capabilities'), seed);
   log(`testbed: ${name} up in ${formatElapsed(Date.now() - started)}: libvirtd ${libvirtdPid}, virtlogd ${virtlogdPid}, ${host.uri}`);
   return host;
 }
@@ -152,13 +158,20 @@ export function virsh(host: Pick<HostState, 'uri'>, args: readonly string[], opt
   return run('virsh', ['-c', host.uri, ...args], { allowFailure: options.allowFailure ?? false, timeoutMs: options.timeoutMs ?? 120_000 });
 }
 
-/** Pids of all processes in the host's mount namespace (libvirtd, virtlogd, QEMU, helpers). */
-export function hostProcesses(host: Pick<HostState, 'mountNamespace'>): number[] {
+/**
+ * Pids of all processes in the host's mount namespace (libvirtd, virtlogd, QEMU, helpers).
+ * Namespace inode numbers are reused as soon as a namespace dies, so a process counts only when
+ * its namespace also has this host's bind mount of <dir>/run on /run/libvirt: a stale record
+ * never matches another instance's processes.
+ */
+export function hostProcesses(host: Pick<HostState, 'mountNamespace' | 'dir'>): number[] {
   const pids: number[] = [];
+  const ours = ` ${join(host.dir, 'run')} /run/libvirt `;
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
-      if (readlinkSync(`/proc/${entry}/ns/mnt`) === host.mountNamespace) pids.push(Number(entry));
+      if (readlinkSync(`/proc/${entry}/ns/mnt`) !== host.mountNamespace) continue;
+      if (readFileSync(`/proc/${entry}/mountinfo`, 'utf8').includes(ours)) pids.push(Number(entry));
     } catch {
       // gone meanwhile, or a kernel thread
     }
@@ -172,7 +185,7 @@ export function hostProcesses(host: Pick<HostState, 'mountNamespace'>): number[]
  * vanish with the last process. Removes the host directory.
  */
 export async function stopHost(host: HostState, log: Log): Promise<void> {
-  if (isAlive(host.libvirtdPid) && existsSync(host.socket)) {
+  if (hostProcesses(host).includes(host.libvirtdPid) && existsSync(host.socket)) {
     const list = await virsh(host, ['list', '--all', '--name'], { allowFailure: true, timeoutMs: 15_000 });
     for (const domain of list.stdout.split('\n').map((s) => s.trim()).filter(Boolean)) {
       await virsh(host, ['destroy', domain], { allowFailure: true, timeoutMs: 15_000 });
@@ -180,14 +193,31 @@ export async function stopHost(host: HostState, log: Log): Promise<void> {
     }
   }
   // Recorded pids only while they still are what we started (pids get reused).
-  if (processName(host.libvirtdPid) === 'libvirtd') await terminate(host.libvirtdPid);
-  if (processName(host.virtlogdPid) === 'virtlogd') await terminate(host.virtlogdPid);
+  const mine = new Set(hostProcesses(host));
+  if (mine.has(host.libvirtdPid)) await terminate(host.libvirtdPid);
+  if (mine.has(host.virtlogdPid)) await terminate(host.virtlogdPid);
   const left = hostProcesses(host);
   if (left.length > 0) {
     log(`testbed: ${host.name}: ending ${left.map((pid) => `${processName(pid) ?? '?'}(${pid})`).join(' ')}`);
     await Promise.all(left.map((pid) => terminate(pid, 5_000)));
   }
   rmSync(host.dir, { recursive: true, force: true });
+}
+
+/** Keeps the probed capabilities for the next hosts (written aside, then renamed: atomic). */
+function saveCapabilities(from: string, seed: string): void {
+  try {
+    const files = readdirSync(from).filter((f) => f.endsWith('.xml'));
+    if (files.length === 0) return;
+    mkdirSync(seed, { recursive: true });
+    for (const file of files) {
+      const tmp = join(seed, `.${file}.${process.pid}`);
+      cpSync(join(from, file), tmp);
+      renameSync(tmp, join(seed, file));
+    }
+  } catch {
+    // only an optimization
+  }
 }
 
 function safeRead(path: string): string {

@@ -234,7 +234,7 @@ export function readState(dir: string): TestbedState | undefined {
 
 /** Both hosts still running as recorded. */
 export function stateAlive(state: TestbedState): boolean {
-  return state.hosts.length === 2 && state.hosts.every((h) => isAlive(h.libvirtdPid) && existsSync(h.socket));
+  return state.hosts.length === 2 && state.hosts.every((h) => hostProcesses(h).includes(h.libvirtdPid) && existsSync(h.socket));
 }
 
 export async function stopState(state: TestbedState, log: Log): Promise<void> {

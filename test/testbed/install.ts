@@ -1,7 +1,7 @@
 // Installs what the test bed needs from Debian's packages (idempotent; a fresh Debian 12 machine
 // as root needs nothing else), and small process helpers shared by the test bed's modules.
 import { execFile, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { isAlive, isErrnoException } from '../controlplane/build.js';
 
 export { cacheRoot, formatElapsed, isAlive, isErrnoException } from '../controlplane/build.js';
@@ -60,8 +60,17 @@ export async function ensurePackages(log: Log): Promise<void> {
   const started = Date.now();
   log(`testbed: installing ${missing.join(' ')} with apt-get`);
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  await run('apt-get', ['update', '-qq'], { env });
-  await run('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], { env, timeoutMs: 900_000 });
+  // Without systemd, the packages' maintainer scripts would start a system libvirtd and virtlogd
+  // through invoke-rc.d; the test bed runs its own. Debian's policy-rc.d (exit 101) prevents it.
+  const policy = '/usr/sbin/policy-rc.d';
+  const ownPolicy = !existsSync(policy);
+  if (ownPolicy) writeFileSync(policy, '#!/bin/sh\n# recontext test bed: no service starts during apt-get install\nexit 101\n', { mode: 0o755 });
+  try {
+    await run('apt-get', ['update', '-qq'], { env });
+    await run('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], { env, timeoutMs: 900_000 });
+  } finally {
+    if (ownPolicy) rmSync(policy, { force: true });
+  }
   const still = missingPackages();
   if (still.length > 0) throw new Error(`apt-get install left ${still.join(' ')} missing`);
   log(`testbed: packages installed in ${Math.round((Date.now() - started) / 1000)}s`);
