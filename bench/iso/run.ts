@@ -2,7 +2,7 @@
 // as a user would, on three trees: (a) a typical context layer, 50 files / 200 KB; (b) 2000 files /
 // 20 MB; (c) one 500 MB file. Prints one table (median, p95, peak RSS) and the goal checks.
 // Run: npm run bench:iso   (env BENCH_ISO_RUNS=<n> scales the run counts, BENCH_ISO_DIR=<dir> the scratch place)
-// Needs genisoimage, xorriso and GNU time (/usr/bin/time, Debian package `time`).
+// Needs genisoimage, xorriso and GNU time (/usr/bin/time); installs them with apt-get when missing.
 import { execFileSync, spawn } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
 import { closeSync, mkdirSync, openSync, writeSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -10,6 +10,7 @@ import { cpus, totalmem, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildIso, entriesFromDirectory, type IsoEntry } from '../../src/iso/index.js';
+import { BENCH_TOOLS, ensureTools, ISO_TOOLS } from '../../test/setup/system-packages.js';
 
 interface Scenario {
   readonly key: string;
@@ -149,6 +150,9 @@ function describeMachine(): string {
 }
 
 async function main(): Promise<void> {
+  // Like the tests, the bench installs what it compares against (as root, with apt-get).
+  const missing = ensureTools([...ISO_TOOLS.filter((t) => t.command !== '7z'), ...BENCH_TOOLS], (line) => console.log(line));
+  if (missing.length > 0) throw new Error(`bench:iso cannot run: ${missing.join('; ')}`);
   const scratch = mkdtempSync(join(process.env.BENCH_ISO_DIR ?? tmpdir(), 'bench-iso-'));
   try {
     console.log(describeMachine());

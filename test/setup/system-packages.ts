@@ -16,6 +16,9 @@ export const ISO_TOOLS: readonly RequiredTool[] = [
   { command: '7z', debianPackage: 'p7zip-full' },
 ];
 
+/** What the benchmarks spawn or measure with, besides the ISO tools. */
+export const BENCH_TOOLS: readonly RequiredTool[] = [{ command: '/usr/bin/time', debianPackage: 'time' }];
+
 export function hasCommand(command: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' }).status === 0;
 }
