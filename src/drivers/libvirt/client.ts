@@ -4,6 +4,7 @@ import { ConnectionClosedError, LibvirtConnection, LibvirtError, type Connection
 import {
   AffectFlags,
   EventId,
+  METADATA_ELEMENT,
   MigrateFlags,
   Procedure,
   readDomain,
@@ -79,6 +80,20 @@ export class LibvirtClient {
 
   async detachDevice(domain: DomainRef, xml: string, flags: number = AffectFlags.LIVE): Promise<void> {
     await this.connection.call(Procedure.DOMAIN_DETACH_DEVICE_FLAGS, domainArgs(domain).string(xml).uint(flags).toBuffer());
+  }
+
+  /**
+   * Sets (or, with `xml` undefined, removes) the domain's custom metadata element in namespace
+   * `uri` (virDomainSetMetadata, VIR_DOMAIN_METADATA_ELEMENT).
+   */
+  async setMetadata(domain: DomainRef, xml: string | undefined, prefix: string, uri: string, flags: number = AffectFlags.CURRENT): Promise<void> {
+    const body = domainArgs(domain)
+      .int(METADATA_ELEMENT)
+      .optional(xml, (w, v) => w.string(v))
+      .optional(xml === undefined ? undefined : prefix, (w, v) => w.string(v))
+      .optional(uri, (w, v) => w.string(v))
+      .uint(flags);
+    await this.connection.call(Procedure.DOMAIN_SET_METADATA, body.toBuffer());
   }
 
   /** Registers for an event (EventId) of every domain on this connection; returns the callback id. */

@@ -32,7 +32,8 @@ const domainXml = (metadata = '', sdb = '') => `<domain type='qemu' id='3'>
 </domain>`;
 
 const recorded: Assignment[] = [{ layer: 'svc', target: 'sda', digest: 'sha256:aaa' }];
-const meta = assignmentsXml(recorded);
+// As virDomainGetXMLDesc shows what virDomainSetMetadata stored under prefix and namespace.
+const meta = `<recontext:layers xmlns:recontext="https://recontext.dev/libvirt/v1alpha1"><recontext:layer name="svc" target="sda" digest="sha256:aaa"/></recontext:layers>`;
 
 describe('reading the live domain', () => {
   it('lists CD-ROM drives with their media, ignoring other disks', () => {
@@ -43,7 +44,11 @@ describe('reading the live domain', () => {
     ]);
   });
 
-  it('round-trips the assignment through the domain metadata, whatever the prefix', () => {
+  it('writes the element libvirt wants (no prefix, no namespace declaration) and reads what it shows', () => {
+    expect(assignmentsXml(recorded)).toBe('<layers><layer name="svc" target="sda" digest="sha256:aaa"/></layers>');
+  });
+
+  it('reads the assignment from the domain metadata, whatever the prefix', () => {
     expect(assignmentsOf(domainXml(meta))).toEqual(recorded);
     expect(assignmentsOf(domainXml(meta.replaceAll('recontext:', 'rc:').replace('xmlns:recontext', 'xmlns:rc')))).toEqual(recorded);
     expect(assignmentsOf(domainXml('<other:x xmlns:other="urn:x"/>'))).toEqual([]);
@@ -60,7 +65,7 @@ describe('planDevices', () => {
   const observed = cdromsOf(domainXml());
 
   it('is empty when the drives already hold the wanted images (idempotent)', () => {
-    expect(planDevices(observed, recorded, [{ name: 'svc', digest: 'sha256:aaa', image: '/images/aaa.iso' }])).toEqual({ actions: [], assignments: recorded });
+    expect(planDevices(observed, recorded, [{ name: 'svc', digest: 'sha256:aaa', image: '/images/aaa.iso' }])).toEqual({ actions: [], intent: recorded, assignments: recorded });
   });
 
   it('changes the medium of a layer in its own drive, and puts a new layer in the first empty drive', () => {
@@ -79,7 +84,10 @@ describe('planDevices', () => {
   });
 
   it('empties the drive of a removed layer, and reuses a freed drive without ejecting first', () => {
-    expect(planDevices(observed, recorded, []).actions).toEqual([{ kind: 'eject', layer: 'svc', target: 'sda', bus: 'sata' }]);
+    const removed = planDevices(observed, recorded, []);
+    expect(removed.actions).toEqual([{ kind: 'eject', layer: 'svc', target: 'sda', bus: 'sata' }]);
+    expect(removed.intent).toEqual(recorded); // still claimed until the eject is done
+    expect(removed.assignments).toEqual([]);
     const swapped = planDevices(cdromsOf(domainXml('', '')).filter((d) => d.target !== 'sdb' && d.target !== 'sdc'), recorded, [{ name: 'legal', digest: 'sha256:ddd', image: '/images/ddd.iso' }]);
     expect(swapped.actions).toEqual([{ kind: 'change-media', layer: 'legal', target: 'sda', bus: 'sata', source: '/images/ddd.iso' }]);
   });

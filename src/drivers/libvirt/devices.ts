@@ -41,6 +41,11 @@ export type DeviceAction =
 export interface DevicePlan {
   /** In the order to apply: ejects first, then media changes, each by target name. */
   readonly actions: readonly DeviceAction[];
+  /**
+   * What to record before acting: every drive this plan touches is claimed first, so a crash
+   * half-way leaves no medium of ours in a drive the record does not name.
+   */
+  readonly intent: readonly Assignment[];
   /** The assignment to record once the actions succeeded. */
   readonly assignments: readonly Assignment[];
 }
@@ -79,12 +84,15 @@ export function assignmentsOf(domainXml: string): Assignment[] {
   return layers.map((l) => ({ layer: String(l.name), target: String(l.target), digest: String(l.digest) }));
 }
 
-/** The metadata element recording `assignments` (for virDomainSetMetadata). */
+/**
+ * The metadata element recording `assignments`, for virDomainSetMetadata: unprefixed and without
+ * a namespace declaration — libvirt puts it into METADATA_NAMESPACE under METADATA_PREFIX itself.
+ */
 export function assignmentsXml(assignments: readonly Assignment[]): string {
   const rows = [...assignments]
     .sort((a, b) => a.target.localeCompare(b.target))
-    .map((a) => `<${METADATA_PREFIX}:layer name="${escapeXml(a.layer)}" target="${escapeXml(a.target)}" digest="${escapeXml(a.digest)}"/>`);
-  return `<${METADATA_PREFIX}:layers xmlns:${METADATA_PREFIX}="${METADATA_NAMESPACE}">${rows.join('')}</${METADATA_PREFIX}:layers>`;
+    .map((a) => `<layer name="${escapeXml(a.layer)}" target="${escapeXml(a.target)}" digest="${escapeXml(a.digest)}"/>`);
+  return `<layers>${rows.join('')}</layers>`;
 }
 
 /** The device XML of a media change for virDomainUpdateDeviceFlags (no source: eject). */
@@ -125,7 +133,9 @@ export function planDevices(observed: readonly ObservedCdrom[], recorded: readon
     .filter((a) => !assignments.some((n) => n.target === a.target) && drives.get(a.target)!.source)
     .map((a) => ({ kind: 'eject', layer: a.layer, target: a.target, bus: drives.get(a.target)!.bus }));
   const byTarget = (a: DeviceAction, b: DeviceAction) => a.target.localeCompare(b.target);
-  return { actions: [...ejects.sort(byTarget), ...changes.sort(byTarget)], assignments: assignments.sort((a, b) => a.target.localeCompare(b.target)) };
+  const sorted = assignments.sort((a, b) => a.target.localeCompare(b.target));
+  const stillHeld = freed.filter((a) => !sorted.some((n) => n.target === a.target) && drives.get(a.target)!.source);
+  return { actions: [...ejects.sort(byTarget), ...changes.sort(byTarget)], intent: [...sorted, ...stillHeld].sort((a, b) => a.target.localeCompare(b.target)), assignments: sorted };
 }
 
 function escapeXml(text: string): string {

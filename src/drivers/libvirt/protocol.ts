@@ -42,6 +42,7 @@ export const Procedure = {
   DOMAIN_DETACH_DEVICE_FLAGS: 161,
   DOMAIN_UPDATE_DEVICE_FLAGS: 174,
   DOMAIN_GET_STATE: 212,
+  DOMAIN_SET_METADATA: 264,
   CONNECT_LIST_ALL_DOMAINS: 273,
   DOMAIN_MIGRATE_PERFORM3_PARAMS: 305,
   CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY: 316,
@@ -81,6 +82,11 @@ export const Lifecycle = {
 
 /** virDomainState */
 export const DomainState = { NOSTATE: 0, RUNNING: 1, BLOCKED: 2, PAUSED: 3, SHUTDOWN: 4, SHUTOFF: 5, CRASHED: 6, PMSUSPENDED: 7 } as const;
+
+/** virDomainRunningReason: why a domain runs (MIGRATED on the destination of a migration). */
+export const RunningReason = { UNKNOWN: 0, BOOTED: 1, MIGRATED: 2 } as const;
+/** VIR_DOMAIN_METADATA_ELEMENT */
+export const METADATA_ELEMENT = 2;
 
 /** virDomainModificationImpact / virDomainDeviceModifyFlags */
 export const AffectFlags = { CURRENT: 0, LIVE: 1, CONFIG: 2, FORCE: 4 } as const;

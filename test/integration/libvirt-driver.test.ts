@@ -1,0 +1,125 @@
+// The libvirt driver on the test bed (real libvirtds, real QEMU guest): the GlusterFS example's
+// layers, rendered for the host the domain runs on, are converged onto empty SATA drives; after a
+// live migration to the other host (another zone) the infrastructure layer is re-rendered and
+// swapped in the same drive — the assignment travelled with the domain in its metadata — and the
+// guest reads the new cache address. release() empties the drives.
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { DesiredLayer } from '../../src/drivers/driver.js';
+import { LibvirtClient } from '../../src/drivers/libvirt/client.js';
+import { LibvirtDriver } from '../../src/drivers/libvirt/driver.js';
+import { LayerImageStore } from '../../src/images/layer-image.js';
+import { loadManifests } from '../../src/manifests/load.js';
+import { buildWorkspace } from '../../src/manifests/workspace.js';
+import { selectLayers } from '../../src/reconcile/layers.js';
+import { renderLayer } from '../../src/reconcile/render.js';
+import { testbedSkipReason, useTestbed, type Testbed } from '../testbed/shared.js';
+import { REPO, ZONE_A, ZONE_B } from './scenario.js';
+
+const DOMAIN = 'gluster-client-1';
+const target = { namespace: 'default', vmContext: 'gluster-client-1', libvirt: { domain: DOMAIN } };
+
+describe.skipIf(testbedSkipReason())('libvirt driver on real libvirtd + QEMU', () => {
+  let tb: Testbed;
+  let driver: LibvirtDriver;
+  const store = new LayerImageStore(mkdtempSync(join(tmpdir(), 'drv-images-')));
+  const workspace = buildWorkspace(loadManifests([join(REPO, 'examples', 'gluster')]).documents);
+  const vmContext = workspace.vmContexts[0]!;
+  const layers = selectLayers(vmContext, workspace.layers).layers;
+
+  /** The example's layers rendered for a host, as images in the store. */
+  async function desiredFor(host: string, labels: Record<string, string>): Promise<DesiredLayer[]> {
+    return Promise.all(
+      layers.map(async (layer) => {
+        const rendered = renderLayer(layer, { vm: { name: DOMAIN, namespace: 'default', labels: {} }, node: { name: host, labels }, sources: workspace.sources('default') });
+        const image = await store.ensure(rendered);
+        return { name: rendered.name, class: rendered.class, priority: rendered.priority, digest: rendered.digest, image: image.path, bytes: image.bytes };
+      }),
+    );
+  }
+
+  /** What the guest reports for a file, on any drive, from `from` on. */
+  async function guestReads(path: string, pattern: RegExp, from: number): Promise<string> {
+    const escaped = path.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+    for (;;) {
+      const found = await tb.waitForConsole(DOMAIN, new RegExp(`CTX FILE (sr\\d) ${escaped} \\d+ (\\S+)`), 30_000, from);
+      const text = Buffer.from(found.match[2]!, 'base64').toString();
+      if (pattern.test(text)) return found.match[1]!;
+      from = found.offset;
+    }
+  }
+
+  beforeAll(async () => {
+    tb = await useTestbed();
+    const xml = join(mkdtempSync(join(tmpdir(), 'drv-')), 'domain.xml');
+    writeFileSync(xml, tb.domainXml({ name: DOMAIN, cdroms: 5 }));
+    await tb.virsh('host-a', ['create', xml]);
+    await tb.waitForConsole(DOMAIN, /CTX ALIVE 1/, 90_000);
+    driver = new LibvirtDriver([
+      { name: 'host-a', socketPath: tb.host('host-a').socket, labels: ZONE_A },
+      { name: 'host-b', socketPath: tb.host('host-b').socket, labels: ZONE_B },
+    ]);
+  }, 180_000);
+
+  afterAll(async () => {
+    await driver?.close();
+    for (const host of ['host-a', 'host-b'] as const) await tb?.virsh(host, ['destroy', DOMAIN]).catch(() => undefined);
+  });
+
+  it('observes where the domain runs, with the host labels', async () => {
+    expect(await driver.observe(target)).toEqual({ running: true, node: 'host-a', nodeLabels: ZONE_A });
+    expect(await driver.observe({ ...target, libvirt: { domain: 'no-such-domain' } })).toBeUndefined();
+  });
+
+  it('converges the layers onto empty drives; the guest mounts them all; converging again does nothing', async () => {
+    const from = tb.consoleOffset(DOMAIN);
+    const desired = await desiredFor('host-a', ZONE_A);
+    const result = await driver.converge(target, desired);
+    expect(result.layers.map((l) => [l.name, l.device])).toEqual([
+      ['data-residency', 'sda'],
+      ['site-cache', 'sdb'],
+      ['broker-endpoints', 'sdc'],
+      ['gluster-service', 'sdd'],
+    ]);
+    await guestReads('etc/glusterfs/cache.conf', /cache-a\.zone-a/, from);
+    await guestReads('etc/policy/data-residency.conf', /jurisdiction = EU/, from);
+    const again = await driver.converge(target, desired);
+    expect(again.layers.every((l) => l.attachedAt === undefined)).toBe(true);
+  });
+
+  it('after a live migration to host B, swaps the re-rendered infrastructure layer in the same drive', async () => {
+    const a = await LibvirtClient.connect({ socketPath: tb.host('host-a').socket });
+    try {
+      await a.migrate((await a.lookupDomain(DOMAIN))!, tb.host('host-b').uri, { migrateUri: 'tcp://127.0.0.1' });
+    } finally {
+      await a.close();
+    }
+    const observed = await driver.observe(target);
+    expect(observed).toMatchObject({ running: true, node: 'host-b', nodeLabels: ZONE_B });
+    expect(observed?.migrationId).toMatch(/^host-b\/\d+$/);
+    const from = tb.consoleOffset(DOMAIN);
+    const started = Date.now();
+    const result = await driver.converge(target, await desiredFor('host-b', ZONE_B));
+    const changed = result.layers.filter((l) => l.attachedAt).map((l) => `${l.name}@${l.device}`);
+    expect(changed.sort()).toEqual(['data-residency@sda', 'site-cache@sdb']);
+    await guestReads('etc/glusterfs/cache.conf', /cache-b\.zone-b/, from);
+    console.log(`converge after migration: detach ${result.detachMs.toFixed(0)} ms, attach ${result.attachMs.toFixed(0)} ms; guest read the new cache address ${Date.now() - started} ms after converge began`);
+  });
+
+  it('release empties every drive it filled', async () => {
+    const from = tb.consoleOffset(DOMAIN);
+    await driver.release(target);
+    // The guest lets go of each medium (unmount on the eject request) and then sees the drive empty.
+    const emptied = new Set<string>();
+    for (let at = from; emptied.size < 4; ) {
+      const seen = await tb.waitForConsole(DOMAIN, /CTX NOMEDIUM (sr\d)/, 30_000, at);
+      emptied.add(seen.match[1]!);
+      at = seen.offset;
+    }
+    expect([...emptied].sort()).toEqual(['sr0', 'sr1', 'sr2', 'sr3']);
+    const again = await driver.converge(target, []);
+    expect(again.layers).toEqual([]);
+  });
+});
