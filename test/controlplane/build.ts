@@ -249,8 +249,11 @@ function run(
   });
 }
 
-/** A lock directory holding the owner's pid; a lock whose owner is gone is taken over. */
-async function lock(path: string, log: (line: string) => void): Promise<() => void> {
+/**
+ * A lock directory holding the owner's pid, for builds into a shared cache (the control plane
+ * here, the test bed's guest too); a lock whose owner is gone is taken over.
+ */
+export async function lock(path: string, log: (line: string) => void, label = 'control plane'): Promise<() => void> {
   let announced = false;
   for (;;) {
     try {
@@ -268,7 +271,7 @@ async function lock(path: string, log: (line: string) => void): Promise<() => vo
       continue;
     }
     if (!announced) {
-      log(`control plane: waiting for another build (pid ${owner ?? '?'}) holding ${path}`);
+      log(`${label}: waiting for another build (pid ${owner ?? '?'}) holding ${path}`);
       announced = true;
     }
     await new Promise((resolve) => setTimeout(resolve, 2_000));

@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { cacheRoot, formatElapsed, isAlive, isErrnoException, run, sleep, type Log } from './install.js';
+import { cacheRoot, formatElapsed, isAlive, lock, run, type Log } from './install.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const GUEST_SOURCES = join(HERE, 'guest');
@@ -120,7 +120,7 @@ export async function ensureGuest(options: { variant?: GuestVariant; log?: Log }
   const manifest = join(dir, 'guest.json');
   if (existsSync(manifest)) return JSON.parse(readFileSync(manifest, 'utf8')) as GuestImage;
   mkdirSync(dirname(dir), { recursive: true });
-  const release = await lock(`${dir}.lock`, log);
+  const release = await lock(`${dir}.lock`, log, 'testbed');
   try {
     if (existsSync(manifest)) return JSON.parse(readFileSync(manifest, 'utf8')) as GuestImage;
     const started = Date.now();
@@ -358,37 +358,3 @@ async function bootProbe(guest: GuestImage, accel: 'kvm' | 'tcg', timeoutMs: num
   });
 }
 
-/** A lock directory holding the owner's pid; one whose owner is gone is taken over. */
-export async function lock(path: string, log: Log): Promise<() => void> {
-  let announced = false;
-  for (;;) {
-    try {
-      mkdirSync(path);
-      writeFileSync(join(path, 'pid'), String(process.pid));
-      return () => rmSync(path, { recursive: true, force: true });
-    } catch (error: unknown) {
-      if (!isErrnoException(error) || error.code !== 'EEXIST') throw error;
-    }
-    let owner: number | undefined;
-    try {
-      owner = Number.parseInt(readFileSync(join(path, 'pid'), 'utf8'), 10);
-    } catch {
-      owner = undefined;
-    }
-    let age = 0;
-    try {
-      age = Date.now() - statSync(path).mtimeMs;
-    } catch {
-      continue;
-    }
-    if ((owner === undefined && age > 30_000) || (owner !== undefined && !isAlive(owner))) {
-      rmSync(path, { recursive: true, force: true });
-      continue;
-    }
-    if (!announced) {
-      log(`testbed: waiting for pid ${owner ?? '?'} holding ${path}`);
-      announced = true;
-    }
-    await sleep(1_000);
-  }
-}

@@ -4,7 +4,7 @@ import { execFile, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { isAlive, isErrnoException } from '../controlplane/build.js';
 
-export { cacheRoot, formatElapsed, isAlive, isErrnoException } from '../controlplane/build.js';
+export { cacheRoot, formatElapsed, isAlive, isErrnoException, lock } from '../controlplane/build.js';
 
 /** Why the test bed cannot run on this machine; tests that need it skip with this message. */
 export class TestbedUnavailable extends Error {
