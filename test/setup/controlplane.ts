@@ -3,9 +3,8 @@
 // lazily, the first time a test file asks for it through useControlPlane() (test/controlplane/
 // shared.ts). Test files run in worker processes, so they reach this process through a tiny
 // loopback HTTP broker whose URL (with a random secret) is passed by project.provide().
-import { randomBytes } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
 import type { TestProject } from 'vitest/node';
+import { startLazyBroker } from './broker.js';
 import {
   ControlPlaneUnavailable,
   ensureBinaries,
@@ -49,50 +48,22 @@ export default async function setup(project: TestProject): Promise<() => Promise
     return async () => undefined;
   }
 
-  let shared: Promise<ControlPlane> | undefined;
-  const secret = randomBytes(16).toString('hex');
-  const server = createServer((request, response) => {
-    if (request.method !== 'POST' || request.url !== `/${secret}/shared`) {
-      response.writeHead(404).end();
-      return;
-    }
-    shared ??= startControlPlane({ binaries, log });
-    shared.then(
-      (plane) => {
-        const connection: ControlPlaneConnection = {
-          server: plane.server,
-          kubeconfigPath: plane.kubeconfigPath,
-          restrictedKubeconfigPath: plane.restrictedKubeconfigPath,
-          adminToken: plane.adminToken,
-          restrictedToken: plane.restrictedToken,
-          restrictedUser: plane.restrictedUser,
-          caCert: plane.caCert,
-          etcdUrl: plane.etcdUrl,
-          kubectlPath: plane.kubectlPath,
-          dir: plane.dir,
-        };
-        response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(connection));
-      },
-      (error: unknown) => {
-        response.writeHead(500, { 'content-type': 'text/plain' }).end(error instanceof Error ? error.message : String(error));
-      },
-    );
+  const broker = await startLazyBroker<ControlPlane>({
+    start: () => startControlPlane({ binaries, log }),
+    describe: (plane): ControlPlaneConnection => ({
+      server: plane.server,
+      kubeconfigPath: plane.kubeconfigPath,
+      restrictedKubeconfigPath: plane.restrictedKubeconfigPath,
+      adminToken: plane.adminToken,
+      restrictedToken: plane.restrictedToken,
+      restrictedUser: plane.restrictedUser,
+      caCert: plane.caCert,
+      etcdUrl: plane.etcdUrl,
+      kubectlPath: plane.kubectlPath,
+      dir: plane.dir,
+    }),
+    stop: (plane) => plane.stop(),
   });
-  await listen(server);
-  const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : 0;
-  project.provide('recontextControlPlane', { binaries, brokerUrl: `http://127.0.0.1:${port}/${secret}/shared` });
-
-  return async () => {
-    server.close();
-    const plane = await shared?.catch(() => undefined);
-    await plane?.stop();
-  };
-}
-
-function listen(server: Server): Promise<void> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
+  project.provide('recontextControlPlane', { binaries, brokerUrl: broker.url });
+  return () => broker.close();
 }

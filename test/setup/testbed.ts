@@ -4,9 +4,8 @@
 // building the guest and probing KVM happen then, not for runs that never need it. Test files
 // run in worker processes and reach this process through a loopback HTTP broker whose URL (with
 // a random secret) is passed by project.provide().
-import { randomBytes } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
 import type { TestProject } from 'vitest/node';
+import { startLazyBroker } from './broker.js';
 import { startTestbed, testbedPrecondition, TestbedUnavailable, type Testbed } from '../testbed/index.js';
 
 export interface ProvidedTestbed {
@@ -31,36 +30,12 @@ export default async function setup(project: TestProject): Promise<() => Promise
     project.provide('recontextTestbed', { unavailable: reason });
     return async () => undefined;
   }
-  let shared: Promise<Testbed> | undefined;
-  const secret = randomBytes(16).toString('hex');
-  const server = createServer((request, response) => {
-    if (request.method !== 'POST' || request.url !== `/${secret}/shared`) {
-      response.writeHead(404).end();
-      return;
-    }
-    shared ??= startTestbed({ id: `vitest-${process.pid}`, log });
-    shared.then(
-      (testbed) => response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(testbed.state())),
-      (error: unknown) => {
-        const unavailable = error instanceof TestbedUnavailable ? 'unavailable: ' : '';
-        response.writeHead(500, { 'content-type': 'text/plain' }).end(`${unavailable}${error instanceof Error ? error.message : String(error)}`);
-      },
-    );
+  const broker = await startLazyBroker<Testbed>({
+    start: () => startTestbed({ id: `vitest-${process.pid}`, log }),
+    describe: (testbed) => testbed.state(),
+    stop: (testbed) => testbed.stop(),
+    errorText: (error) => `${error instanceof TestbedUnavailable ? 'unavailable: ' : ''}${error instanceof Error ? error.message : String(error)}`,
   });
-  await listen(server);
-  const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : 0;
-  project.provide('recontextTestbed', { brokerUrl: `http://127.0.0.1:${port}/${secret}/shared` });
-  return async () => {
-    server.close();
-    const testbed = await shared?.catch(() => undefined);
-    await testbed?.stop();
-  };
-}
-
-function listen(server: Server): Promise<void> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
+  project.provide('recontextTestbed', { brokerUrl: broker.url });
+  return () => broker.close();
 }
