@@ -1,7 +1,6 @@
 // The ContextLayer controller's reconciler: semantic checks the API server cannot do, whether its
 // ConfigMaps and Secrets exist, how many VMs receive it. Rendering happens per VM (vmcontext.ts).
 import type { ContextLayer, VMContext } from '../crds/index.js';
-import type { KubeClient } from '../kube/client.js';
 import { CONTEXT_LAYERS } from '../kube/resources.js';
 import { contextLayerProblems } from '../reconcile/checks.js';
 import { setConditions, type Condition, type ConditionInput } from '../reconcile/conditions.js';
@@ -9,16 +8,13 @@ import { effectivePriority, selectLayers } from '../reconcile/layers.js';
 import type { SourceLookup } from '../reconcile/render.js';
 import { formatPath } from '../crds/validate.js';
 import type { Reconciler } from './controller.js';
-import type { Informer } from './informer.js';
-import { sourceLookup, type ConfigMapObject, type SecretObject } from './sources.js';
-import { applyStatus } from './status.js';
+import type { Cache, ObjectWriter, SourcesOf } from './store.js';
 
 export interface ContextLayerDeps {
-  readonly client: KubeClient;
-  readonly layers: Informer<ContextLayer>;
-  readonly vmContexts: Informer<VMContext>;
-  readonly configMaps: Informer<ConfigMapObject>;
-  readonly secrets: Informer<SecretObject>;
+  readonly layers: Cache<ContextLayer>;
+  readonly vmContexts: Cache<VMContext>;
+  readonly sources: SourcesOf;
+  readonly writer: ObjectWriter;
   readonly now?: () => Date;
 }
 
@@ -29,7 +25,7 @@ export function contextLayerReconciler(deps: ContextLayerDeps): Reconciler {
     if (!layer || layer.metadata.deletionTimestamp) return;
     const namespace = layer.metadata.namespace ?? 'default';
     const problems = contextLayerProblems(layer.spec);
-    const missing = missingSources(layer, sourceLookup(deps.configMaps, deps.secrets, namespace));
+    const missing = missingSources(layer, deps.sources(namespace));
     const users = deps.vmContexts.list().filter((v) => v.metadata.namespace === namespace && selectLayers(v, [layer]).layers.length > 0).length;
     const updates: ConditionInput[] =
       problems.length > 0
@@ -47,7 +43,7 @@ export function contextLayerReconciler(deps: ContextLayerDeps): Reconciler {
               { type: 'Ready', status: 'True', reason: 'Valid', message: 'the layer can be rendered' },
             ];
     const generation = layer.metadata.generation;
-    await applyStatus(deps.client, CONTEXT_LAYERS, layer, {
+    await deps.writer.applyStatus(CONTEXT_LAYERS, layer, {
       ...(generation !== undefined ? { observedGeneration: generation } : {}),
       effectivePriority: effectivePriority(layer.spec),
       renderedFor: users,

@@ -8,9 +8,7 @@ import type { ContextLayer, VMContext } from '../crds/index.js';
 import type { Driver } from '../drivers/driver.js';
 import { LayerImageStore } from '../images/layer-image.js';
 import type { KubeClient } from '../kube/client.js';
-import { CONFIG_MAPS, CONTEXT_LAYERS, SECRETS, VM_CONTEXTS, keyOf, type ResourceRef } from '../kube/resources.js';
-import { contextLayerReconciler } from './contextlayer.js';
-import { Controller } from './controller.js';
+import { CONFIG_MAPS, CONTEXT_LAYERS, SECRETS, VM_CONTEXTS, type ResourceRef } from '../kube/resources.js';
 import { EventRecorder } from './events.js';
 import { startHealthServer } from './health.js';
 import { Informer, type ObjectMeta } from './informer.js';
@@ -18,9 +16,9 @@ import { LeaderElector } from './leader.js';
 import { errorMessage, type Logger } from './log.js';
 import { realClock } from './clock.js';
 import type { OperatorMetrics } from './metrics.js';
-import { layersUsingSource, vmContextsUsingLayer } from './routing.js';
-import type { ConfigMapObject, SecretObject } from './sources.js';
-import { vmContextReconciler } from './vmcontext.js';
+import { Reconcilers } from './reconcilers.js';
+import { sourceLookup, type ConfigMapObject, type SecretObject } from './sources.js';
+import { kubeWriter } from './store.js';
 
 export interface OperatorOptions {
   readonly client: KubeClient;
@@ -60,7 +58,8 @@ export class Operator {
   readonly #o: OperatorOptions;
   readonly #abort = new AbortController();
   readonly #informers: CacheRunner[] = [];
-  readonly #controllers: Controller[] = [];
+  #reconcilers: Reconcilers | undefined;
+  #unwatchDriver: (() => void) | undefined;
   #leader: LeaderElector | undefined;
   #leaderLoop: Promise<void> | undefined;
   #server: Server | undefined;
@@ -103,46 +102,30 @@ export class Operator {
     const configMaps = informer<ConfigMapObject>(CONFIG_MAPS);
     const secrets = informer<SecretObject>(SECRETS);
     const identity = this.#o.identity ?? `${hostname()}-${randomBytes(4).toString('hex')}`;
-    const events = new EventRecorder({ client, controller: 'recontext.dev/operator', instance: identity, logger });
     const images = new LayerImageStore(this.#o.imageDirectory, this.#o.imageGcGraceMs !== undefined ? { graceMs: this.#o.imageGcGraceMs } : {});
-    const concurrency = this.#o.concurrency ?? 4;
-
-    const vmController = new Controller({
-      name: 'vmcontext',
-      logger,
+    const reconcilers = new Reconcilers({
+      vmContexts,
+      layers,
+      sources: (namespace) => sourceLookup(configMaps, secrets, namespace),
+      writer: kubeWriter(client),
+      events: new EventRecorder({ client, controller: 'recontext.dev/operator', instance: identity, logger }),
+      driver: this.#o.driver,
+      images,
       metrics,
-      concurrency,
-      reconcile: vmContextReconciler({ client, vmContexts, layers, configMaps, secrets, driver: this.#o.driver, images, events, metrics, logger: logger.child({ controller: 'vmcontext' }) }),
-    });
-    const layerController = new Controller({
-      name: 'contextlayer',
       logger,
-      metrics,
-      concurrency,
-      reconcile: contextLayerReconciler({ client, layers, vmContexts, configMaps, secrets }),
+      ...(this.#o.concurrency ? { concurrency: this.#o.concurrency } : {}),
     });
-    this.#controllers.push(vmController, layerController);
+    this.#reconcilers = reconcilers;
     this.#images = images;
     this.#vmContexts = vmContexts;
 
-    vmContexts.onEvent((_event, vm) => {
-      vmController.enqueue(keyOf(vm));
-      // A new or relabelled VMContext changes how many VMs a layer reaches.
-      for (const layer of layers.list()) if (layer.metadata.namespace === vm.metadata.namespace) layerController.enqueue(keyOf(layer));
+    vmContexts.onEvent((_event, vm) => reconcilers.vmContextChanged(vm));
+    layers.onEvent((_event, layer) => reconcilers.layerChanged(layer));
+    configMaps.onEvent((_event, cm) => reconcilers.sourceChanged('ConfigMap', cm.metadata.namespace ?? '', cm.metadata.name));
+    secrets.onEvent((_event, secret) => reconcilers.sourceChanged('Secret', secret.metadata.namespace ?? '', secret.metadata.name));
+    this.#unwatchDriver = this.#o.driver.watch?.((change) => {
+      if (this.#running) reconcilers.vmChanged(change);
     });
-    layers.onEvent((_event, layer) => {
-      layerController.enqueue(keyOf(layer));
-      for (const key of vmContextsUsingLayer(layer, vmContexts.list())) vmController.enqueue(key);
-    });
-    const onSource = (kind: 'ConfigMap' | 'Secret') => (_event: string, object: { metadata: { name: string; namespace?: string } }) => {
-      const affected = layersUsingSource(kind, object.metadata.namespace ?? '', object.metadata.name, layers.list());
-      for (const layer of affected) {
-        layerController.enqueue(keyOf(layer));
-        for (const key of vmContextsUsingLayer(layer, vmContexts.list())) vmController.enqueue(key);
-      }
-    };
-    configMaps.onEvent(onSource('ConfigMap'));
-    secrets.onEvent(onSource('Secret'));
 
     for (const i of this.#informers) i.start(this.#abort.signal);
     if (this.#o.metricsAddress) {
@@ -170,7 +153,7 @@ export class Operator {
             // Stopped controllers do not restart (their queues are shut down): a replica that lost
             // the lease is expected to exit (the CLI does) and come back as a fresh standby.
             logger.error('leading again after losing the lease; not reconciling until restarted');
-          } else if (leading) this.#startControllers(vmContexts.list().map(keyOf), layers.list().map(keyOf));
+          } else if (leading) this.#startControllers();
           else if (this.#running) {
             this.#lostLeadership = true;
             void this.#stopControllers();
@@ -180,18 +163,17 @@ export class Operator {
       });
       this.#leaderLoop = this.#leader.run(this.#abort.signal);
     } else {
-      this.#startControllers(vmContexts.list().map(keyOf), layers.list().map(keyOf));
+      this.#startControllers();
     }
   }
 
-  #startControllers(vmKeys: string[], layerKeys: string[]): void {
-    if (this.#running) return;
+  #startControllers(): void {
+    const reconcilers = this.#reconcilers;
+    if (this.#running || !reconcilers) return;
     this.#running = true;
-    const [vmController, layerController] = this.#controllers as [Controller, Controller];
-    for (const key of vmKeys) vmController.enqueue(key);
-    for (const key of layerKeys) layerController.enqueue(key);
-    for (const c of this.#controllers) c.start();
-    this.#o.logger.info('controllers started', { controllers: this.#controllers.map((c) => c.name) });
+    reconcilers.enqueueAll();
+    for (const c of reconcilers.controllers) c.start();
+    this.#o.logger.info('controllers started', { controllers: reconcilers.controllers.map((c) => c.name) });
     this.#scheduleImageGc();
   }
 
@@ -217,11 +199,12 @@ export class Operator {
   async #stopControllers(): Promise<void> {
     this.#running = false;
     this.#gcTimer?.cancel();
-    await Promise.all(this.#controllers.map((c) => c.stop()));
+    await Promise.all((this.#reconcilers?.controllers ?? []).map((c) => c.stop()));
   }
 
   async stop(): Promise<void> {
     this.#abort.abort();
+    this.#unwatchDriver?.();
     await this.#stopControllers();
     await this.#leaderLoop;
     await Promise.all(this.#informers.map((i) => i.stopped()));

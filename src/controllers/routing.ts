@@ -1,6 +1,7 @@
 // Which VMContexts a change to another object concerns: pure functions over the caches, so that
 // every watch event enqueues exactly the keys that must be looked at again.
 import type { ContextLayer, VMContext } from '../crds/index.js';
+import type { VMChange } from '../drivers/driver.js';
 import { keyOf } from '../kube/resources.js';
 import { selectLayers } from '../reconcile/layers.js';
 
@@ -18,4 +19,11 @@ export function layersUsingSource(kind: 'ConfigMap' | 'Secret', namespace: strin
     const bySource = (spec.sources ?? []).some((s) => (kind === 'ConfigMap' ? s.configMap : s.secret) === name);
     return byFile || bySource;
   });
+}
+
+/** VMContexts whose target is the VM a driver reported a change of. */
+export function vmContextsTargeting(change: VMChange, vmContexts: readonly VMContext[]): string[] {
+  return vmContexts
+    .filter((v) => (change.libvirtDomain !== undefined && v.spec.target.libvirt?.domain === change.libvirtDomain) || (change.kubevirt !== undefined && v.metadata.namespace === change.kubevirt.namespace && v.spec.target.kubevirt?.name === change.kubevirt.name))
+    .map(keyOf);
 }

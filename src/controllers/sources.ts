@@ -1,6 +1,7 @@
 // ConfigMaps and Secrets as the renderer sees them (decoded, binary-safe), from the informer caches.
 import type { SourceLookup } from '../reconcile/render.js';
-import type { Informer, ObjectMeta } from './informer.js';
+import type { ObjectMeta } from './informer.js';
+import type { Cache } from './store.js';
 
 export interface ConfigMapObject extends ObjectMeta {
   data?: Record<string, string>;
@@ -11,7 +12,7 @@ export interface SecretObject extends ObjectMeta {
   data?: Record<string, string>;
 }
 
-export function sourceLookup(configMaps: Informer<ConfigMapObject>, secrets: Informer<SecretObject>, namespace: string): SourceLookup {
+export function sourceLookup(configMaps: Cache<ConfigMapObject>, secrets: Cache<SecretObject>, namespace: string): SourceLookup {
   return {
     configMap(name) {
       const cm = configMaps.get(`${namespace}/${name}`);

@@ -4,32 +4,28 @@ import type { ContextLayer, VMContext } from '../crds/index.js';
 import { describeTarget, targetOf, type DesiredLayer, type Driver, type ObservedVM } from '../drivers/driver.js';
 import { KubeVirtMissingError } from '../drivers/kubevirt/observe.js';
 import type { LayerImageStore } from '../images/layer-image.js';
-import type { KubeClient } from '../kube/client.js';
-import { VM_CONTEXTS, objectPath } from '../kube/resources.js';
+import { VM_CONTEXTS } from '../kube/resources.js';
 import { findCondition } from '../reconcile/conditions.js';
+import type { NodeFacts } from '../reconcile/render.js';
 import { planVMContext, vmContextStatus, type Blocked, type Converge } from '../reconcile/vmcontext.js';
 import type { Reconciler } from './controller.js';
 import { TerminalError } from './errors.js';
-import type { EventRecorder } from './events.js';
-import type { Informer } from './informer.js';
 import type { Logger } from './log.js';
 import type { OperatorMetrics } from './metrics.js';
-import { sourceLookup, type ConfigMapObject, type SecretObject } from './sources.js';
-import { applyStatus, FIELD_MANAGER } from './status.js';
+import type { Cache, EventSink, ObjectWriter, SourcesOf } from './store.js';
 
 export const FINALIZER = 'recontext.dev/release-devices';
 /** How soon to look again at a VM that does not run yet (its events may not reach us). */
 export const WAITING_REQUEUE_MS = 5_000;
 
 export interface VMContextDeps {
-  readonly client: KubeClient;
-  readonly vmContexts: Informer<VMContext>;
-  readonly layers: Informer<ContextLayer>;
-  readonly configMaps: Informer<ConfigMapObject>;
-  readonly secrets: Informer<SecretObject>;
+  readonly vmContexts: Cache<VMContext>;
+  readonly layers: Cache<ContextLayer>;
+  readonly sources: SourcesOf;
+  readonly writer: ObjectWriter;
+  readonly events: EventSink;
   readonly driver: Driver;
   readonly images: LayerImageStore;
-  readonly events: EventRecorder;
   readonly metrics: OperatorMetrics;
   readonly logger: Logger;
   readonly now?: () => Date;
@@ -42,18 +38,17 @@ export function vmContextReconciler(deps: VMContextDeps): Reconciler {
     const vmContext = deps.vmContexts.get(key);
     if (!vmContext) return; // gone; cleanup ran before its finalizer was removed
     const target = targetOf(vmContext);
-    const path = objectPath(VM_CONTEXTS, vmContext.metadata.namespace, vmContext.metadata.name);
 
     if (vmContext.metadata.deletionTimestamp) {
       if (vmContext.metadata.finalizers?.includes(FINALIZER)) {
         await deps.driver.release(target, signal);
-        await deps.client.apply(path, { apiVersion: vmContext.apiVersion, kind: vmContext.kind, metadata: { name: vmContext.metadata.name, namespace: vmContext.metadata.namespace, finalizers: [] } }, FIELD_MANAGER);
+        await deps.writer.setFinalizers(VM_CONTEXTS, vmContext, []);
         deps.logger.info('released devices of deleted VMContext', { key });
       }
       return;
     }
     if (!vmContext.metadata.finalizers?.includes(FINALIZER)) {
-      await deps.client.apply(path, { apiVersion: vmContext.apiVersion, kind: vmContext.kind, metadata: { name: vmContext.metadata.name, namespace: vmContext.metadata.namespace, finalizers: [FINALIZER] } }, FIELD_MANAGER);
+      await deps.writer.setFinalizers(VM_CONTEXTS, vmContext, [FINALIZER]);
     }
 
     const startedAt = now();
@@ -70,7 +65,7 @@ export function vmContextReconciler(deps: VMContextDeps): Reconciler {
     const plan = planVMContext({
       vmContext,
       layers: deps.layers.list(),
-      sources: sourceLookup(deps.configMaps, deps.secrets, namespace),
+      sources: deps.sources(namespace),
       observed,
       node: observed?.node ? { name: observed.node, labels: observed.nodeLabels ?? {} } : undefined,
       ...(deps.maxLayerBytes ? { maxLayerBytes: deps.maxLayerBytes } : {}),
@@ -96,7 +91,7 @@ export function vmContextReconciler(deps: VMContextDeps): Reconciler {
       driver: deps.driver.name,
       now: now(),
     });
-    await applyStatus(deps.client, VM_CONTEXTS, vmContext, status);
+    await deps.writer.applyStatus(VM_CONTEXTS, vmContext, status);
     if (plan.trigger && status.lastRecontext) {
       const phases = status.lastRecontext.phasesMs;
       deps.metrics.recontextDuration.observe({ trigger: plan.trigger, driver: deps.driver.name }, status.lastRecontext.totalMs / 1000);
@@ -109,20 +104,40 @@ export function vmContextReconciler(deps: VMContextDeps): Reconciler {
   };
 }
 
-async function buildImages(deps: VMContextDeps, plan: Converge): Promise<DesiredLayer[]> {
+/**
+ * Builds the images the VMContext `key` will need on `node`, before the VM is there (a live
+ * migration toward it has begun). Returns how many were built; nothing is attached or written.
+ */
+export async function prepareImages(deps: Pick<VMContextDeps, 'vmContexts' | 'layers' | 'sources' | 'images' | 'metrics' | 'maxLayerBytes'>, key: string, node: NodeFacts): Promise<number> {
+  const vmContext = deps.vmContexts.get(key);
+  if (!vmContext || vmContext.metadata.deletionTimestamp) return 0;
+  const plan = planVMContext({
+    vmContext,
+    layers: deps.layers.list(),
+    sources: deps.sources(vmContext.metadata.namespace ?? 'default'),
+    observed: { running: true, node: node.name, nodeLabels: node.labels },
+    node,
+    ...(deps.maxLayerBytes ? { maxLayerBytes: deps.maxLayerBytes } : {}),
+  });
+  if (plan.kind === 'blocked') return 0;
+  const built = await buildImages(deps, plan);
+  return built.filter((b) => b.built).length;
+}
+
+async function buildImages(deps: Pick<VMContextDeps, 'images' | 'metrics'>, plan: Converge): Promise<(DesiredLayer & { built: boolean })[]> {
   return Promise.all(
     plan.layers.map(async (layer) => {
       const identity = { name: layer.name, class: layer.class, priority: layer.priority, digest: layer.digest };
       if (!layer.rendered) {
         // Kept as it is (recontextOn opted out of this trigger): the image is already in the store.
-        return { ...identity, image: deps.images.path(layer.digest), bytes: 0 };
+        return { ...identity, image: deps.images.path(layer.digest), bytes: 0, built: false };
       }
       const image = await deps.images.ensure(layer.rendered);
       if (image.built) {
         deps.metrics.imageBuilds.inc();
         deps.metrics.imageBuildBytes.inc(image.bytes);
       }
-      return { ...identity, image: image.path, bytes: image.bytes };
+      return { ...identity, image: image.path, bytes: image.bytes, built: image.built };
     }),
   );
 }
@@ -130,7 +145,7 @@ async function buildImages(deps: VMContextDeps, plan: Converge): Promise<Desired
 async function writeBlocked(deps: VMContextDeps, vmContext: VMContext, vm: string, plan: Blocked, now: Date, observed?: ObservedVM): Promise<void> {
   const before = findCondition(vmContext.status?.conditions, 'Ready');
   const status = vmContextStatus({ vmContext, vmDisplay: vm, plan, ...(observed ? { observed } : {}), driver: deps.driver.name, now });
-  await applyStatus(deps.client, VM_CONTEXTS, vmContext, status);
+  await deps.writer.applyStatus(VM_CONTEXTS, vmContext, status);
   if (before?.reason !== plan.reason) {
     deps.metrics.recontextFailures.inc({ reason: plan.reason });
     deps.events.record(vmContext, plan.waiting ? 'Normal' : 'Warning', plan.reason, plan.message);

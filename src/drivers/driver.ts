@@ -46,6 +46,21 @@ export interface ConvergeResult {
   readonly attachMs: number;
 }
 
+/** Something the platform reported about a VM, for the core to look at it again. */
+export interface VMChange {
+  readonly libvirtDomain?: string;
+  readonly kubevirt?: { readonly namespace: string; readonly name: string };
+  /** Every VM may have changed unseen (e.g. the connection to a host was lost and is back). */
+  readonly all?: boolean;
+  /** For logs: migrated, stopped, device-removed, reconnected … */
+  readonly reason: string;
+  /**
+   * A live migration to this node has begun: the core may build the VM's images for it while
+   * the memory is still being copied, so that only the device swap remains when it arrives.
+   */
+  readonly incoming?: { readonly node: string; readonly labels: Readonly<Record<string, string>> };
+}
+
 export interface Driver {
   /** Short name for logs, metrics and status (none, libvirt, kubevirt). */
   readonly name: string;
@@ -54,6 +69,9 @@ export interface Driver {
   converge(target: VMTarget, desired: readonly DesiredLayer[], signal: AbortSignal): Promise<ConvergeResult>;
   /** The VMContext is going away: remove its devices. Idempotent; a vanished VM is not an error. */
   release(target: VMTarget, signal: AbortSignal): Promise<void>;
+  /** Platform events about VMs (optional: without it, changes are seen on resync only). */
+  watch?(listener: (change: VMChange) => void): () => void;
+  close?(): Promise<void>;
 }
 
 export function targetOf(vmContext: { metadata: { name: string; namespace?: string }; spec: { target: { kubevirt?: { name: string }; libvirt?: { domain: string } } } }): VMTarget {

@@ -1,0 +1,89 @@
+// The two controllers of the operator and how changes reach their queues, whatever holds the
+// objects: the Kubernetes manager (manager.ts) and standalone mode (src/standalone) both build
+// them here and feed them the changes their sources see.
+import type { ContextLayer, VMContext } from '../crds/index.js';
+import type { Driver, VMChange } from '../drivers/driver.js';
+import type { LayerImageStore } from '../images/layer-image.js';
+import { keyOf } from '../kube/resources.js';
+import { contextLayerReconciler } from './contextlayer.js';
+import { Controller } from './controller.js';
+import { errorMessage, type Logger } from './log.js';
+import type { OperatorMetrics } from './metrics.js';
+import { layersUsingSource, vmContextsTargeting, vmContextsUsingLayer } from './routing.js';
+import type { Cache, EventSink, ObjectWriter, SourcesOf } from './store.js';
+import { prepareImages, vmContextReconciler } from './vmcontext.js';
+
+export interface ReconcilerDeps {
+  readonly vmContexts: Cache<VMContext>;
+  readonly layers: Cache<ContextLayer>;
+  readonly sources: SourcesOf;
+  readonly writer: ObjectWriter;
+  readonly events: EventSink;
+  readonly driver: Driver;
+  readonly images: LayerImageStore;
+  readonly metrics: OperatorMetrics;
+  readonly logger: Logger;
+  /** Workers per controller. Default 4. */
+  readonly concurrency?: number;
+}
+
+export class Reconcilers {
+  readonly vmContext: Controller;
+  readonly contextLayer: Controller;
+  readonly #deps: ReconcilerDeps;
+
+  constructor(deps: ReconcilerDeps) {
+    this.#deps = deps;
+    const { logger, metrics } = deps;
+    const concurrency = deps.concurrency ?? 4;
+    this.vmContext = new Controller({ name: 'vmcontext', logger, metrics, concurrency, reconcile: vmContextReconciler({ ...deps, logger: logger.child({ controller: 'vmcontext' }) }) });
+    this.contextLayer = new Controller({ name: 'contextlayer', logger, metrics, concurrency, reconcile: contextLayerReconciler(deps) });
+  }
+
+  get controllers(): Controller[] {
+    return [this.vmContext, this.contextLayer];
+  }
+
+  /** Everything there is, e.g. when this replica starts leading. */
+  enqueueAll(): void {
+    for (const vm of this.#deps.vmContexts.list()) this.vmContext.enqueue(keyOf(vm));
+    for (const layer of this.#deps.layers.list()) this.contextLayer.enqueue(keyOf(layer));
+  }
+
+  vmContextChanged(vm: VMContext): void {
+    this.vmContext.enqueue(keyOf(vm));
+    // A new or relabelled VMContext changes how many VMs a layer reaches.
+    for (const layer of this.#deps.layers.list()) if (layer.metadata.namespace === vm.metadata.namespace) this.contextLayer.enqueue(keyOf(layer));
+  }
+
+  layerChanged(layer: ContextLayer): void {
+    this.contextLayer.enqueue(keyOf(layer));
+    for (const key of vmContextsUsingLayer(layer, this.#deps.vmContexts.list())) this.vmContext.enqueue(key);
+  }
+
+  sourceChanged(kind: 'ConfigMap' | 'Secret', namespace: string, name: string): void {
+    for (const layer of layersUsingSource(kind, namespace, name, this.#deps.layers.list())) this.layerChanged(layer);
+  }
+
+  /** The platform reported something about a VM (migrated, stopped, device changed …). */
+  vmChanged(change: VMChange): void {
+    if (change.all) {
+      for (const vm of this.#deps.vmContexts.list()) this.vmContext.enqueue(keyOf(vm));
+      return;
+    }
+    for (const key of vmContextsTargeting(change, this.#deps.vmContexts.list())) {
+      if (change.incoming) this.#prepare(key, change.incoming);
+      else this.vmContext.enqueue(key);
+    }
+  }
+
+  // Off the queue on purpose: preparing is an optimisation the reconciliation does not wait for;
+  // if it fails or is late, the reconciliation builds what is missing itself.
+  #prepare(key: string, node: { node: string; labels: Readonly<Record<string, string>> }): void {
+    const started = performance.now();
+    prepareImages(this.#deps, key, { name: node.node, labels: node.labels }).then(
+      (built) => this.#deps.logger.info('prepared images for an incoming migration', { key, node: node.node, built, ms: Math.round(performance.now() - started) }),
+      (error: unknown) => this.#deps.logger.warn('could not prepare images for an incoming migration', { key, node: node.node, error: errorMessage(error) }),
+    );
+  }
+}
