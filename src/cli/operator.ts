@@ -1,10 +1,16 @@
-// `recontext operator`: the controller process against a Kubernetes API server.
+// `recontext operator`: the controller process, against a Kubernetes API server or (standalone)
+// against a directory of manifests and local libvirt hosts.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { Command, Option } from 'commander';
-import { createLogger, type Level } from '../controllers/log.js';
+import { createLogger, type Level, type Logger } from '../controllers/log.js';
 import { Operator } from '../controllers/manager.js';
 import { OperatorMetrics } from '../controllers/metrics.js';
+import { LibvirtDriver } from '../drivers/libvirt/driver.js';
 import { ImagesOnlyDriver } from '../drivers/none.js';
 import { KubeClient } from '../kube/client.js';
+import { HOSTS_FILE, readHostsFile, resolveHosts } from '../standalone/hosts.js';
+import { StandaloneOperator } from '../standalone/operator.js';
 
 interface OperatorFlags {
   kubeconfig?: string;
@@ -17,9 +23,14 @@ interface OperatorFlags {
   renewDeadline: string;
   retryPeriod: string;
   watchdog: string;
-  imageDir: string;
+  imageDir?: string;
   driver: 'none';
   logLevel: Level;
+  standalone: boolean;
+  dir?: string;
+  libvirt: string[];
+  hosts?: string;
+  stateDir: string;
 }
 
 const env = (name: string) => process.env[name] || undefined;
@@ -37,15 +48,35 @@ export function operatorCommand(): Command {
     .option('--renew-deadline <ms>', 'the leader steps down when it cannot renew for this long', '10000')
     .option('--retry-period <ms>', 'how often the lease is renewed or tried', '2000')
     .option('--watchdog <ms>', 'restart a watch that delivered nothing, not even a bookmark, for this long', '90000')
-    .option('--image-dir <dir>', 'content-addressed image store', env('RECONTEXT_IMAGE_DIR') ?? '/var/lib/recontext/images')
-    .addOption(new Option('--driver <name>', 'how images reach VMs: none = build and record only (libvirt and kubevirt attach them: coming)').choices(['none']).default('none'))
+    .option('--image-dir <dir>', 'content-addressed image store (default: /var/lib/recontext/images; standalone: <state-dir>/images)', env('RECONTEXT_IMAGE_DIR'))
+    .addOption(new Option('--driver <name>', 'cluster mode: how images reach VMs; none = build and record only (KubeVirt attach: coming)').choices(['none']).default('none'))
+    .option('--standalone', 'run without Kubernetes: objects from --dir, VMs on local libvirt hosts', false)
+    .option('--dir <dir>', 'standalone: directory of ContextLayer/VMContext/ConfigMap/Secret manifests (re-read on change) [env RECONTEXT_DIR]', env('RECONTEXT_DIR'))
+    .option('--libvirt <uri,...>', 'standalone: libvirt hosts to drive, e.g. qemu:///system or qemu+unix:///system?socket=PATH (default: every host of the hosts file)', (value: string, previous: string[]) => [...previous, ...value.split(',').filter(Boolean)], [])
+    .option('--hosts <file>', `standalone: hosts file with each host's name, URI and labels (default: <dir>/${HOSTS_FILE})`)
+    .option('--state-dir <dir>', 'standalone: where statuses and images are kept', env('RECONTEXT_STATE_DIR') ?? '/var/lib/recontext')
     .addOption(new Option('--log-level <level>', 'log level').choices(['debug', 'info', 'warn', 'error']).default(env('RECONTEXT_LOG_LEVEL') ?? 'info'))
-    .addHelpText('after', '\nLogs are JSON lines on stderr. SIGTERM/SIGINT stop it cleanly (the leader lease is released).')
+    .addHelpText(
+      'after',
+      `
+Logs are JSON lines on stderr. SIGTERM/SIGINT stop it cleanly (the leader lease is released).
+
+Standalone mode (no cluster; one operator per site, no leader election):
+  recontext operator --standalone --dir ./site --libvirt qemu:///system
+The hosts file (${HOSTS_FILE} in --dir) gives each host the labels templates see as node.labels:
+  hosts:
+    - name: host-a
+      uri: qemu:///system
+      labels: { topology.kubernetes.io/zone: zone-a }
+Status of each VMContext: <state-dir>/objects/vmcontexts/<namespace>/<name>.json.`,
+    )
     .action(async (flags: OperatorFlags) => {
       const logger = createLogger({ level: flags.logLevel });
       const metrics = new OperatorMetrics();
       const concurrency = Number(flags.concurrency);
       if (!Number.isInteger(concurrency) || concurrency < 1) throw new Error(`--concurrency must be a positive integer, got ${flags.concurrency}`);
+      if (flags.standalone) return runStandalone(flags, concurrency, logger, metrics);
+      if (flags.dir || flags.libvirt.length > 0 || flags.hosts) throw new Error('--dir, --libvirt and --hosts need --standalone');
       const millis = (name: string, value: string) => {
         const n = Number(value);
         if (!Number.isInteger(n) || n <= 0) throw new Error(`--${name} must be a positive number of milliseconds, got ${value}`);
@@ -57,7 +88,7 @@ export function operatorCommand(): Command {
         driver: new ImagesOnlyDriver(client),
         logger,
         metrics,
-        imageDirectory: flags.imageDir,
+        imageDirectory: flags.imageDir ?? '/var/lib/recontext/images',
         concurrency,
         metricsAddress: flags.metricsAddress,
         leaderElection: flags.leaderElect,
@@ -72,20 +103,47 @@ export function operatorCommand(): Command {
           process.exit(1);
         },
       });
-      let stopping = false;
-      const stop = (signal: string) => {
-        if (stopping) return;
-        stopping = true;
-        logger.info('stopping', { signal });
-        operator.stop().then(
-          () => process.exit(0),
-          () => process.exit(1),
-        );
-      };
-      process.on('SIGTERM', () => stop('SIGTERM'));
-      process.on('SIGINT', () => stop('SIGINT'));
+      stopOnSignals(operator, logger);
       logger.info('starting', { server: client.server, namespace: flags.namespace ?? '(all)', driver: flags.driver, imageDir: flags.imageDir });
       await operator.start();
       await new Promise(() => {}); // runs until a signal stops it
     });
+}
+
+async function runStandalone(flags: OperatorFlags, concurrency: number, logger: Logger, metrics: OperatorMetrics): Promise<void> {
+  if (!flags.dir) throw new Error('--standalone needs --dir <directory of manifests>');
+  const hostsFile = flags.hosts ?? join(flags.dir, HOSTS_FILE);
+  if (flags.hosts && !existsSync(flags.hosts)) throw new Error(`hosts file ${flags.hosts} does not exist`);
+  const entries = existsSync(hostsFile) ? readHostsFile(hostsFile) : [];
+  const hosts = resolveHosts(entries, flags.libvirt, (message) => logger.warn(message));
+  const operator = new StandaloneOperator({
+    directory: flags.dir,
+    stateDirectory: flags.stateDir,
+    ...(flags.imageDir ? { imageDirectory: flags.imageDir } : {}),
+    driver: new LibvirtDriver(hosts),
+    logger,
+    metrics,
+    concurrency,
+    metricsAddress: flags.metricsAddress,
+    exclude: [hostsFile],
+  });
+  stopOnSignals(operator, logger);
+  logger.info('starting standalone', { dir: flags.dir, stateDir: flags.stateDir, hosts: hosts.map((h) => `${h.name}=${h.socketPath}`) });
+  await operator.start();
+  await new Promise(() => {}); // runs until a signal stops it
+}
+
+function stopOnSignals(operator: { stop(): Promise<void> }, logger: Logger): void {
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info('stopping', { signal });
+    operator.stop().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
 }
