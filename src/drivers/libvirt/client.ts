@@ -102,8 +102,8 @@ export class LibvirtClient {
     return new XdrReader(reply).int();
   }
 
-  async deregisterEvent(callbackId: number): Promise<void> {
-    await this.connection.call(Procedure.CONNECT_DOMAIN_EVENT_CALLBACK_DEREGISTER_ANY, new XdrWriter().int(callbackId).toBuffer());
+  async deregisterEvent(callbackId: number, timeoutMs?: number): Promise<void> {
+    await this.connection.call(Procedure.CONNECT_DOMAIN_EVENT_CALLBACK_DEREGISTER_ANY, new XdrWriter().int(callbackId).toBuffer(), timeoutMs);
   }
 
   onEvent(listener: (callbackId: number, event: DomainEvent) => void): () => void {

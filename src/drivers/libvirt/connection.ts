@@ -1,7 +1,8 @@
 // One connection to a libvirt daemon over its unix socket: packet framing, calls matched to
-// replies by serial number, event messages passed to listeners, keepalive pings answered.
-// It does not reconnect: a closed connection stays closed, and the owner (the driver) opens a
-// new one and re-registers its events — reconnection policy lives in one place.
+// replies by serial number, event messages passed to listeners, keepalive pings answered (and,
+// when asked, sent: a daemon that stops answering is declared dead).
+// It does not reconnect: a closed connection stays closed, and the owner (LibvirtSession, one
+// per host) opens a new one and re-registers its events — reconnection policy lives in one place.
 import { connect, type Socket } from 'node:net';
 import {
   AffectFlags,
@@ -56,6 +57,22 @@ export interface ConnectionOptions {
   readonly uri?: string;
   /** A call without a reply after this long fails (the connection stays usable). Default 60 000 ms. */
   readonly callTimeoutMs?: number;
+  /**
+   * Bound on connecting and the AUTH_LIST/CONNECT_OPEN handshake. Default callTimeoutMs. A
+   * SIGSTOPped daemon still accepts connections (the kernel's listen backlog) but never answers.
+   */
+  readonly openTimeoutMs?: number;
+  /**
+   * Send keepalive PINGs (libvirt's virKeepAlive) after `intervalMs` of silence; after `count`
+   * unanswered ones the daemon is dead and the connection closes, failing pending calls. A hung
+   * daemon is otherwise only noticed when a call times out. Default: off.
+   */
+  readonly keepalive?: KeepaliveOptions;
+}
+
+export interface KeepaliveOptions {
+  readonly intervalMs: number;
+  readonly count: number;
 }
 
 type Pending = { resolve(body: Buffer): void; reject(error: Error): void; procedure: number; timer: NodeJS.Timeout };
@@ -71,11 +88,16 @@ export class LibvirtConnection {
   #buffered: Buffer[] = [];
   #bufferedBytes = 0;
   #closed: Error | undefined;
+  #keepaliveTimer: NodeJS.Timeout | undefined;
+  #lastHeard = performance.now();
+  #unansweredPings = 0;
 
   private constructor(socket: Socket, options: ConnectionOptions) {
     this.socketPath = options.socketPath;
     this.#socket = socket;
     this.#callTimeoutMs = options.callTimeoutMs ?? 60_000;
+    const keepalive = options.keepalive;
+    if (keepalive) this.#keepaliveTimer = setInterval(() => this.#keepaliveTick(keepalive), keepalive.intervalMs).unref();
     socket.on('data', (chunk: Buffer) => this.#receive(chunk));
     socket.on('error', (error) => this.#shutdown(new ConnectionClosedError(`libvirt connection to ${this.socketPath} failed: ${error.message}`)));
     socket.on('close', () => this.#shutdown(new ConnectionClosedError(`libvirt connection to ${this.socketPath} closed`)));
@@ -83,19 +105,27 @@ export class LibvirtConnection {
 
   /** Connects, authenticates (no auth on a root unix socket) and opens the driver URI. */
   static async open(options: ConnectionOptions): Promise<LibvirtConnection> {
+    const openTimeoutMs = options.openTimeoutMs ?? options.callTimeoutMs ?? 60_000;
     const socket = await new Promise<Socket>((resolve, reject) => {
       const s = connect(options.socketPath);
+      const fail = (error: Error): void => {
+        clearTimeout(timer);
+        s.destroy();
+        reject(error);
+      };
+      const timer = setTimeout(() => fail(new ConnectionClosedError(`connecting to libvirtd at ${options.socketPath} took longer than ${openTimeoutMs} ms`)), openTimeoutMs);
       s.once('connect', () => {
-        s.off('error', reject);
+        clearTimeout(timer);
+        s.off('error', fail);
         resolve(s);
       });
-      s.once('error', reject);
+      s.once('error', fail);
     });
     const connection = new LibvirtConnection(socket, options);
     try {
-      const auth = new XdrReader(await connection.call(Procedure.AUTH_LIST)).array(20, (r) => r.int());
+      const auth = new XdrReader(await connection.call(Procedure.AUTH_LIST, Buffer.alloc(0), openTimeoutMs)).array(20, (r) => r.int());
       if (auth.length > 0 && !auth.includes(0)) throw new Error(`libvirtd at ${options.socketPath} requires authentication (types ${auth.join(', ')}); recontext supports none`);
-      await connection.call(Procedure.CONNECT_OPEN, new XdrWriter().optional(options.uri ?? 'qemu:///system', (w, v) => w.string(v)).uint(0).toBuffer());
+      await connection.call(Procedure.CONNECT_OPEN, new XdrWriter().optional(options.uri ?? 'qemu:///system', (w, v) => w.string(v)).uint(0).toBuffer(), openTimeoutMs);
       return connection;
     } catch (error: unknown) {
       connection.close();
@@ -144,6 +174,8 @@ export class LibvirtConnection {
   }
 
   #receive(chunk: Buffer): void {
+    this.#lastHeard = performance.now();
+    this.#unansweredPings = 0;
     this.#buffered.push(chunk);
     this.#bufferedBytes += chunk.length;
     while (this.#bufferedBytes >= 4) {
@@ -195,9 +227,22 @@ export class LibvirtConnection {
     }
   }
 
+  /** Any bytes from the daemon count as a sign of life; only silence earns a PING. */
+  #keepaliveTick({ intervalMs, count }: KeepaliveOptions): void {
+    if (performance.now() - this.#lastHeard < intervalMs) return;
+    if (this.#unansweredPings >= count) {
+      this.#socket.destroy();
+      this.#shutdown(new ConnectionClosedError(`libvirtd at ${this.socketPath} answered none of ${count} keepalive pings (silent for ${Math.round(performance.now() - this.#lastHeard)} ms); dropping the connection`));
+      return;
+    }
+    this.#unansweredPings++;
+    this.#socket.write(encodePacket({ program: KEEPALIVE_PROGRAM, version: KEEPALIVE_VERSION, procedure: KEEPALIVE_PING, type: MessageType.Message, serial: 0, status: MessageStatus.Ok }));
+  }
+
   #shutdown(error: Error): void {
     if (this.#closed) return;
     this.#closed = error;
+    clearInterval(this.#keepaliveTimer);
     for (const pending of this.#pending.values()) {
       clearTimeout(pending.timer);
       pending.reject(error);

@@ -55,6 +55,30 @@ describe('packets and events', () => {
     expect(decodeEvent(9999, Buffer.from('00000001', 'hex'))).toBeUndefined();
     expect(EventId.TRAY_CHANGE).toBe(10);
   });
+
+  // remote_protocol.x: remote_domain_event_callback_{device_added,migration_iteration,job_completed}_msg
+  // carry callbackID, dom, then devAlias / int iteration / remote_typed_param params<>.
+  it('decodes device-added, migration-iteration and job-completed by their XDR layout', () => {
+    const added = new XdrWriter().int(7);
+    writeDomain(added, domain);
+    added.string('scsi0-0-0-2');
+    expect(decodeEvent(Procedure.DOMAIN_EVENT_CALLBACK_DEVICE_ADDED, added.toBuffer())).toEqual({ callbackId: 7, event: { kind: 'device-added', domain, devAlias: 'scsi0-0-0-2' } });
+    const iteration = new XdrWriter().int(8);
+    writeDomain(iteration, domain);
+    iteration.int(3);
+    expect(iteration.toBuffer().subarray(-4).toString('hex')).toBe('00000003');
+    expect(decodeEvent(Procedure.DOMAIN_EVENT_CALLBACK_MIGRATION_ITERATION, iteration.toBuffer())).toEqual({ callbackId: 8, event: { kind: 'migration-iteration', domain, iteration: 3 } });
+    const completed = new XdrWriter().int(9);
+    writeDomain(completed, domain);
+    // Three params: type (int, tag 1), time_elapsed (ullong, tag 4), a string one (tag 7).
+    completed.uint(3).string('type').int(1).int(3).string('time_elapsed').int(4).uhyper(1234n).string('note').int(7).string('x');
+    expect(decodeEvent(Procedure.DOMAIN_EVENT_CALLBACK_JOB_COMPLETED, completed.toBuffer())).toEqual({
+      callbackId: 9,
+      event: { kind: 'job-completed', domain, stats: { type: 3, time_elapsed: 1234n, note: 'x' } },
+    });
+    expect([Procedure.DOMAIN_EVENT_CALLBACK_DEVICE_ADDED, Procedure.DOMAIN_EVENT_CALLBACK_MIGRATION_ITERATION, Procedure.DOMAIN_EVENT_CALLBACK_JOB_COMPLETED]).toEqual([354, 359, 363]);
+    expect([EventId.DEVICE_ADDED, EventId.MIGRATION_ITERATION, EventId.JOB_COMPLETED]).toEqual([19, 20, 21]);
+  });
 });
 
 describe('LibvirtConnection against a scripted peer', () => {
