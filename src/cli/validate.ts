@@ -1,8 +1,10 @@
 // `recontext validate FILE|DIR...`: offline validation of manifests, for GitOps CI.
+import { basename } from 'node:path';
 import { Command, Option } from 'commander';
 import { formatPath } from '../crds/validate.js';
 import { loadManifests } from '../manifests/load.js';
 import { checkObject } from '../reconcile/checks.js';
+import { HOSTS_FILE, readHostsFile } from '../standalone/hosts.js';
 
 export interface ValidationReport {
   readonly files: number;
@@ -25,6 +27,16 @@ export function validatePaths(paths: readonly string[]): ValidationReport {
   for (const document of loaded.documents) {
     const verdict = checkObject(document.object);
     const object = document.object as { kind?: unknown; metadata?: { name?: unknown } } | null;
+    if (verdict.kind === 'foreign' && basename(document.file) === HOSTS_FILE) {
+      // Standalone mode's hosts file lives beside the manifests: check it too.
+      checked++;
+      try {
+        readHostsFile(document.file);
+      } catch (error: unknown) {
+        problems.push({ file: document.file, document: document.index, object: 'hosts file', message: error instanceof Error ? error.message.replace(`${document.file}: `, '') : String(error) });
+      }
+      continue;
+    }
     if (verdict.kind === 'foreign') {
       skipped.push(String(object?.kind ?? 'unknown'));
       continue;
@@ -65,7 +77,7 @@ export function formatReport(report: ValidationReport): string {
 export function validateCommand(): Command {
   return new Command('validate')
     .description(
-      'Validate ContextLayer, VMContext and MigrationPolicy manifests offline: schema, unknown fields and the CEL rules the API server enforces, plus template syntax. Other kinds are skipped.',
+      `Validate ContextLayer, VMContext and MigrationPolicy manifests offline: schema, unknown fields and the CEL rules the API server enforces, plus template syntax; and standalone mode's ${HOSTS_FILE}. Other kinds are skipped.`,
     )
     .argument('<paths...>', 'YAML/JSON files or directories (searched recursively)')
     .addOption(new Option('-o, --output <format>', 'output format').choices(['text', 'json']).default('text'))

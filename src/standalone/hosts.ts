@@ -84,7 +84,11 @@ export function readHostsFile(file: string): HostEntry[] {
     if (seen.has(name)) throw new HostsError(`${where}.name: host "${name}" is listed twice`);
     seen.add(name);
     if (typeof uri !== 'string') throw new HostsError(`${where}.uri: must be a libvirt URI string`);
-    parseLibvirtUri(uri);
+    try {
+      parseLibvirtUri(uri);
+    } catch (error: unknown) {
+      throw new HostsError(`${where}.uri: ${(error as Error).message}`);
+    }
     if (!isRecord(labels) || Object.values(labels).some((v) => typeof v !== 'string')) throw new HostsError(`${where}.labels: must map label names to strings`);
     return { name, uri, labels: labels as Record<string, string> };
   });

@@ -26,7 +26,7 @@ describe('recontext validate', () => {
     const { code, stdout } = await run(['validate', examples]);
     expect(code).toBe(0);
     expect(stdout.trim().split('\n')).toHaveLength(1);
-    expect(stdout).toMatch(/^valid: 9 recontext documents in \d+ files; 3 other documents skipped \(ConfigMap, Secret\)/);
+    expect(stdout).toMatch(/^valid: 11 recontext documents in \d+ files; 3 other documents skipped \(ConfigMap, Secret\)/);
   });
 
   it('exits 1 and names file, line, document, object, field and reason', async () => {
@@ -82,10 +82,18 @@ describe('recontext validate', () => {
     expect(stdout).toContain('no manifest files');
   });
 
+  it("checks standalone mode's hosts file beside the manifests", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'validate-hosts-'));
+    writeFileSync(join(dir, 'hosts.yaml'), 'hosts:\n  - name: host-a\n    uri: qemu+tls://far/system\n');
+    const { code, stdout } = await run(['validate', dir]);
+    expect(code).toBe(1);
+    expect(stdout).toMatch(/hosts\.yaml: document 1 \(hosts file\): hosts\[0\]\.uri: libvirt URI "qemu\+tls:\/\/far\/system": transport "tls" is not supported/);
+  });
+
   it('prints machine-readable JSON with -o json', async () => {
     const { code, stdout } = await run(['validate', '-o', 'json', examples]);
     expect(code).toBe(0);
-    expect(JSON.parse(stdout)).toMatchObject({ checked: 9, problems: [] });
+    expect(JSON.parse(stdout)).toMatchObject({ checked: 11, problems: [] });
   });
 
   it('has --help on every command', async () => {
