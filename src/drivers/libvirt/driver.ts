@@ -4,8 +4,9 @@
 // when asked (DESIGN.md §4), so no tray-lock timeout and no forced I/O errors — then records the
 // layer → drive assignment in the domain's metadata.
 import type { AttachedLayer, ConvergeResult, DesiredLayer, Driver, ObservedVM, VMTarget } from '../driver.js';
-import { AffectFlags, LibvirtClient, type DomainRef } from './client.js';
-import { assignmentsOf, assignmentsXml, cdromsOf, cdromXml, METADATA_NAMESPACE, METADATA_PREFIX, planDevices } from './devices.js';
+import { applyDeviceAction } from './actions.js';
+import { LibvirtClient, type DomainRef } from './client.js';
+import { assignmentsOf, assignmentsXml, cdromsOf, METADATA_NAMESPACE, METADATA_PREFIX, planDevices, scsiRoomOf } from './devices.js';
 import { DomainState, RunningReason } from './protocol.js';
 
 export interface LibvirtHost {
@@ -46,7 +47,7 @@ export class LibvirtDriver implements Driver {
     const found = await this.#find(target);
     if (!found) throw new Error(`domain ${domainName(target)} is on none of the hosts ${this.#hosts.map((h) => h.name).join(', ')}`);
     const xml = await found.client.domainXml(found.domain);
-    const plan = planDevices(cdromsOf(xml), assignmentsOf(xml), desired.map((d) => ({ name: d.name, digest: d.digest, image: d.image })));
+    const plan = planDevices(cdromsOf(xml), assignmentsOf(xml), desired.map((d) => ({ name: d.name, digest: d.digest, image: d.image })), scsiRoomOf(xml));
     const detachMs = performance.now() - started;
     const attachStarted = performance.now();
     const recorded = assignmentsXml(assignmentsOf(xml));
@@ -55,10 +56,7 @@ export class LibvirtDriver implements Driver {
     };
     // Claim first, act, then record the outcome: a crash in between is healed by the next converge.
     await record(plan.intent);
-    for (const action of plan.actions) {
-      const source = action.kind === 'change-media' ? action.source : undefined;
-      await found.client.updateDevice(found.domain, cdromXml(action.target, action.bus, source), AffectFlags.LIVE);
-    }
+    for (const action of plan.actions) await applyDeviceAction(found.client, found.domain, action);
     if (plan.intent.length !== plan.assignments.length) await record(plan.assignments);
     const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
     const changed = new Set(plan.actions.map((a) => a.layer));
@@ -71,7 +69,7 @@ export class LibvirtDriver implements Driver {
     if (!found) return; // the domain is gone: nothing holds our images
     const xml = await found.client.domainXml(found.domain);
     const plan = planDevices(cdromsOf(xml), assignmentsOf(xml), []);
-    for (const action of plan.actions) await found.client.updateDevice(found.domain, cdromXml(action.target, action.bus), AffectFlags.LIVE);
+    for (const action of plan.actions) await applyDeviceAction(found.client, found.domain, action);
     if (assignmentsOf(xml).length > 0) await found.client.setMetadata(found.domain, undefined, METADATA_PREFIX, METADATA_NAMESPACE);
   }
 
