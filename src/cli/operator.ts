@@ -120,7 +120,7 @@ async function runStandalone(flags: OperatorFlags, concurrency: number, logger: 
     directory: flags.dir,
     stateDirectory: flags.stateDir,
     ...(flags.imageDir ? { imageDirectory: flags.imageDir } : {}),
-    driver: new LibvirtDriver(hosts),
+    driver: new LibvirtDriver(hosts, { log: (level, message, fields) => logger[level](message, fields) }),
     logger,
     metrics,
     concurrency,

@@ -48,11 +48,6 @@ export function parseLibvirtUri(uri: string): LibvirtEndpoint {
   return { socketPath: socket ?? DEFAULT_SOCKET, driverUri: `${driver}://${path}` };
 }
 
-/** A host to drive: what the driver needs, plus the driver URI to open on its daemon. */
-export interface StandaloneHost extends LibvirtHost {
-  readonly uri: string;
-}
-
 interface HostEntry {
   readonly name: string;
   readonly uri: string;
@@ -98,7 +93,7 @@ export function readHostsFile(file: string): HostEntry[] {
  * The hosts to drive: those of --libvirt (matched to the file by URI; unknown ones get a name
  * from their socket and no labels), or every host of the file when no URI is given.
  */
-export function resolveHosts(entries: readonly HostEntry[], uris: readonly string[], warn: (message: string) => void): StandaloneHost[] {
+export function resolveHosts(entries: readonly HostEntry[], uris: readonly string[], warn: (message: string) => void): LibvirtHost[] {
   const chosen: HostEntry[] = uris.length === 0 ? [...entries] : uris.map((uri) => entries.find((e) => e.uri === uri) ?? unlisted(uri, warn));
   if (chosen.length === 0) throw new HostsError('no libvirt host to drive: give --libvirt URI[,URI…] or list hosts in the hosts file');
   const names = new Set<string>();

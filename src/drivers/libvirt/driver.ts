@@ -2,10 +2,14 @@
 // tells where it runs; converge() reads the live domain, plans the drive changes (devices.ts,
 // pure) and applies them with non-forced media changes — the guest agent releases the medium
 // when asked (DESIGN.md §4), so no tray-lock timeout and no forced I/O errors — then records the
-// layer → drive assignment in the domain's metadata.
-import type { AttachedLayer, ConvergeResult, DesiredLayer, Driver, ObservedVM, VMTarget } from '../driver.js';
+// layer → drive assignment in the domain's metadata. watch() turns the hosts' domain events into
+// VM changes for the core; each host's connection is kept up (and its events re-registered) by a
+// LibvirtSession.
+import type { AttachedLayer, ConvergeResult, DesiredLayer, Driver, ObservedVM, VMChange, VMTarget } from '../driver.js';
 import { applyDeviceAction } from './actions.js';
-import { LibvirtClient, type DomainRef } from './client.js';
+import type { LibvirtClient, DomainRef } from './client.js';
+import { changeOfEvent } from './events.js';
+import { LibvirtSession, type SessionLog } from './session.js';
 import { assignmentsOf, assignmentsXml, cdromsOf, METADATA_NAMESPACE, METADATA_PREFIX, planDevices, scsiRoomOf } from './devices.js';
 import { DomainState, RunningReason } from './protocol.js';
 
@@ -14,6 +18,8 @@ export interface LibvirtHost {
   readonly name: string;
   /** libvirtd's unix socket on this machine. */
   readonly socketPath: string;
+  /** Driver URI opened on that daemon. Default qemu:///system. */
+  readonly uri?: string;
   /** Labels for templates and variants (zone, region …), from the hosts file. */
   readonly labels: Readonly<Record<string, string>>;
 }
@@ -21,17 +27,38 @@ export interface LibvirtHost {
 export class LibvirtDriver implements Driver {
   readonly name = 'libvirt';
   readonly #hosts: readonly LibvirtHost[];
-  readonly #clients = new Map<string, Promise<LibvirtClient>>();
+  readonly #sessions: ReadonlyMap<string, LibvirtSession>;
 
-  constructor(hosts: readonly LibvirtHost[]) {
+  constructor(hosts: readonly LibvirtHost[], options: { log?: SessionLog } = {}) {
     if (hosts.length === 0) throw new TypeError('the libvirt driver needs at least one host');
     this.#hosts = hosts;
+    this.#sessions = new Map(
+      hosts.map((h) => [h.name, new LibvirtSession({ name: h.name, socketPath: h.socketPath, ...(h.uri ? { uri: h.uri } : {}), ...(options.log ? { log: options.log } : {}) })]),
+    );
+  }
+
+  /**
+   * Domain events of every host as VM changes; a (re)connect to a host is reported as "look at
+   * every VM again" (events of an outage are lost). Connects to every host and keeps them up.
+   */
+  watch(listener: (change: VMChange) => void): () => void {
+    const stops = this.#hosts.flatMap((host) => {
+      const session = this.#sessions.get(host.name)!;
+      const offEvent = session.onEvent((event) => {
+        const change = changeOfEvent(event, host.labels);
+        if (change) listener(change);
+      });
+      const offConnected = session.onConnected(({ reconnected }) => listener({ all: true, reason: reconnected ? `reconnected to ${host.name}` : `connected to ${host.name}` }));
+      session.start();
+      return [offEvent, offConnected];
+    });
+    return () => stops.forEach((stop) => stop());
   }
 
   async observe(target: VMTarget): Promise<ObservedVM | undefined> {
     const found = await this.#find(target);
     if (!found) return undefined;
-    const { state, reason } = await found.client.domainState(found.domain);
+    const { state, reason } = found;
     const running = state === DomainState.RUNNING || state === DomainState.PAUSED;
     return {
       running,
@@ -74,33 +101,37 @@ export class LibvirtDriver implements Driver {
   }
 
   async close(): Promise<void> {
-    for (const client of this.#clients.values()) await (await client.catch(() => undefined))?.close();
-    this.#clients.clear();
+    await Promise.all([...this.#sessions.values()].map((s) => s.close()));
   }
 
-  async #find(target: VMTarget): Promise<{ host: LibvirtHost; client: LibvirtClient; domain: DomainRef } | undefined> {
+  /**
+   * The host running the domain. While a live migration is under way the domain exists on both
+   * hosts — running on the source, paused (incoming) on the destination: the running one counts.
+   * A host that cannot be reached is skipped, but then "not found" is not a safe answer.
+   */
+  async #find(target: VMTarget): Promise<{ host: LibvirtHost; client: LibvirtClient; domain: DomainRef; state: number; reason: number } | undefined> {
     const name = domainName(target);
-    for (const host of this.#hosts) {
-      const client = await this.#client(host);
-      const domain = await client.lookupDomain(name);
-      if (domain && domain.id >= 0) return { host, client, domain };
-    }
-    return undefined;
+    const found: { host: LibvirtHost; client: LibvirtClient; domain: DomainRef; state: number; reason: number }[] = [];
+    const unreachable: Error[] = [];
+    await Promise.all(
+      this.#hosts.map(async (host) => {
+        try {
+          const client = await this.#client(host);
+          const domain = await client.lookupDomain(name);
+          if (!domain || domain.id < 0) return; // defined but not running here
+          found.push({ host, client, domain, ...(await client.domainState(domain)) });
+        } catch (error: unknown) {
+          unreachable.push(error instanceof Error ? error : new Error(String(error)));
+        }
+      }),
+    );
+    const running = found.find((f) => f.state === DomainState.RUNNING) ?? found[0];
+    if (!running && unreachable.length > 0) throw unreachable[0]!;
+    return running;
   }
 
-  /** One connection per host, opened on first use and again after libvirtd went away. */
   #client(host: LibvirtHost): Promise<LibvirtClient> {
-    const existing = this.#clients.get(host.name);
-    const open = () => {
-      const connecting = LibvirtClient.connect({ socketPath: host.socketPath });
-      this.#clients.set(host.name, connecting);
-      connecting.then(
-        (client) => client.connection.onClose(() => this.#clients.get(host.name) === connecting && this.#clients.delete(host.name)),
-        () => this.#clients.delete(host.name),
-      );
-      return connecting;
-    };
-    return existing ?? open();
+    return this.#sessions.get(host.name)!.client();
   }
 }
 
