@@ -135,15 +135,7 @@ export async function startHost(instanceDir: string, name: HostName, log: Log): 
   const host: HostState = { name, socket, uri: hostUri(socket), dir, libvirtdPid, virtlogdPid, mountNamespace };
   try {
     if (!mountNamespace || !isAlive(libvirtdPid)) throw new Error(`${name}: libvirtd is not running after start:\n${safeRead(startLog)}`);
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      const probe = await virsh(host, ['version'], { allowFailure: true, timeoutMs: 20_000 });
-      if (probe.code === 0) break;
-      if (!isAlive(libvirtdPid) || Date.now() > deadline) {
-        throw new Error(`${name}: libvirtd does not answer on ${socket}: ${probe.stderr.trim()}\n${safeRead(join(dir, 'log', 'libvirtd.log')).slice(-2000)}`);
-      }
-      await sleep(200);
-    }
+    await untilAnswering(host);
   } catch (error: unknown) {
     // Whatever did start (virtlogd at least) goes with it.
     if (mountNamespace) await stopHost(host, log);
@@ -152,6 +144,48 @@ export async function startHost(instanceDir: string, name: HostName, log: Log): 
   saveCapabilities(join(dir, 'cache', 'qemu', 'capabilities'), seed);
   log(`testbed: ${name} up in ${formatElapsed(Date.now() - started)}: libvirtd ${libvirtdPid}, virtlogd ${virtlogdPid}, ${host.uri}`);
   return host;
+}
+
+async function untilAnswering(host: HostState): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const probe = await virsh(host, ['version'], { allowFailure: true, timeoutMs: 20_000 });
+    if (probe.code === 0) return;
+    if (!isAlive(host.libvirtdPid) || Date.now() > deadline) {
+      throw new Error(`${host.name}: libvirtd does not answer on ${host.socket}: ${probe.stderr.trim()}\n${safeRead(join(host.dir, 'log', 'libvirtd.log')).slice(-2000)}`);
+    }
+    await sleep(200);
+  }
+}
+
+/**
+ * Stops only the host's libvirtd (SIGTERM, like a service restart). Its QEMU processes and
+ * virtlogd keep running and keep the mount namespace alive; the daemon's state stays in the
+ * host's run/ and lib/ directories, so startDaemon() can reattach to the guests.
+ */
+export async function stopDaemon(host: HostState): Promise<void> {
+  if (hostProcesses(host).includes(host.libvirtdPid)) await terminate(host.libvirtdPid);
+}
+
+/**
+ * Starts the host's libvirtd again inside the host's existing mount namespace (entered through
+ * virtlogd, which stays up), with the same configuration and state directories: it reconnects
+ * to the QEMU processes it finds in its state (/run/libvirt/qemu/*.xml). Resolves with the new
+ * pid once it answers.
+ */
+export async function startDaemon(host: HostState, log: Log): Promise<HostState> {
+  const started = Date.now();
+  if (!hostProcesses(host).includes(host.virtlogdPid)) throw new Error(`${host.name}: virtlogd ${host.virtlogdPid} is gone; the host's namespace cannot be entered`);
+  const pidFile = join(host.dir, 'libvirtd.pid');
+  const startLog = join(host.dir, 'start.log');
+  const result = await run('nsenter', [`--mount=/proc/${host.virtlogdPid}/ns/mnt`, '--', 'libvirtd', '-d', '-p', pidFile], { allowFailure: true, timeoutMs: 30_000 });
+  appendFileSync(startLog, result.stdout + result.stderr);
+  const libvirtdPid = readPid(pidFile) ?? 0;
+  if (result.code !== 0 || !isAlive(libvirtdPid)) throw new Error(`${host.name}: libvirtd did not start again (exit ${result.code}): ${result.stderr.trim()}`);
+  const restarted: HostState = { ...host, libvirtdPid };
+  await untilAnswering(restarted);
+  log(`testbed: ${host.name}: libvirtd started again in ${formatElapsed(Date.now() - started)}: pid ${libvirtdPid}`);
+  return restarted;
 }
 
 export function virsh(host: Pick<HostState, 'uri'>, args: readonly string[], options: { allowFailure?: boolean; timeoutMs?: number } = {}): Promise<RunResult> {

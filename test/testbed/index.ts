@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, wri
 import { join } from 'node:path';
 import { buildDomainXml, type DomainOptions } from './domain.js';
 import { ensureGuest, probeAccelerator, type Accelerator, type GuestImage, type GuestVariant } from './guest.js';
-import { HOST_NAMES, hostProcesses, startHost, stopHost, virsh as virshOn, type HostName, type HostState } from './hosts.js';
+import { HOST_NAMES, hostProcesses, startDaemon as startDaemonOf, startHost, stopDaemon, stopHost, virsh as virshOn, type HostName, type HostState } from './hosts.js';
 import { ensurePackages, formatElapsed, isAlive, sleep, type Log, type RunResult } from './install.js';
 
 export { TestbedUnavailable, testbedPrecondition, ensurePackages, TESTBED_PACKAGES } from './install.js';
@@ -67,6 +67,15 @@ export interface Testbed {
   /** virsh against a host (non-zero exit is a result). */
   virsh(host: HostName, args: readonly string[], options?: { timeoutMs?: number }): Promise<RunResult>;
   host(name: HostName): TestbedHost;
+  /**
+   * Stops the host's libvirtd only (SIGTERM); its QEMU guests keep running. Not on the run's
+   * shared test bed: other test files talk to it in parallel (start an own instance).
+   */
+  stopDaemon(host: HostName): Promise<void>;
+  /** Starts the host's libvirtd again with the same configuration and state; it reattaches to its running guests. Resolves once it answers. */
+  startDaemon(host: HostName): Promise<void>;
+  /** stopDaemon + startDaemon: a libvirtd restart with the guests running on. */
+  restartDaemon(host: HostName): Promise<void>;
   state(): TestbedState;
   /** Destroys all domains, stops both hosts, removes the instance directory. */
   stop(): Promise<void>;
@@ -136,7 +145,9 @@ export async function startTestbed(options: TestbedOptions = {}): Promise<Testbe
 }
 
 /** A Testbed over an already running instance (another process started it). */
-export function connectTestbed(state: TestbedState): Testbed {
+export function connectTestbed(initial: TestbedState): Testbed {
+  // Replaced when a daemon restarts (new libvirtd pid), so stop() and the state file stay right.
+  let state = initial;
   const [a, b] = state.hosts;
   if (!a || !b) throw new Error(`test bed ${state.id} has ${state.hosts.length} hosts`);
   const brief = (h: HostState): TestbedHost => ({ name: h.name, socket: h.socket, uri: h.uri });
@@ -185,6 +196,16 @@ export function connectTestbed(state: TestbedState): Testbed {
       await sleep(20);
     }
   };
+  const hostState = (name: HostName): HostState => {
+    const found = state.hosts.find((h) => h.name === name);
+    if (!found) throw new Error(`no host ${name}`);
+    return found;
+  };
+  const startDaemon = async (name: HostName): Promise<void> => {
+    const restarted = await startDaemonOf(hostState(name), (line) => console.error(line));
+    state = { ...state, hosts: state.hosts.map((h) => (h.name === name ? restarted : h)) };
+    writeState(state);
+  };
   return {
     id: state.id,
     dir: state.dir,
@@ -210,6 +231,12 @@ export function connectTestbed(state: TestbedState): Testbed {
     },
     destroyGuest: async (domain) => {
       for (const h of hosts) await virsh(h.name, ['destroy', domain]);
+    },
+    stopDaemon: (name) => stopDaemon(hostState(name)),
+    startDaemon,
+    restartDaemon: async (name) => {
+      await stopDaemon(hostState(name));
+      await startDaemon(name);
     },
     state: () => state,
     stop: async () => stopState(state, (line) => console.error(line)),
