@@ -50,7 +50,7 @@ export class OperatorMetrics {
   });
   readonly recontextPhase = new Histogram({
     name: 'recontext_recontext_phase_duration_seconds',
-    help: "Duration of each of the paper's four phases (resolve, detach, build, attach).",
+    help: "Duration of each of the paper's four phases (resolve, detach, build, attach), and of releasing the replaced images afterwards (release).",
     labelNames: ['phase', 'driver'] as const,
     buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
     registers: [this.registry],

@@ -17,6 +17,7 @@ import type { Cache, EventSink, ObjectWriter, SourcesOf } from './store.js';
 export const FINALIZER = 'recontext.dev/release-devices';
 /** How soon to look again at a VM that does not run yet (its events may not reach us). */
 export const WAITING_REQUEUE_MS = 5_000;
+export const MIGRATING_REQUEUE_MS = 1_000;
 
 export interface VMContextDeps {
   readonly vmContexts: Cache<VMContext>;
@@ -61,6 +62,12 @@ export function vmContextReconciler(deps: VMContextDeps): Reconciler {
       await writeBlocked(deps, vmContext, describeTarget(target), { kind: 'blocked', reason: 'VMNotFound', message: error.message, waiting: true }, now());
       throw new TerminalError(error.message);
     }
+    if (observed?.migrating) {
+      // Between the source pausing and the destination resuming: which node to render for is
+      // about to change. The driver's "migrated" event usually wakes us before this timer.
+      deps.logger.debug('vm is migrating; looking again shortly', { key, node: observed.node });
+      return { requeueAfterMs: MIGRATING_REQUEUE_MS };
+    }
     const namespace = vmContext.metadata.namespace ?? 'default';
     const plan = planVMContext({
       vmContext,
@@ -86,7 +93,7 @@ export function vmContextReconciler(deps: VMContextDeps): Reconciler {
       plan,
       attached: result.layers,
       imageBytes: new Map(desired.map((d) => [d.digest, d.bytes])),
-      timing: { startedAt, resolveMs, detachMs: result.detachMs, buildMs, attachMs: result.attachMs },
+      timing: { startedAt, resolveMs, detachMs: result.detachMs, buildMs, attachMs: result.attachMs, ...(result.releaseMs !== undefined ? { releaseMs: result.releaseMs } : {}) },
       ...(observed ? { observed } : {}),
       driver: deps.driver.name,
       now: now(),
@@ -96,6 +103,7 @@ export function vmContextReconciler(deps: VMContextDeps): Reconciler {
       const phases = status.lastRecontext.phasesMs;
       deps.metrics.recontextDuration.observe({ trigger: plan.trigger, driver: deps.driver.name }, status.lastRecontext.totalMs / 1000);
       for (const [phase, ms] of Object.entries(phases)) deps.metrics.recontextPhase.observe({ phase, driver: deps.driver.name }, (ms ?? 0) / 1000);
+      if (status.lastRecontext.releaseMs !== undefined) deps.metrics.recontextPhase.observe({ phase: 'release', driver: deps.driver.name }, status.lastRecontext.releaseMs / 1000);
       deps.events.record(vmContext, 'Normal', plan.trigger === 'Initial' ? 'ContextDelivered' : 'Recontextualized',
         `${plan.trigger}: ${status.layers?.length ?? 0} layers for node ${observed?.node ?? 'unknown'} in ${status.lastRecontext.totalMs} ms`);
       deps.logger.info('recontextualized', { key, trigger: plan.trigger, node: observed?.node, totalMs: status.lastRecontext.totalMs });

@@ -15,6 +15,8 @@ export interface ObservedVM {
   readonly running: boolean;
   /** Node (KubeVirt) or libvirt host the VM runs on. */
   readonly node?: string;
+  /** A live migration is in its last phase: where the VM runs is about to change; look again soon. */
+  readonly migrating?: boolean;
   /** Identifier of the last completed migration, if the platform reports one. */
   readonly migrationId?: string;
   /** Labels of that node or host (zone, region …), for templates and variants. */
@@ -41,9 +43,11 @@ export interface AttachedLayer {
 
 export interface ConvergeResult {
   readonly layers: readonly AttachedLayer[];
-  /** Time spent finding the devices to replace, and attaching/releasing (the paper's phases 2 and 4). */
+  /** Finding the devices to replace, and putting the new images on the VM (the paper's phases 2 and 4). */
   readonly detachMs: number;
   readonly attachMs: number;
+  /** Releasing the replaced images once the new ones were in place (after phase 4; not in the total). */
+  readonly releaseMs?: number;
 }
 
 /** Something the platform reported about a VM, for the core to look at it again. */

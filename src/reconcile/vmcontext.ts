@@ -110,6 +110,7 @@ export interface Timing {
   readonly detachMs: number;
   readonly buildMs: number;
   readonly attachMs: number;
+  readonly releaseMs?: number;
 }
 
 export interface StatusInputs {
@@ -177,6 +178,7 @@ export function vmContextStatus(inputs: StatusInputs): VMContextStatus {
           startedAt: timing.startedAt.toISOString().replace(/\.\d+Z$/, 'Z'),
           phasesMs: { resolve: ms(timing.resolveMs), detach: ms(timing.detachMs), build: ms(timing.buildMs), attach: ms(timing.attachMs) },
           totalMs: ms(timing.resolveMs + timing.detachMs + timing.buildMs + timing.attachMs),
+          ...(timing.releaseMs !== undefined ? { releaseMs: ms(timing.releaseMs) } : {}),
         }
       : previous.lastRecontext;
   const conditions = setConditions(

@@ -1,8 +1,9 @@
 // The libvirt driver on the test bed (real libvirtds, real QEMU guest): the GlusterFS example's
 // layers, rendered for the host the domain runs on, are converged onto empty SATA drives; after a
-// live migration to the other host (another zone) the infrastructure layer is re-rendered and
-// swapped in the same drive — the assignment travelled with the domain in its metadata — and the
-// guest reads the new cache address. release() empties the drives.
+// live migration to the other host (another zone) the infrastructure and legislative layers are
+// re-rendered and swapped — one into the spare empty drive (make before break: the old drive is
+// emptied after), one in place as there is only one spare — the assignment travelled with the
+// domain in its metadata — and the guest reads the new cache address. release() empties the drives.
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -89,7 +90,7 @@ describe.skipIf(testbedSkipReason())('libvirt driver on real libvirtd + QEMU', (
     expect(again.layers.every((l) => l.attachedAt === undefined)).toBe(true);
   });
 
-  it('after a live migration to host B, swaps the re-rendered infrastructure layer in the same drive', async () => {
+  it('after a live migration to host B, swaps the re-rendered layers: into the spare drive, else in place', async () => {
     const a = await LibvirtClient.connect({ socketPath: tb.host('host-a').socket });
     try {
       await a.migrate((await a.lookupDomain(DOMAIN))!, tb.host('host-b').uri, { migrateUri: 'tcp://127.0.0.1' });
@@ -103,23 +104,24 @@ describe.skipIf(testbedSkipReason())('libvirt driver on real libvirtd + QEMU', (
     const started = Date.now();
     const result = await driver.converge(target, await desiredFor('host-b', ZONE_B));
     const changed = result.layers.filter((l) => l.attachedAt).map((l) => `${l.name}@${l.device}`);
-    expect(changed.sort()).toEqual(['data-residency@sda', 'site-cache@sdb']);
+    expect(changed.sort()).toEqual(['data-residency@sde', 'site-cache@sdb']);
     await guestReads('etc/glusterfs/cache.conf', /cache-b\.zone-b/, from);
-    console.log(`converge after migration: detach ${result.detachMs.toFixed(0)} ms, attach ${result.attachMs.toFixed(0)} ms; guest read the new cache address ${Date.now() - started} ms after converge began`);
+    console.log(`converge after migration: detach ${result.detachMs.toFixed(0)} ms, attach ${result.attachMs.toFixed(0)} ms, release ${result.releaseMs?.toFixed(0)} ms; guest read the new cache address ${Date.now() - started} ms after converge began`);
   });
 
   it('release empties every drive it filled', async () => {
     const from = tb.consoleOffset(DOMAIN);
     await driver.release(target);
     // The guest lets go of each medium (unmount on the eject request) and then sees the drive empty.
+    // (sr0, emptied after the migration's swap, may report late: only the four drives count here.)
+    const filled = ['sr1', 'sr2', 'sr3', 'sr4'];
     const emptied = new Set<string>();
-    for (let at = from; emptied.size < 4; ) {
+    for (let at = from; !filled.every((d) => emptied.has(d)); ) {
       const seen = await tb.waitForConsole(DOMAIN, /CTX NOMEDIUM (sr\d)/, 30_000, at);
       emptied.add(seen.match[1]!);
       at = seen.offset;
     }
-    expect([...emptied].sort()).toEqual(['sr0', 'sr1', 'sr2', 'sr3']);
-    const again = await driver.converge(target, []);
-    expect(again.layers).toEqual([]);
+    const drives = await driver.converge(target, []);
+    expect(drives.layers).toEqual([]);
   });
 });

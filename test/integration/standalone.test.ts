@@ -44,7 +44,8 @@ describe.skipIf(testbedSkipReason())('standalone mode on real libvirtd + QEMU', 
     tb = await useTestbed();
     const hostsFile = writeSite(site, { domain: DOMAIN, hosts: tb.hosts });
     const xml = join(mkdtempSync(join(tmpdir(), 'sa-')), 'domain.xml');
-    writeFileSync(xml, tb.domainXml({ name: DOMAIN, cdroms: 5 }));
+    // 4 layers + 2 spare drives: the two layers a migration changes move to empty drives at once.
+    writeFileSync(xml, tb.domainXml({ name: DOMAIN, cdroms: 6 }));
     await tb.virsh('host-a', ['create', xml]);
     await tb.waitForConsole(DOMAIN, /CTX ALIVE 1/, 90_000);
     const logger = createLogger({ level: 'debug', write: (line) => void logs.push(line) });
@@ -118,7 +119,7 @@ describe.skipIf(testbedSkipReason())('standalone mode on real libvirtd + QEMU', 
     expect(after.status?.lastRecontext?.trigger).toBe('Migration');
     expect(after.status?.lastMigrationId).toMatch(/^host-b\//);
     await guestReads('etc/policy/data-residency.conf', /jurisdiction = US/, from);
-    console.log(`standalone: migration ${migrated - started} ms; guest read the new cache address ${seen - migrated} ms after it; phases ${JSON.stringify(after.status?.lastRecontext?.phasesMs)}`);
+    console.log(`standalone: migration ${migrated - started} ms; guest read the new cache address ${seen - migrated} ms after it; phases ${JSON.stringify(after.status?.lastRecontext?.phasesMs)}, release ${after.status?.lastRecontext?.releaseMs} ms`);
   });
 
   it('releases the devices when the VMContext leaves the directory, and forgets it', async () => {

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { assignmentsOf, assignmentsXml, cdromsOf, cdromXml, NoFreeDriveError, planDevices, scsiRoomOf, type Assignment, type DeviceAction, type ObservedCdrom, type ScsiRoom, type WantedLayer } from './devices.js';
+import { assignmentsOf, assignmentsXml, cdromsOf, cdromXml, isMaking, NoFreeDriveError, planDevices, scsiRoomOf, type Assignment, type DeviceAction, type ObservedCdrom, type ScsiRoom, type WantedLayer } from './devices.js';
 
 // Shaped like libvirt 9's live XML (virDomainGetXMLDesc) of a running test-bed guest.
 const domainXml = (metadata = '', sdb = '') => `<domain type='qemu' id='3'>
@@ -69,18 +69,41 @@ describe('planDevices', () => {
     expect(planDevices(observed, recorded, [{ name: 'svc', digest: 'sha256:aaa', image: '/images/aaa.iso' }])).toEqual({ actions: [], intent: recorded, assignments: recorded });
   });
 
-  it('changes the medium of a layer in its own drive, and puts a new layer in the first empty drive', () => {
+  it('puts a new layer in the first empty drive; moves a changed layer to a spare empty drive, then empties its old one', () => {
     const plan = planDevices(observed, recorded, [
+      { name: 'svc', digest: 'sha256:bbb', image: '/images/bbb.iso' },
+      { name: 'cache', digest: 'sha256:ccc', image: '/images/ccc.iso' },
+    ]);
+    expect(plan.actions).toEqual([
+      { kind: 'change-media', layer: 'cache', target: 'sdb', bus: 'sata', source: '/images/ccc.iso' },
+      { kind: 'change-media', layer: 'svc', target: 'sdc', bus: 'sata', source: '/images/bbb.iso' },
+      { kind: 'eject', layer: 'svc', target: 'sda', bus: 'sata' },
+    ]);
+    expect(plan.actions.map(isMaking)).toEqual([true, true, false]);
+    expect(plan.assignments).toEqual([
+      { layer: 'cache', target: 'sdb', digest: 'sha256:ccc' },
+      { layer: 'svc', target: 'sdc', digest: 'sha256:bbb' },
+    ]);
+    // The old drive stays claimed until it is emptied; a crash in between keeps the new one.
+    expect(plan.intent).toEqual([recorded[0], ...plan.assignments]);
+    const afterCrash = observed.map((d) => (d.target === 'sdb' ? { ...d, source: '/images/ccc.iso' } : d.target === 'sdc' ? { ...d, source: '/images/bbb.iso' } : d));
+    const healed = planDevices(afterCrash, plan.intent, [
+      { name: 'svc', digest: 'sha256:bbb', image: '/images/bbb.iso' },
+      { name: 'cache', digest: 'sha256:ccc', image: '/images/ccc.iso' },
+    ]);
+    expect(healed.actions).toEqual([{ kind: 'eject', layer: 'svc', target: 'sda', bus: 'sata' }]);
+    expect(healed.assignments).toEqual(plan.assignments);
+  });
+
+  it('changes the medium in place when no spare empty drive is left', () => {
+    const twoDrives = observed.filter((d) => d.target !== 'sdc');
+    const plan = planDevices(twoDrives, recorded, [
       { name: 'svc', digest: 'sha256:bbb', image: '/images/bbb.iso' },
       { name: 'cache', digest: 'sha256:ccc', image: '/images/ccc.iso' },
     ]);
     expect(plan.actions).toEqual([
       { kind: 'change-media', layer: 'svc', target: 'sda', bus: 'sata', source: '/images/bbb.iso' },
       { kind: 'change-media', layer: 'cache', target: 'sdb', bus: 'sata', source: '/images/ccc.iso' },
-    ]);
-    expect(plan.assignments).toEqual([
-      { layer: 'svc', target: 'sda', digest: 'sha256:bbb' },
-      { layer: 'cache', target: 'sdb', digest: 'sha256:ccc' },
     ]);
   });
 

@@ -64,7 +64,10 @@ export type DeviceAction =
   | { readonly kind: 'detach'; readonly layer: string; readonly target: string; readonly bus: string };
 
 export interface DevicePlan {
-  /** In the order to apply: ejects, media changes, attaches, then detaches; each by target name. */
+  /**
+   * In the order to apply: media changes and attaches (the new images in place: isMaking), then
+   * ejects and detaches (the old ones released); each group by target name.
+   */
   readonly actions: readonly DeviceAction[];
   /**
    * What to record before acting: every drive this plan touches is claimed first, so a crash
@@ -186,16 +189,36 @@ export function planDevices(observed: readonly ObservedCdrom[], recorded: readon
     .sort();
   const needingDrive = wanted.filter((w) => !current.has(w.name) || replaced.has(current.get(w.name)!));
   const slots = hotplugSlots(room, Math.max(0, needingDrive.length - free.length));
+  // Layers without a drive take one first; then a changed layer on a boot drive moves to a spare
+  // EMPTY drive if one is left: inserting into an empty drive needs nothing of the guest, so the
+  // new image is there at once, and the old drive is emptied afterwards (the guest lets go of it
+  // in its own time). Without a spare, the medium is changed in place (the guest releases first).
+  const target = new Map<string, string | undefined>();
+  for (const layer of wanted) {
+    const own = current.get(layer.name);
+    if (!own || replaced.has(own)) target.set(layer.name, free.shift());
+  }
+  const moved = new Set<Assignment>();
+  for (const layer of wanted) {
+    const own = current.get(layer.name);
+    if (!own || replaced.has(own)) continue;
+    const spare = holdsImage(own) ? undefined : free.find((t) => !drives.get(t)!.source);
+    if (spare !== undefined) {
+      free.splice(free.indexOf(spare), 1);
+      moved.add(own);
+    }
+    target.set(layer.name, spare ?? own.target);
+  }
   const assignments: Assignment[] = [];
   const changes: DeviceAction[] = [];
   const attaches: DeviceAction[] = [];
   for (const layer of wanted) {
     const own = current.get(layer.name);
-    const target = own && !replaced.has(own) ? own.target : free.shift();
-    if (target !== undefined) {
-      const drive = drives.get(target)!;
-      assignments.push({ layer: layer.name, target, digest: layer.digest, ...(own?.target === target && own.hotplugged ? { hotplugged: true } : {}) });
-      if (drive.source !== layer.image) changes.push({ kind: 'change-media', layer: layer.name, target, bus: drive.bus, source: layer.image });
+    const drive = target.get(layer.name);
+    if (drive !== undefined) {
+      const observedDrive = drives.get(drive)!;
+      assignments.push({ layer: layer.name, target: drive, digest: layer.digest, ...(own?.target === drive && own.hotplugged ? { hotplugged: true } : {}) });
+      if (observedDrive.source !== layer.image) changes.push({ kind: 'change-media', layer: layer.name, target: drive, bus: observedDrive.bus, source: layer.image });
       continue;
     }
     const slot = slots.shift()!;
@@ -203,15 +226,20 @@ export function planDevices(observed: readonly ObservedCdrom[], recorded: readon
     attaches.push({ kind: 'attach', layer: layer.name, target: slot.target, bus: 'scsi', source: layer.image, controller: slot.controller, unit: slot.unit });
   }
   // A freed drive a new layer took is changed, not ejected first.
-  const released = freed.filter((a) => !assignments.some((n) => n.target === a.target));
+  const released = [...freed, ...moved].filter((a) => !assignments.some((n) => n.target === a.target));
   const ejects: DeviceAction[] = released
     .filter((a) => !a.hotplugged && drives.get(a.target)!.source)
     .map((a) => ({ kind: 'eject', layer: a.layer, target: a.target, bus: drives.get(a.target)!.bus }));
   const detaches: DeviceAction[] = released.filter((a) => a.hotplugged).map((a) => ({ kind: 'detach', layer: a.layer, target: a.target, bus: drives.get(a.target)!.bus }));
   const stillHeld = released.filter((a) => a.hotplugged || drives.get(a.target)!.source);
-  // Make before break: the guest has a layer's new drive before its old one goes.
-  const actions = [ejects, changes, attaches, detaches].flatMap((group) => group.sort(byTarget));
+  // Make before break: every new image is in place before any old drive is emptied or unplugged.
+  const actions = [changes, attaches, ejects, detaches].flatMap((group) => group.sort(byTarget));
   return { actions, intent: [...assignments, ...stillHeld].sort(byTarget), assignments: assignments.sort(byTarget) };
+}
+
+/** Whether an action puts a new image on the VM (rather than releasing an old one). */
+export function isMaking(action: DeviceAction): boolean {
+  return action.kind === 'change-media' || action.kind === 'attach';
 }
 
 /** `count` new drives on the room's controller: unused target names and units, lowest first. */

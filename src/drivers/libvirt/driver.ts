@@ -10,8 +10,8 @@ import { applyDeviceAction } from './actions.js';
 import type { LibvirtClient, DomainRef } from './client.js';
 import { changeOfEvent } from './events.js';
 import { LibvirtSession, type SessionLog } from './session.js';
-import { assignmentsOf, assignmentsXml, cdromsOf, METADATA_NAMESPACE, METADATA_PREFIX, planDevices, scsiRoomOf } from './devices.js';
-import { DomainState, RunningReason } from './protocol.js';
+import { assignmentsOf, assignmentsXml, cdromsOf, isMaking, METADATA_NAMESPACE, METADATA_PREFIX, planDevices, scsiRoomOf } from './devices.js';
+import { DomainState, PausedReason, RunningReason } from './protocol.js';
 
 export interface LibvirtHost {
   /** Host name as the operator reports it (status.node) and templates see it (node.name). */
@@ -60,12 +60,14 @@ export class LibvirtDriver implements Driver {
     if (!found) return undefined;
     const { state, reason } = found;
     const running = state === DomainState.RUNNING || state === DomainState.PAUSED;
+    const migrating = state === DomainState.PAUSED && (reason === PausedReason.MIGRATION || reason === PausedReason.POSTCOPY);
     return {
       running,
       node: found.host.name,
       nodeLabels: found.host.labels,
+      ...(migrating ? { migrating } : {}),
       // Level-based: a domain running because it migrated in has a new QEMU (id) on this host.
-      ...(running && reason === RunningReason.MIGRATED ? { migrationId: `${found.host.name}/${found.domain.id}` } : {}),
+      ...(state === DomainState.RUNNING && reason === RunningReason.MIGRATED ? { migrationId: `${found.host.name}/${found.domain.id}` } : {}),
     };
   }
 
@@ -83,12 +85,15 @@ export class LibvirtDriver implements Driver {
     };
     // Claim first, act, then record the outcome: a crash in between is healed by the next converge.
     await record(plan.intent);
-    for (const action of plan.actions) await applyDeviceAction(found.client, found.domain, action);
-    if (plan.intent.length !== plan.assignments.length) await record(plan.assignments);
+    for (const action of plan.actions.filter(isMaking)) await applyDeviceAction(found.client, found.domain, action);
+    const attachMs = performance.now() - attachStarted;
     const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
-    const changed = new Set(plan.actions.map((a) => a.layer));
+    const releaseStarted = performance.now();
+    for (const action of plan.actions.filter((a) => !isMaking(a))) await applyDeviceAction(found.client, found.domain, action);
+    if (plan.intent.length !== plan.assignments.length) await record(plan.assignments);
+    const changed = new Set(plan.actions.filter(isMaking).map((a) => a.layer));
     const layers: AttachedLayer[] = plan.assignments.map((a) => ({ name: a.layer, digest: a.digest, device: a.target, ...(changed.has(a.layer) ? { attachedAt: now } : {}) }));
-    return { layers, detachMs, attachMs: performance.now() - attachStarted };
+    return { layers, detachMs, attachMs, releaseMs: performance.now() - releaseStarted };
   }
 
   async release(target: VMTarget): Promise<void> {
@@ -109,30 +114,48 @@ export class LibvirtDriver implements Driver {
    * hosts — running on the source, paused (incoming) on the destination: the running one counts.
    * A host that cannot be reached is skipped, but then "not found" is not a safe answer.
    */
-  async #find(target: VMTarget): Promise<{ host: LibvirtHost; client: LibvirtClient; domain: DomainRef; state: number; reason: number } | undefined> {
+  #find(target: VMTarget): Promise<Found | undefined> {
     const name = domainName(target);
-    const found: { host: LibvirtHost; client: LibvirtClient; domain: DomainRef; state: number; reason: number }[] = [];
+    const found: Found[] = [];
     const unreachable: Error[] = [];
-    await Promise.all(
-      this.#hosts.map(async (host) => {
-        try {
+    // Answer as soon as one host runs it: the source of a migration that just ended can keep its
+    // domain locked for another second or two, and that host's answer would change nothing.
+    return new Promise<Found | undefined>((resolve, reject) => {
+      let pending = this.#hosts.length;
+      const settle = () => {
+        if (--pending > 0) return;
+        if (found[0]) resolve(found[0]);
+        else if (unreachable[0]) reject(unreachable[0]);
+        else resolve(undefined);
+      };
+      for (const host of this.#hosts) {
+        (async () => {
           const client = await this.#client(host);
           const domain = await client.lookupDomain(name);
-          if (!domain || domain.id < 0) return; // defined but not running here
-          found.push({ host, client, domain, ...(await client.domainState(domain)) });
-        } catch (error: unknown) {
+          if (!domain || domain.id < 0) return; // not here, or defined but not running here
+          const probe: Found = { host, client, domain, ...(await client.domainState(domain)) };
+          if (probe.state === DomainState.RUNNING) resolve(probe);
+          else found.push(probe);
+        })().then(settle, (error: unknown) => {
           unreachable.push(error instanceof Error ? error : new Error(String(error)));
-        }
-      }),
-    );
-    const running = found.find((f) => f.state === DomainState.RUNNING) ?? found[0];
-    if (!running && unreachable.length > 0) throw unreachable[0]!;
-    return running;
+          settle();
+        });
+      }
+    });
   }
 
   #client(host: LibvirtHost): Promise<LibvirtClient> {
     return this.#sessions.get(host.name)!.client();
   }
+}
+
+/** A running domain on one host, with its virDomainState and reason. */
+interface Found {
+  readonly host: LibvirtHost;
+  readonly client: LibvirtClient;
+  readonly domain: DomainRef;
+  readonly state: number;
+  readonly reason: number;
 }
 
 function domainName(target: VMTarget): string {

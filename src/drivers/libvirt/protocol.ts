@@ -87,6 +87,9 @@ export const Lifecycle = {
 /** virDomainState */
 export const DomainState = { NOSTATE: 0, RUNNING: 1, BLOCKED: 2, PAUSED: 3, SHUTDOWN: 4, SHUTOFF: 5, CRASHED: 6, PMSUSPENDED: 7 } as const;
 
+/** virDomainPausedReason: MIGRATION while a live migration's last phase runs (either side). */
+export const PausedReason = { UNKNOWN: 0, USER: 1, MIGRATION: 2, POSTCOPY: 12 } as const;
+
 /** virDomainRunningReason: why a domain runs (MIGRATED on the destination of a migration). */
 export const RunningReason = { UNKNOWN: 0, BOOTED: 1, MIGRATED: 2 } as const;
 /** VIR_DOMAIN_METADATA_ELEMENT */
