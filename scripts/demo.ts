@@ -1,54 +1,195 @@
-// `npm run demo`: the README's main command. For now the offline preview of a migration: render
-// the GlusterFS example for a VM on a node in zone-a, then for a node in zone-b, and show which
-// layers change and what the guest would read. The live-migration demo on real QEMU guests
-// replaces this with the libvirt driver (issue #6).
+// `npm run demo`: the README's main command. A VM's context kept live across a live migration,
+// on real parts: two libvirt hosts on this machine (zone-a/eu-north and zone-b/us-east), a QEMU
+// guest running the GlusterFS example's client, recontext in standalone mode. The guest is
+// live-migrated from host A to host B; the infrastructure and legislative layers are re-rendered
+// for B and swapped in while the guest runs; we print what the guest reads before and after and
+// how long each phase took. Sets up what it needs (Debian packages, guest image: cached) and
+// cleans up after itself.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { formatRenderTable, renderVM, type RenderRow } from '../src/cli/render.js';
+import { createLogger } from '../src/controllers/log.js';
+import { OperatorMetrics } from '../src/controllers/metrics.js';
+import type { VMContext } from '../src/crds/index.js';
+import { LibvirtClient } from '../src/drivers/libvirt/client.js';
+import { LibvirtDriver } from '../src/drivers/libvirt/driver.js';
+import { readHostsFile, resolveHosts } from '../src/standalone/hosts.js';
+import { StandaloneOperator } from '../src/standalone/operator.js';
+import { startTestbed, type Testbed } from '../test/testbed/index.js';
+import { writeSite } from '../test/testbed/site.js';
 
-const examples = join(import.meta.dirname, '..', 'examples', 'gluster');
-const vm = 'gluster-client-1';
-const nodes = [
-  { node: 'node-a', nodeLabels: 'topology.kubernetes.io/zone=zone-a,topology.kubernetes.io/region=eu-north', where: 'zone-a, eu-north' },
-  { node: 'node-b', nodeLabels: 'topology.kubernetes.io/zone=zone-b,topology.kubernetes.io/region=us-east', where: 'zone-b, us-east' },
-] as const;
-const watched = ['etc/glusterfs/cache.conf', 'etc/policy/data-residency.conf'];
+const DOMAIN = 'gluster-client-1';
+const KEY = `default/${DOMAIN}`;
+const WATCHED = ['etc/glusterfs/cache.conf', 'etc/policy/data-residency.conf'];
+const STEPS = 6;
 
-/** What the guest's FFS shows at a path: the file of the highest-priority layer that has it. */
-function guestView(rows: readonly RenderRow[], path: string): { layer: string; text: string } | undefined {
-  for (const row of rows) {
-    const file = row.layer.files.find((f) => f.path === path);
-    if (file) return { layer: row.layer.name, text: file.content.toString('utf8').trim() };
-  }
-  return undefined;
+const work = mkdtempSync(join(tmpdir(), 'recontext-demo-'));
+const operatorLog: string[] = [];
+let testbed: Testbed | undefined;
+let operator: StandaloneOperator | undefined;
+let step = 0;
+
+function progress(line: string): void {
+  step++;
+  process.stdout.write(`[${step}/${STEPS}] ${line}\n`);
 }
 
-const out = mkdtempSync(join(tmpdir(), 'recontext-demo-'));
-try {
-  console.log(`recontext demo: the context of VM ${vm} (examples/gluster) before and after it moves\n`);
-  const results: RenderRow[][] = [];
-  for (const [i, n] of nodes.entries()) {
-    const started = performance.now();
-    const rows = await renderVM({ from: [examples], vm, namespace: 'default', node: n.node, nodeLabels: n.nodeLabels, out: join(out, 'images') }); // one content-addressed store: shared images are written once
-    const ms = performance.now() - started;
-    results.push(rows);
-    console.log(`${i === 0 ? 'Running on' : 'After migration to'} ${n.node} (${n.where}): ${rows.length} layers rendered and written in ${ms.toFixed(0)} ms`);
-    console.log(formatRenderTable(rows));
-  }
-  const [before, after] = results as [RenderRow[], RenderRow[]];
-  const changed = after.filter((r) => before.find((b) => b.layer.name === r.layer.name)?.layer.digest !== r.layer.digest);
-  const kept = after.filter((r) => !changed.includes(r));
-  console.log(`Re-rendered for the new node: ${changed.map((r) => r.layer.name).join(', ')}; unchanged (same image, not rebuilt): ${kept.map((r) => r.layer.name).join(', ')}\n`);
-  console.log('What the guest reads (highest-priority layer wins):');
-  for (const path of watched) {
-    const was = guestView(before, path);
-    const now = guestView(after, path);
-    console.log(`  /${path}`);
-    console.log(`    before (${was?.layer}): ${was?.text.split('\n').filter((l) => !l.startsWith('#')).join(' | ')}`);
-    console.log(`    after  (${now?.layer}): ${now?.text.split('\n').filter((l) => !l.startsWith('#')).join(' | ')}`);
-  }
-  console.log('\nThis is the offline preview (no VM yet): the live-migration demo on QEMU guests comes with the libvirt driver.');
-} finally {
-  rmSync(out, { recursive: true, force: true });
+function seconds(ms: number): string {
+  return `${(ms / 1000).toFixed(1)} s`;
 }
+
+/** What the guest has read from its drives since `from`: path → content, per drive (srN). */
+function guestFiles(tb: Testbed, from: number): Map<string, Map<string, string>> {
+  const text = Buffer.from(tb.consoleLog(DOMAIN), 'utf8').subarray(from).toString('utf8');
+  const drives = new Map<string, Map<string, string>>();
+  for (const m of text.matchAll(/^CTX FILE (sr\d+) (\S+) \d+ (\S*)$/gm)) {
+    const files = drives.get(m[1]!) ?? new Map<string, string>();
+    files.set(m[2]!, Buffer.from(m[3]!, 'base64').toString('utf8'));
+    drives.set(m[1]!, files);
+  }
+  return drives;
+}
+
+/** Waits until the guest has read `path` with content matching `pattern` (after `from`). */
+async function guestReads(tb: Testbed, path: string, pattern: RegExp, from: number): Promise<number> {
+  const escaped = path.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+  for (;;) {
+    const found = await tb.waitForConsole(DOMAIN, new RegExp(`CTX FILE sr\\d+ ${escaped} \\d+ (\\S+)`), 60_000, from);
+    if (pattern.test(Buffer.from(found.match[1]!, 'base64').toString())) return found.seenAt;
+    from = found.offset;
+  }
+}
+
+/**
+ * What an application in the guest sees at each watched path: the file of the highest-priority
+ * layer that has it (the merge the guest's FFS does), with the layer it came from.
+ */
+function guestView(tb: Testbed, vm: VMContext, from: number): string[] {
+  const drives = guestFiles(tb, from);
+  const layers = [...(vm.status?.layers ?? [])].sort((a, b) => b.priority - a.priority);
+  return WATCHED.map((path) => {
+    for (const layer of layers) {
+      // SATA drive sdX is the guest's srN, in the same order.
+      const drive = layer.device ? `sr${layer.device.charCodeAt(2) - 97}` : undefined;
+      const content = drive ? drives.get(drive)?.get(path) : undefined;
+      if (content !== undefined) {
+        const lines = content.split('\n').filter((l) => l.trim() && !l.startsWith('#'));
+        return `    /${path}  ← ${layer.name} (${layer.class}, priority ${layer.priority})\n${lines.map((l) => `        ${l}`).join('\n')}`;
+      }
+    }
+    return `    /${path}  (not found)`;
+  });
+}
+
+async function until<T>(what: string, probe: () => T | undefined, timeoutMs: number): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const converged = (vm: VMContext | undefined, node: string): VMContext | undefined =>
+  vm?.status?.node === node && vm.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True' && c.reason === 'Converged') ? vm : undefined;
+
+async function cleanUp(): Promise<void> {
+  await operator?.stop().catch(() => undefined);
+  await testbed?.stop().catch(() => undefined);
+  rmSync(work, { recursive: true, force: true });
+}
+
+async function main(): Promise<void> {
+  console.log('recontext demo: a VM keeps a live context across a live migration (libvirt + QEMU, standalone mode)\n');
+  const started = Date.now();
+  progress('test bed: two libvirt hosts on this machine — host-a (zone-a, eu-north) and host-b (zone-b, us-east) …');
+  const setupLog: string[] = [];
+  const tb = await startTestbed({ id: 'demo', log: (line) => setupLog.push(line) });
+  testbed = tb;
+  console.log(`      ready in ${seconds(Date.now() - started)} (QEMU ${tb.accelerator.accel === 'kvm' ? 'with KVM' : 'TCG, software emulation: /dev/kvm is not usable here'})`);
+
+  progress(`guest ${DOMAIN} boots on host-a with 6 empty CD-ROM drives (4 layers + 2 spares for instant swaps) …`);
+  const boot = await tb.bootGuest('host-a', { name: DOMAIN, cdroms: 6 }, 180_000);
+  console.log(`      running after ${boot.bootSeconds.toFixed(1)} s`);
+
+  progress('recontext operator --standalone: 4 layers of examples/gluster, rendered for host-a, attached live …');
+  const site = join(work, 'site');
+  const hostsFile = writeSite(site, { domain: DOMAIN, hosts: tb.hosts });
+  const metrics = new OperatorMetrics();
+  const driver = new LibvirtDriver(resolveHosts(readHostsFile(hostsFile), [], () => {}));
+  let resumedAt: number | undefined;
+  driver.watch((change) => {
+    if (change.reason === 'migrated') resumedAt = Date.now(); // Resumed(Migrated) on host-b
+  });
+  operator = new StandaloneOperator({
+    directory: site,
+    stateDirectory: join(work, 'state'),
+    driver,
+    logger: createLogger({ level: 'info', write: (line) => void operatorLog.push(line) }),
+    metrics,
+    exclude: [hostsFile],
+  });
+  const beforeFrom = tb.consoleOffset(DOMAIN);
+  await operator.start();
+  const onA = await until('layers attached on host-a', () => converged(operator?.store.vmContexts.get(KEY), 'host-a'), 60_000);
+  await guestReads(tb, 'etc/glusterfs/cache.conf', /cache-a\.zone-a/, beforeFrom);
+  await guestReads(tb, 'etc/policy/data-residency.conf', /jurisdiction = EU/, beforeFrom);
+  console.log(`      attached in ${onA.status?.lastRecontext?.totalMs} ms: ${onA.status?.layers?.map((l) => `${l.name}→${l.device}`).join(', ')}`);
+  console.log('    What the guest reads on host-a:');
+  console.log(guestView(tb, onA, beforeFrom).join('\n'));
+
+  progress('live migration host-a → host-b (memory copied while the guest runs) …');
+  const afterFrom = tb.consoleOffset(DOMAIN);
+  const source = await LibvirtClient.connect({ socketPath: tb.host('host-a').socket });
+  // Watch the console from now on: the guest may read its new context before the call returns.
+  const newCacheRead = guestReads(tb, 'etc/glusterfs/cache.conf', /cache-b\.zone-b/, afterFrom);
+  newCacheRead.catch(() => undefined); // awaited below; if the migration fails first, main() reports that
+  const migrationStarted = Date.now();
+  try {
+    await source.migrate((await source.lookupDomain(DOMAIN))!, tb.host('host-b').uri, { migrateUri: 'tcp://127.0.0.1' });
+  } finally {
+    await source.close();
+  }
+  const migrated = Date.now();
+  console.log(`      migrated in ${seconds(migrated - migrationStarted)}`);
+
+  progress('recontextualization on host-b …');
+  const seenAt = await newCacheRead;
+  await guestReads(tb, 'etc/policy/data-residency.conf', /jurisdiction = US/, afterFrom);
+  const onB = await until('status on host-b', () => converged(operator?.store.vmContexts.get(KEY), 'host-b'), 30_000);
+  const last = onB.status?.lastRecontext;
+  const changed = onB.status?.layers?.filter((l) => l.digest !== onA.status?.layers?.find((a) => a.name === l.name)?.digest).map((l) => l.name) ?? [];
+  console.log(`      re-rendered for host-b and swapped live: ${changed.join(', ')} (unchanged layers kept their devices)`);
+  if (last) {
+    const p = last.phasesMs;
+    console.log(`      phases (${last.trigger}): resolve ${p.resolve} ms · detach ${p.detach} ms · build ${p.build} ms · attach ${p.attach} ms = ${last.totalMs} ms (then the old images released in ${last.releaseMs ?? 0} ms)`);
+  }
+  if (resumedAt !== undefined) {
+    console.log(`      the guest resumed on host-b ${resumedAt - migrationStarted} ms into the migration and read its new context ${seenAt - resumedAt} ms later`);
+    console.log(`      (${seenAt <= migrated ? `before the migration call even returned, at ${migrated - migrationStarted} ms: libvirt was still cleaning up on host-a` : `the migration call returned at ${migrated - migrationStarted} ms`})`);
+  }
+  console.log('    What the guest reads on host-b:');
+  console.log(guestView(tb, onB, afterFrom).join('\n'));
+  const recontexts = (await metrics.registry.getSingleMetricAsString('recontext_recontext_duration_seconds')).split('\n').filter((l) => l.includes('_count') || l.includes('_sum'));
+  console.log(`    Prometheus (recontext_recontext_duration_seconds):\n${recontexts.map((l) => `      ${l}`).join('\n')}`);
+
+  progress('cleaning up (guest, operator, both hosts) …');
+  await tb.destroyGuest(DOMAIN);
+  await cleanUp();
+  testbed = undefined;
+  operator = undefined;
+  console.log(`\ndone in ${seconds(Date.now() - started)}. Run the tests with: npm test`);
+}
+
+process.on('SIGINT', () => {
+  console.error('\ninterrupted; cleaning up …');
+  void cleanUp().finally(() => process.exit(130));
+});
+
+main().catch(async (error: unknown) => {
+  console.error(`\ndemo failed: ${error instanceof Error ? error.message : String(error)}`);
+  if (operatorLog.length > 0) console.error(`last operator log lines:\n${operatorLog.slice(-15).join('')}`);
+  await cleanUp();
+  process.exit(1);
+});
