@@ -65,8 +65,6 @@ export class Operator {
   #server: Server | undefined;
   #running = false;
   #lostLeadership = false;
-  #images: LayerImageStore | undefined;
-  #vmContexts: Informer<VMContext> | undefined;
   #gcTimer: { cancel(): void } | undefined;
   metricsUrl: string | undefined;
 
@@ -116,8 +114,6 @@ export class Operator {
       ...(this.#o.concurrency ? { concurrency: this.#o.concurrency } : {}),
     });
     this.#reconcilers = reconcilers;
-    this.#images = images;
-    this.#vmContexts = vmContexts;
 
     vmContexts.onEvent((_event, vm) => reconcilers.vmContextChanged(vm));
     layers.onEvent((_event, layer) => reconcilers.layerChanged(layer));
@@ -179,11 +175,7 @@ export class Operator {
 
   /** Deletes images that no VMContext's status names (only the leader: it is the one writing images). */
   async collectImages(): Promise<string[]> {
-    if (!this.#images || !this.#vmContexts) return [];
-    const keep = this.#vmContexts.list().flatMap((vm) => (vm.status?.layers ?? []).map((l) => l.digest));
-    const removed = await this.#images.gc(keep);
-    if (removed.length > 0) this.#o.logger.info('removed unused images', { count: removed.length });
-    return removed;
+    return this.#reconcilers?.collectImages() ?? [];
   }
 
   #scheduleImageGc(): void {

@@ -77,6 +77,17 @@ export class Reconcilers {
     }
   }
 
+  /**
+   * Deletes images that no VMContext's status names (and that were not just built: the store's
+   * grace period covers a reconciliation between building and writing its status).
+   */
+  async collectImages(): Promise<string[]> {
+    const keep = this.#deps.vmContexts.list().flatMap((vm) => (vm.status?.layers ?? []).map((l) => l.digest));
+    const removed = await this.#deps.images.gc(keep);
+    if (removed.length > 0) this.#deps.logger.info('removed unused images', { count: removed.length });
+    return removed;
+  }
+
   // Off the queue on purpose: preparing is an optimisation the reconciliation does not wait for;
   // if it fails or is late, the reconciliation builds what is missing itself.
   #prepare(key: string, node: { node: string; labels: Readonly<Record<string, string>> }): void {

@@ -1,14 +1,14 @@
 // The VMContext controller's reconciler: observe the VM, plan (pure, src/reconcile/vmcontext),
 // build missing images, let the driver converge the devices, write status. Timed per phase.
 import type { ContextLayer, VMContext } from '../crds/index.js';
-import { describeTarget, targetOf, type DesiredLayer, type Driver, type ObservedVM } from '../drivers/driver.js';
+import { describeTarget, PlatformUnavailableError, targetOf, type ConvergeResult, type DesiredLayer, type Driver, type ObservedVM } from '../drivers/driver.js';
 import { KubeVirtMissingError } from '../drivers/kubevirt/observe.js';
 import type { LayerImageStore } from '../images/layer-image.js';
 import { VM_CONTEXTS } from '../kube/resources.js';
 import { findCondition } from '../reconcile/conditions.js';
 import type { NodeFacts } from '../reconcile/render.js';
 import { planVMContext, vmContextStatus, type Blocked, type Converge } from '../reconcile/vmcontext.js';
-import type { Reconciler } from './controller.js';
+import type { Reconciler, Result } from './controller.js';
 import { TerminalError } from './errors.js';
 import type { Logger } from './log.js';
 import type { OperatorMetrics } from './metrics.js';
@@ -58,6 +58,7 @@ export function vmContextReconciler(deps: VMContextDeps): Reconciler {
     try {
       observed = await deps.driver.observe(target, signal);
     } catch (error: unknown) {
+      if (error instanceof PlatformUnavailableError) return unavailable(deps, vmContext, describeTarget(target), error, now());
       if (!(error instanceof KubeVirtMissingError)) throw error;
       await writeBlocked(deps, vmContext, describeTarget(target), { kind: 'blocked', reason: 'VMNotFound', message: error.message, waiting: true }, now());
       throw new TerminalError(error.message);
@@ -86,7 +87,13 @@ export function vmContextReconciler(deps: VMContextDeps): Reconciler {
     const t1 = performance.now();
     const desired = await buildImages(deps, plan);
     const buildMs = performance.now() - t1;
-    const result = await deps.driver.converge(target, desired, signal);
+    let result: ConvergeResult;
+    try {
+      result = await deps.driver.converge(target, desired, signal);
+    } catch (error: unknown) {
+      if (error instanceof PlatformUnavailableError) return unavailable(deps, vmContext, describeTarget(target), error, now(), observed);
+      throw error;
+    }
     const status = vmContextStatus({
       vmContext,
       vmDisplay: describeTarget(target),
@@ -148,6 +155,12 @@ async function buildImages(deps: Pick<VMContextDeps, 'images' | 'metrics'>, plan
       return { ...identity, image: image.path, bytes: image.bytes, built: image.built };
     }),
   );
+}
+
+/** The host or API the VM lives on is unreachable: say so, and look again (a reconnect also wakes us). */
+async function unavailable(deps: VMContextDeps, vmContext: VMContext, vm: string, error: Error, now: Date, observed?: ObservedVM): Promise<Result> {
+  await writeBlocked(deps, vmContext, vm, { kind: 'blocked', reason: 'HostUnavailable', message: error.message, waiting: true }, now, observed);
+  return { requeueAfterMs: WAITING_REQUEUE_MS };
 }
 
 async function writeBlocked(deps: VMContextDeps, vmContext: VMContext, vm: string, plan: Blocked, now: Date, observed?: ObservedVM): Promise<void> {

@@ -2,6 +2,11 @@
 // image each layer of a VM should have; a driver observes where the VM runs and converges its
 // devices to that desired state (level-based: called again and again, it must be idempotent).
 
+/** The platform (a libvirt host, the cluster's API) cannot be reached now; the driver keeps trying. */
+export class PlatformUnavailableError extends Error {
+  override readonly name: string = 'PlatformUnavailableError';
+}
+
 /** The VM a VMContext targets. */
 export interface VMTarget {
   readonly namespace: string;

@@ -101,6 +101,16 @@ describe('vmContextStatus', () => {
     expect(status.conditions!.find((c) => c.type === 'Degraded')).toMatchObject({ status: 'True' });
   });
 
+  it('lists no layers once the VM is gone (nothing holds them), and a returning VM starts over', () => {
+    const first = statusAfter(ctx(), nodeA);
+    const gone = vmContextStatus({ vmContext: ctx(first), vmDisplay: 'ns/vm1', plan: { kind: 'blocked', reason: 'VMNotFound', message: 'the target VM does not exist', waiting: true }, driver: 'test', now });
+    expect(gone.layers).toBeUndefined();
+    expect(gone.node).toBe('n-a');
+    expect(gone.conditions!.find((c) => c.type === 'Ready')).toMatchObject({ status: 'False', reason: 'VMNotFound' });
+    expect(gone.conditions!.find((c) => c.type === 'Degraded')).toMatchObject({ status: 'False' }); // waiting, not broken
+    expect(statusAfter(ctx(gone), nodeA).lastRecontext?.trigger).toBe('Initial');
+  });
+
   it('keeps lastTransitionTime when the condition status does not change', () => {
     const first = statusAfter(ctx(), nodeA);
     const later = vmContextStatus({

@@ -22,7 +22,7 @@ export interface PlanInputs {
 /** Why the VM cannot get its layers now; becomes Ready=False with this reason. */
 export interface Blocked {
   readonly kind: 'blocked';
-  readonly reason: 'LayerNotFound' | 'VMNotFound' | 'VMNotRunning' | LayerError['reason'];
+  readonly reason: 'LayerNotFound' | 'VMNotFound' | 'VMNotRunning' | 'HostUnavailable' | LayerError['reason'];
   readonly message: string;
   /** Waiting for something outside (a VM to start) rather than for the user to fix something. */
   readonly waiting: boolean;
@@ -139,12 +139,15 @@ export function vmContextStatus(inputs: StatusInputs): VMContextStatus {
     ...(previous.lastMigrationId ? { lastMigrationId: previous.lastMigrationId } : {}),
   };
   if (plan.kind === 'blocked') {
+    // A VM that no longer exists holds no layers: say so (and let their images be collected).
+    const { layers: _gone, ...withoutLayers } = base;
+    const kept = plan.reason === 'VMNotFound' ? withoutLayers : base;
     const updates: ConditionInput[] = [
       { type: 'Ready', status: 'False', reason: plan.reason, message: plan.message },
       { type: 'Recontextualizing', status: 'False', reason: plan.reason, message: plan.message },
     ];
     if (!plan.waiting) updates.push({ type: 'Degraded', status: 'True', reason: plan.reason, message: plan.message });
-    return { ...base, conditions: setConditions(previous.conditions as Condition[] | undefined, updates, now, generation) };
+    return { ...kept, conditions: setConditions(previous.conditions as Condition[] | undefined, updates, now, generation) };
   }
   const attached = new Map((inputs.attached ?? []).map((a) => [a.name, a]));
   const previousLayers = new Map((previous.layers ?? []).map((l) => [l.name, l]));

@@ -33,6 +33,10 @@ export interface StandaloneOptions {
   readonly rescanMs?: number;
   /** Look at every VMContext again this often. Default 300 000 ms. */
   readonly resyncMs?: number;
+  /** How often images no VMContext uses are deleted. Default 300 000 ms. */
+  readonly imageGcIntervalMs?: number;
+  /** A just-built image is kept this long even before a status names it. Default 600 000 ms. */
+  readonly imageGcGraceMs?: number;
 }
 
 export interface RecordedEvent {
@@ -64,7 +68,7 @@ export class StandaloneOperator {
     }
     this.#o = options;
     this.store = new DirectoryStore({ directory, stateDirectory: state, ...(options.exclude ? { exclude: options.exclude } : {}) });
-    this.images = new LayerImageStore(options.imageDirectory ?? join(state, 'images'));
+    this.images = new LayerImageStore(options.imageDirectory ?? join(state, 'images'), options.imageGcGraceMs !== undefined ? { graceMs: options.imageGcGraceMs } : {});
     const log = options.logger.child({ component: 'events' });
     const events: EventSink = {
       record: (regarding, type, reason, note) => {
@@ -111,6 +115,11 @@ export class StandaloneOperator {
     this.#watch();
     this.#timers.push(setInterval(() => this.rescan(), this.#o.rescanMs ?? 30_000).unref());
     this.#timers.push(setInterval(() => this.#reconcilers.enqueueAll(), this.#o.resyncMs ?? 300_000).unref());
+    this.#timers.push(
+      setInterval(() => {
+        this.collectImages().catch((error: unknown) => logger.warn('image gc failed', { error: errorMessage(error) }));
+      }, this.#o.imageGcIntervalMs ?? 300_000).unref(),
+    );
     logger.info('standalone operator started', { directory: resolve(this.#o.directory), vmContexts: this.store.vmContexts.list().length, layers: this.store.layers.list().length, driver: this.#o.driver.name });
   }
 
@@ -125,6 +134,11 @@ export class StandaloneOperator {
     }
     for (const problem of result.problems) this.#o.logger.error('manifest not applied; the objects it defines keep their last good version', { problem });
     for (const change of result.changes) this.#route(change);
+  }
+
+  /** Deletes images that no VMContext's status names (run periodically; callable for tests). */
+  collectImages(): Promise<string[]> {
+    return this.#reconcilers.collectImages();
   }
 
   /** Number of keys waiting in the controllers' queues (tests wait for 0). */

@@ -2,6 +2,7 @@
 // with jittered exponential backoff when the daemon restarts or dies, registers the domain events
 // after every (re)connect and hands them on tagged with the host. Events during an outage are
 // lost, so every connect is announced (onConnected): the owner re-lists domains and re-converges.
+import { PlatformUnavailableError } from '../driver.js';
 import { backoffDelay } from './backoff.js';
 import { ConnectionClosedError, EventId, LibvirtClient, type DomainEvent } from './client.js';
 import type { KeepaliveOptions } from './connection.js';
@@ -40,7 +41,7 @@ export interface SessionOptions {
 }
 
 /** The host's libvirtd cannot be reached now; the session keeps trying in the background. */
-export class HostUnavailableError extends Error {
+export class HostUnavailableError extends PlatformUnavailableError {
   override readonly name = 'HostUnavailableError';
   constructor(
     readonly host: string,
