@@ -1,0 +1,135 @@
+// The libvirt driver and standalone operator under faults, on real libvirtds and a real QEMU
+// guest: a layer change racing a live migration is redone on the destination; a libvirtd that is
+// down during a swap is reported (HostUnavailable) and the swap completes once it is back, also
+// when it restarts in the middle of one; a VM destroyed during a swap leaves a clear status and
+// no image behind.
+//
+// Own test bed instance (not the run's shared one): it stops and restarts libvirtds, which would
+// break the other test files using the shared hosts in parallel.
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLogger } from '../../src/controllers/log.js';
+import { OperatorMetrics } from '../../src/controllers/metrics.js';
+import type { VMContext } from '../../src/crds/index.js';
+import { LibvirtClient } from '../../src/drivers/libvirt/client.js';
+import { LibvirtDriver } from '../../src/drivers/libvirt/driver.js';
+import { readHostsFile, resolveHosts } from '../../src/standalone/hosts.js';
+import { StandaloneOperator } from '../../src/standalone/operator.js';
+import { startTestbed, type Testbed } from '../testbed/index.js';
+import { testbedSkipReason } from '../testbed/shared.js';
+import { writeSite } from '../testbed/site.js';
+import { until } from './scenario.js';
+
+const DOMAIN = `faults-${process.pid}`;
+const KEY = `default/${DOMAIN}`;
+
+describe.skipIf(testbedSkipReason())('libvirt faults: migration races, libvirtd restarts, a VM destroyed mid-swap', () => {
+  let tb: Testbed;
+  let operator: StandaloneOperator;
+  const site = mkdtempSync(join(tmpdir(), 'faults-site-'));
+  const state = mkdtempSync(join(tmpdir(), 'faults-state-'));
+  const volume = join(site, 'configmap-gluster-volume.yaml');
+  let serverIndex = 0;
+
+  const vm = (): VMContext | undefined => operator.store.vmContexts.get(KEY);
+  const ready = (node: string) => async () => {
+    const v = vm();
+    return v?.status?.node === node && v.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True' && c.reason === 'Converged') && v.status.observedGeneration === v.metadata.generation ? v : undefined;
+  };
+  const serviceDigest = () => vm()?.status?.layers?.find((l) => l.name === 'gluster-service')?.digest;
+
+  /** Edits the volume file of the ConfigMap (a LayerChange of the service layer); returns the new server name. */
+  function changeVolume(): string {
+    const server = `gluster-server-${100 + ++serverIndex}`;
+    writeFileSync(volume, readFileSync(volume, 'utf8').replace(/option remote-host gluster-server-\d+/, `option remote-host ${server}`));
+    operator.rescan();
+    return server;
+  }
+
+  async function guestReads(path: string, pattern: RegExp, from: number): Promise<void> {
+    const escaped = path.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+    for (;;) {
+      const found = await tb.waitForConsole(DOMAIN, new RegExp(`CTX FILE sr\\d ${escaped} \\d+ (\\S+)`), 60_000, from);
+      if (pattern.test(Buffer.from(found.match[1]!, 'base64').toString())) return;
+      from = found.offset;
+    }
+  }
+
+  beforeAll(async () => {
+    tb = await startTestbed({ id: `faults-${process.pid}`, log: () => {} });
+    const hostsFile = writeSite(site, { domain: DOMAIN, hosts: tb.hosts });
+    await tb.bootGuest('host-a', { name: DOMAIN, cdroms: 6 });
+    operator = new StandaloneOperator({
+      directory: site,
+      stateDirectory: state,
+      driver: new LibvirtDriver(resolveHosts(readHostsFile(hostsFile), [], () => {}), { log: () => {} }),
+      logger: createLogger({ level: 'error', write: () => {} }),
+      metrics: new OperatorMetrics(),
+      exclude: [hostsFile],
+      rescanMs: 3_600_000, // the tests rescan when they edit
+      imageGcGraceMs: 0, // collectImages() removes everything no status names
+    });
+    await operator.start();
+    await until('layers attached on host-a', ready('host-a'), 60_000);
+  }, 300_000);
+
+  afterAll(async () => {
+    await operator?.stop();
+    await tb?.stop();
+    rmSync(site, { recursive: true, force: true });
+    rmSync(state, { recursive: true, force: true });
+  });
+
+  it('redoes on the destination a layer change that raced a live migration', async () => {
+    const from = tb.consoleOffset(DOMAIN);
+    const source = await LibvirtClient.connect({ socketPath: tb.host('host-a').socket });
+    try {
+      const domain = (await source.lookupDomain(DOMAIN))!;
+      const server = changeVolume(); // the swap starts on host-a …
+      await source.migrate(domain, tb.host('host-b').uri, { migrateUri: 'tcp://127.0.0.1' }); // … while the guest moves
+      await guestReads('etc/glusterfs/client.vol', new RegExp(server), from);
+    } finally {
+      await source.close();
+    }
+    await guestReads('etc/glusterfs/cache.conf', /cache-b\.zone-b/, from);
+    const after = await until('converged on host-b', ready('host-b'), 30_000);
+    expect(after.status?.lastMigrationId).toMatch(/^host-b\//);
+  });
+
+  it('reports an unreachable libvirtd during a swap and completes the swap once it is back', async () => {
+    const from = tb.consoleOffset(DOMAIN);
+    const before = serviceDigest();
+    await tb.stopDaemon('host-b');
+    try {
+      const server = changeVolume();
+      const blocked = await until('HostUnavailable', async () => vm()?.status?.conditions?.find((c) => c.type === 'Ready' && c.reason === 'HostUnavailable'), 30_000);
+      expect(blocked.message).toMatch(/libvirt host host-b is unavailable/);
+      await tb.startDaemon('host-b');
+      await guestReads('etc/glusterfs/client.vol', new RegExp(server), from);
+    } finally {
+      await tb.startDaemon('host-b').catch(() => undefined); // already up unless an assertion failed
+    }
+    await until('converged again', ready('host-b'), 30_000);
+    expect(serviceDigest()).not.toBe(before);
+  });
+
+  it('converges when libvirtd restarts in the middle of a swap', async () => {
+    const from = tb.consoleOffset(DOMAIN);
+    const server = changeVolume();
+    await tb.restartDaemon('host-b'); // wherever the swap was, the connection breaks under it
+    await guestReads('etc/glusterfs/client.vol', new RegExp(server), from);
+    const after = await until('converged after the restart', ready('host-b'), 30_000);
+    expect(after.status?.layers).toHaveLength(4);
+  });
+
+  it('leaves a clear status and no image behind when the VM is destroyed during a swap', async () => {
+    changeVolume();
+    await tb.destroyGuest(DOMAIN);
+    const gone = await until('VMNotFound', async () => (vm()?.status?.conditions?.some((c) => c.type === 'Ready' && c.reason === 'VMNotFound') ? vm() : undefined), 30_000);
+    expect(gone.status?.layers).toBeUndefined();
+    await operator.collectImages();
+    expect(readdirSync(join(state, 'images')).filter((f) => !f.startsWith('.'))).toEqual([]);
+  });
+});
