@@ -1,7 +1,7 @@
 // The VMContext controller's reconciler: observe the VM, plan (pure, src/reconcile/vmcontext),
 // build missing images, let the driver converge the devices, write status. Timed per phase.
 import type { ContextLayer, VMContext } from '../crds/index.js';
-import { describeTarget, PlatformUnavailableError, targetOf, type ConvergeResult, type DesiredLayer, type Driver, type ObservedVM } from '../drivers/driver.js';
+import { describeTarget, PlatformUnavailableError, targetOf, VMConfigurationError, type ConvergeResult, type DesiredLayer, type Driver, type ObservedVM } from '../drivers/driver.js';
 import { KubeVirtMissingError } from '../drivers/kubevirt/observe.js';
 import type { LayerImageStore } from '../images/layer-image.js';
 import { VM_CONTEXTS } from '../kube/resources.js';
@@ -18,6 +18,7 @@ export const FINALIZER = 'recontext.dev/release-devices';
 /** How soon to look again at a VM that does not run yet (its events may not reach us). */
 export const WAITING_REQUEUE_MS = 5_000;
 export const MIGRATING_REQUEUE_MS = 1_000;
+export const VM_CONFIGURATION_REQUEUE_MS = 60_000;
 
 export interface VMContextDeps {
   readonly vmContexts: Cache<VMContext>;
@@ -92,6 +93,11 @@ export function vmContextReconciler(deps: VMContextDeps): Reconciler {
       result = await deps.driver.converge(target, desired, signal);
     } catch (error: unknown) {
       if (error instanceof PlatformUnavailableError) return unavailable(deps, vmContext, describeTarget(target), error, now(), observed);
+      if (error instanceof VMConfigurationError) {
+        // Its owner must change the VM; its events (a restart) or a resync bring us back.
+        await writeBlocked(deps, vmContext, describeTarget(target), { kind: 'blocked', reason: error.reason, message: error.message, waiting: false }, now(), observed);
+        return { requeueAfterMs: VM_CONFIGURATION_REQUEUE_MS };
+      }
       throw error;
     }
     const status = vmContextStatus({

@@ -7,6 +7,17 @@ export class PlatformUnavailableError extends Error {
   override readonly name: string = 'PlatformUnavailableError';
 }
 
+/** The VM itself must change before its layers can be delivered (its owner has to act). */
+export class VMConfigurationError extends Error {
+  override readonly name: string = 'VMConfigurationError';
+  constructor(
+    readonly reason: 'NoFreeDrive',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
 /** The VM a VMContext targets. */
 export interface VMTarget {
   readonly namespace: string;

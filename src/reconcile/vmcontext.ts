@@ -3,7 +3,7 @@
 // I/O around it (caches, image store, driver, API writes).
 import type { ContextLayer, RecontextTrigger, VMContext, VMContextStatus } from '../crds/index.js';
 import { RECONTEXT_TRIGGERS } from '../crds/index.js';
-import type { AttachedLayer, ObservedVM } from '../drivers/driver.js';
+import type { AttachedLayer, ObservedVM, VMConfigurationError } from '../drivers/driver.js';
 import { setConditions, type Condition, type ConditionInput } from './conditions.js';
 import { selectLayers } from './layers.js';
 import { LayerError, layerUsesNode, renderLayer, type NodeFacts, type RenderedLayer, type SourceLookup } from './render.js';
@@ -22,7 +22,7 @@ export interface PlanInputs {
 /** Why the VM cannot get its layers now; becomes Ready=False with this reason. */
 export interface Blocked {
   readonly kind: 'blocked';
-  readonly reason: 'LayerNotFound' | 'VMNotFound' | 'VMNotRunning' | 'HostUnavailable' | LayerError['reason'];
+  readonly reason: 'LayerNotFound' | 'VMNotFound' | 'VMNotRunning' | 'HostUnavailable' | VMConfigurationError['reason'] | LayerError['reason'];
   readonly message: string;
   /** Waiting for something outside (a VM to start) rather than for the user to fix something. */
   readonly waiting: boolean;

@@ -17,6 +17,7 @@
 // - Without a virtio-scsi controller libvirt tries to add one itself (model lsilogic, which guests
 //   may lack a driver for), and a running q35 domain has no PCI slot for it: no hot-plug then.
 import { XMLParser } from 'fast-xml-parser';
+import { VMConfigurationError } from '../driver.js';
 
 export const METADATA_NAMESPACE = 'https://recontext.dev/libvirt/v1alpha1';
 export const METADATA_PREFIX = 'recontext';
@@ -79,10 +80,11 @@ export interface DevicePlan {
 }
 
 /** The domain has fewer free drives than it has layers, and no virtio-scsi controller to add more. */
-export class NoFreeDriveError extends Error {
+export class NoFreeDriveError extends VMConfigurationError {
   override readonly name = 'NoFreeDriveError';
   constructor(readonly missing: number) {
     super(
+      'NoFreeDrive',
       `the domain needs ${missing} more empty CD-ROM drive${missing === 1 ? '' : 's'} (one per layer) and has no virtio-scsi controller to hot-plug ${missing === 1 ? 'it' : 'them'} on: ` +
         `add <controller type='scsi' model='virtio-scsi'/> (or empty SATA CD-ROM drives) to the domain XML and restart it; ` +
         `libvirt cannot add the controller to a running q35 domain, and SATA drives cannot be hot-plugged`,
