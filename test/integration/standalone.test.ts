@@ -119,6 +119,13 @@ describe.skipIf(testbedSkipReason())('standalone mode on real libvirtd + QEMU', 
     expect(after.status?.lastRecontext?.trigger).toBe('Migration');
     expect(after.status?.lastMigrationId).toMatch(/^host-b\//);
     await guestReads('etc/policy/data-residency.conf', /jurisdiction = US/, from);
+    // The guest ran on throughout: its agent's heartbeat counts on, it never booted again.
+    const heartbeats = (text: string) => [...text.matchAll(/^CTX ALIVE (\d+)$/gm)].map((m) => Number(m[1]));
+    const before = heartbeats(Buffer.from(tb.consoleLog(DOMAIN), 'utf8').subarray(0, from).toString('utf8'));
+    await tb.waitForConsole(DOMAIN, /CTX ALIVE \d+/, 10_000, tb.consoleOffset(DOMAIN));
+    const since = heartbeats(Buffer.from(tb.consoleLog(DOMAIN), 'utf8').subarray(from).toString('utf8'));
+    expect(since.length).toBeGreaterThan(0);
+    expect(Math.min(...since)).toBeGreaterThan(Math.max(...before));
     console.log(`standalone: migration ${migrated - started} ms; guest read the new cache address ${seen - migrated} ms after it; phases ${JSON.stringify(after.status?.lastRecontext?.phasesMs)}, release ${after.status?.lastRecontext?.releaseMs} ms`);
   });
 
