@@ -8,7 +8,7 @@
 // Run: npm run bench:migration   (needs root; the test bed installs QEMU + libvirt when missing)
 //   env BENCH_MIGRATION_RUNS=<n>         migrations per series (default 10, rounded up to even)
 //       BENCH_MIGRATION_SETTLE_MS=<ms>   pause after each migration once the guest settled (default 3000)
-//       BENCH_MIGRATION_CDROMS=<n>       SATA CD-ROM drives of the guest (default 5, as the standalone test)
+//       BENCH_MIGRATION_CDROMS=<n>       SATA CD-ROM drives of the guest (default 6: four layers + a spare for each of the two a migration changes, as the standalone test and the demo)
 //       BENCH_MIGRATION_KEEP_IMAGES=1    keep the destination's images between migrations (default:
 //                                        delete them, so every recontextualization builds, as in the paper)
 //   --json                               print the samples and the summary as JSON instead of tables
@@ -35,7 +35,7 @@ const MEMORY_MIB = 512;
  * layers a migration changes, one goes into the spare empty drive, the other is swapped in place
  * (waiting for the guest to release it). 6 let both go into empty drives (make-before-break).
  */
-const CDROMS = Number(process.env.BENCH_MIGRATION_CDROMS ?? '5');
+const CDROMS = Number(process.env.BENCH_MIGRATION_CDROMS ?? '6');
 /** What the site-cache layer tells the guest in each zone (test/testbed/site.ts, examples/gluster). */
 const CACHE_HOST: Record<HostName, RegExp> = { 'host-a': /cache-a\.zone-a/, 'host-b': /cache-b\.zone-b/ };
 const OTHER: Record<HostName, HostName> = { 'host-a': 'host-b', 'host-b': 'host-a' };
