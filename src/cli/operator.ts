@@ -28,7 +28,7 @@ interface OperatorFlags {
   logLevel: Level;
   standalone: boolean;
   dir?: string;
-  libvirt: string[];
+  libvirt?: string[];
   hosts?: string;
   stateDir: string;
 }
@@ -52,7 +52,7 @@ export function operatorCommand(): Command {
     .addOption(new Option('--driver <name>', 'cluster mode: how images reach VMs; none = build and record only (KubeVirt attach: coming)').choices(['none']).default('none'))
     .option('--standalone', 'run without Kubernetes: objects from --dir, VMs on local libvirt hosts', false)
     .option('--dir <dir>', 'standalone: directory of ContextLayer/VMContext/ConfigMap/Secret manifests (re-read on change) [env RECONTEXT_DIR]', env('RECONTEXT_DIR'))
-    .option('--libvirt <uri,...>', 'standalone: libvirt hosts to drive, e.g. qemu:///system or qemu+unix:///system?socket=PATH (default: every host of the hosts file)', (value: string, previous: string[]) => [...previous, ...value.split(',').filter(Boolean)], [])
+    .option('--libvirt <uri,...>', 'standalone: libvirt hosts to drive, e.g. qemu:///system or qemu+unix:///system?socket=PATH (default: every host of the hosts file)', (value: string, previous: string[] | undefined) => [...(previous ?? []), ...value.split(',').filter(Boolean)])
     .option('--hosts <file>', `standalone: hosts file with each host's name, URI and labels (default: <dir>/${HOSTS_FILE})`)
     .option('--state-dir <dir>', 'standalone: where statuses and images are kept', env('RECONTEXT_STATE_DIR') ?? '/var/lib/recontext')
     .addOption(new Option('--log-level <level>', 'log level').choices(['debug', 'info', 'warn', 'error']).default(env('RECONTEXT_LOG_LEVEL') ?? 'info'))
@@ -76,7 +76,7 @@ Status of each VMContext: <state-dir>/objects/vmcontexts/<namespace>/<name>.json
       const concurrency = Number(flags.concurrency);
       if (!Number.isInteger(concurrency) || concurrency < 1) throw new Error(`--concurrency must be a positive integer, got ${flags.concurrency}`);
       if (flags.standalone) return runStandalone(flags, concurrency, logger, metrics);
-      if (flags.dir || flags.libvirt.length > 0 || flags.hosts) throw new Error('--dir, --libvirt and --hosts need --standalone');
+      if (flags.dir || flags.libvirt || flags.hosts) throw new Error('--dir, --libvirt and --hosts need --standalone');
       const millis = (name: string, value: string) => {
         const n = Number(value);
         if (!Number.isInteger(n) || n <= 0) throw new Error(`--${name} must be a positive number of milliseconds, got ${value}`);
@@ -115,7 +115,7 @@ async function runStandalone(flags: OperatorFlags, concurrency: number, logger: 
   const hostsFile = flags.hosts ?? join(flags.dir, HOSTS_FILE);
   if (flags.hosts && !existsSync(flags.hosts)) throw new Error(`hosts file ${flags.hosts} does not exist`);
   const entries = existsSync(hostsFile) ? readHostsFile(hostsFile) : [];
-  const hosts = resolveHosts(entries, flags.libvirt, (message) => logger.warn(message));
+  const hosts = resolveHosts(entries, flags.libvirt ?? [], (message) => logger.warn(message));
   const operator = new StandaloneOperator({
     directory: flags.dir,
     stateDirectory: flags.stateDir,
