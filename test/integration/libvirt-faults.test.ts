@@ -1,8 +1,8 @@
 // The libvirt driver and standalone operator under faults, on real libvirtds and a real QEMU
 // guest: a layer change racing a live migration is redone on the destination; a libvirtd that is
 // down during a swap is reported (HostUnavailable) and the swap completes once it is back, also
-// when it restarts in the middle of one; a VM destroyed during a swap leaves a clear status and
-// no image behind.
+// when it restarts in the middle of one; an operator that died half-way through a swap heals it
+// when it starts again; a VM destroyed during a swap leaves a clear status and no image behind.
 //
 // Own test bed instance (not the run's shared one): it stops and restarts libvirtds, which would
 // break the other test files using the shared hosts in parallel.
@@ -14,12 +14,19 @@ import { createLogger } from '../../src/controllers/log.js';
 import { OperatorMetrics } from '../../src/controllers/metrics.js';
 import type { VMContext } from '../../src/crds/index.js';
 import { LibvirtClient } from '../../src/drivers/libvirt/client.js';
+import { applyDeviceAction } from '../../src/drivers/libvirt/actions.js';
+import { assignmentsOf, assignmentsXml, cdromsOf, isMaking, METADATA_NAMESPACE, METADATA_PREFIX, planDevices, scsiRoomOf } from '../../src/drivers/libvirt/devices.js';
 import { LibvirtDriver } from '../../src/drivers/libvirt/driver.js';
+import { LayerImageStore } from '../../src/images/layer-image.js';
+import { loadManifests } from '../../src/manifests/load.js';
+import { buildWorkspace } from '../../src/manifests/workspace.js';
+import { selectLayers } from '../../src/reconcile/layers.js';
+import { renderLayer } from '../../src/reconcile/render.js';
 import { readHostsFile, resolveHosts } from '../../src/standalone/hosts.js';
 import { StandaloneOperator } from '../../src/standalone/operator.js';
 import { startTestbed, type Testbed } from '../testbed/index.js';
 import { testbedSkipReason } from '../testbed/shared.js';
-import { writeSite } from '../testbed/site.js';
+import { writeSite, ZONE_B } from '../testbed/site.js';
 import { until } from './scenario.js';
 
 const DOMAIN = `faults-${process.pid}`;
@@ -57,11 +64,10 @@ describe.skipIf(testbedSkipReason())('libvirt faults: migration races, libvirtd 
     }
   }
 
-  beforeAll(async () => {
-    tb = await startTestbed({ id: `faults-${process.pid}`, log: () => {} });
-    const hostsFile = writeSite(site, { domain: DOMAIN, hosts: tb.hosts });
-    await tb.bootGuest('host-a', { name: DOMAIN, cdroms: 6 });
-    operator = new StandaloneOperator({
+  let hostsFile: string;
+  /** A fresh operator process, as after a restart: same directory, same state directory. */
+  const newOperator = () =>
+    new StandaloneOperator({
       directory: site,
       stateDirectory: state,
       driver: new LibvirtDriver(resolveHosts(readHostsFile(hostsFile), [], () => {}), { log: () => {} }),
@@ -71,6 +77,12 @@ describe.skipIf(testbedSkipReason())('libvirt faults: migration races, libvirtd 
       rescanMs: 3_600_000, // the tests rescan when they edit
       imageGcGraceMs: 0, // collectImages() removes everything no status names
     });
+
+  beforeAll(async () => {
+    tb = await startTestbed({ id: `faults-${process.pid}`, log: () => {} });
+    hostsFile = writeSite(site, { domain: DOMAIN, hosts: tb.hosts });
+    await tb.bootGuest('host-a', { name: DOMAIN, cdroms: 6 });
+    operator = newOperator();
     await operator.start();
     await until('layers attached on host-a', ready('host-a'), 60_000);
   }, 300_000);
@@ -122,6 +134,54 @@ describe.skipIf(testbedSkipReason())('libvirt faults: migration races, libvirtd 
     await guestReads('etc/glusterfs/client.vol', new RegExp(server), from);
     const after = await until('converged after the restart', ready('host-b'), 30_000);
     expect(after.status?.layers).toHaveLength(4);
+  });
+
+  it('heals a swap the operator crashed in: the new image was in, the old drive not yet emptied', async () => {
+    await operator.stop(); // "crash": what follows is what a converge had done when the process died
+    const server = `gluster-server-${100 + ++serverIndex}`;
+    writeFileSync(volume, readFileSync(volume, 'utf8').replace(/option remote-host gluster-server-\d+/, `option remote-host ${server}`));
+    const workspace = buildWorkspace(loadManifests([site]).documents.filter((d) => !d.file.endsWith('hosts.yaml')));
+    const vmContext = workspace.vmContexts.find((v) => v.metadata.name === DOMAIN)!;
+    const images = new LayerImageStore(join(state, 'images'));
+    const wanted = await Promise.all(
+      selectLayers(vmContext, workspace.layers).layers.map(async (layer) => {
+        const rendered = renderLayer(layer, { vm: { name: DOMAIN, namespace: 'default', labels: vmContext.metadata.labels ?? {} }, node: { name: 'host-b', labels: ZONE_B }, sources: workspace.sources('default') });
+        return { name: rendered.name, digest: rendered.digest, image: (await images.ensure(rendered)).path };
+      }),
+    );
+    const from = tb.consoleOffset(DOMAIN);
+    const client = await LibvirtClient.connect({ socketPath: tb.host('host-b').socket });
+    let oldDrive: string;
+    try {
+      const domain = (await client.lookupDomain(DOMAIN))!;
+      const xml = await client.domainXml(domain);
+      const plan = planDevices(cdromsOf(xml), assignmentsOf(xml), wanted, scsiRoomOf(xml));
+      const making = plan.actions.filter(isMaking);
+      expect(making.map((a) => a.layer)).toEqual(['gluster-service']); // into a spare drive …
+      oldDrive = plan.actions.find((a) => !isMaking(a))!.target; // … and this one still to empty
+      await client.setMetadata(domain, assignmentsXml(plan.intent), METADATA_PREFIX, METADATA_NAMESPACE);
+      for (const action of making) await applyDeviceAction(client, domain, action);
+    } finally {
+      await client.close();
+    }
+    await guestReads('etc/glusterfs/client.vol', new RegExp(server), from);
+
+    operator = newOperator(); // restart
+    await operator.start();
+    const newDigest = wanted.find((w) => w.name === 'gluster-service')!.digest;
+    const healed = await until('converged on the new image after the restart', async () => {
+      const v = await ready('host-b')();
+      return v?.status?.layers?.find((l) => l.name === 'gluster-service')?.digest === newDigest ? v : undefined;
+    }, 30_000);
+    expect(healed.status?.layers?.map((l) => l.device)).not.toContain(oldDrive);
+    const check = await LibvirtClient.connect({ socketPath: tb.host('host-b').socket });
+    try {
+      const xml = await check.domainXml((await check.lookupDomain(DOMAIN))!);
+      expect(assignmentsOf(xml)).toHaveLength(4);
+      expect(cdromsOf(xml).find((d) => d.target === oldDrive)?.source).toBeUndefined(); // emptied
+    } finally {
+      await check.close();
+    }
   });
 
   it('leaves a clear status and no image behind when the VM is destroyed during a swap', async () => {
