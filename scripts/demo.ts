@@ -16,6 +16,7 @@ import { LibvirtDriver } from '../src/drivers/libvirt/driver.js';
 import { readHostsFile, resolveHosts } from '../src/standalone/hosts.js';
 import { StandaloneOperator } from '../src/standalone/operator.js';
 import { startTestbed, type Testbed } from '../test/testbed/index.js';
+import { guestReads as readByGuest } from '../test/testbed/agent.js';
 import { writeSite } from '../test/testbed/site.js';
 
 const DOMAIN = 'gluster-client-1';
@@ -50,14 +51,9 @@ function guestFiles(tb: Testbed, from: number): Map<string, Map<string, string>>
   return drives;
 }
 
-/** Waits until the guest has read `path` with content matching `pattern` (after `from`). */
+/** When the guest had read `path` with content matching `pattern` (after `from`). */
 async function guestReads(tb: Testbed, path: string, pattern: RegExp, from: number): Promise<number> {
-  const escaped = path.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
-  for (;;) {
-    const found = await tb.waitForConsole(DOMAIN, new RegExp(`CTX FILE sr\\d+ ${escaped} \\d+ (\\S+)`), 60_000, from);
-    if (pattern.test(Buffer.from(found.match[1]!, 'base64').toString())) return found.seenAt;
-    from = found.offset;
-  }
+  return (await readByGuest(tb, DOMAIN, path, pattern, from)).seenAt;
 }
 
 /**

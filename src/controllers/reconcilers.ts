@@ -11,18 +11,9 @@ import { errorMessage, type Logger } from './log.js';
 import type { OperatorMetrics } from './metrics.js';
 import { layersUsingSource, vmContextsTargeting, vmContextsUsingLayer } from './routing.js';
 import type { Cache, EventSink, ObjectWriter, SourcesOf } from './store.js';
-import { prepareImages, vmContextReconciler } from './vmcontext.js';
+import { prepareImages, vmContextReconciler, type VMContextDeps } from './vmcontext.js';
 
-export interface ReconcilerDeps {
-  readonly vmContexts: Cache<VMContext>;
-  readonly layers: Cache<ContextLayer>;
-  readonly sources: SourcesOf;
-  readonly writer: ObjectWriter;
-  readonly events: EventSink;
-  readonly driver: Driver;
-  readonly images: LayerImageStore;
-  readonly metrics: OperatorMetrics;
-  readonly logger: Logger;
+export interface ReconcilerDeps extends VMContextDeps {
   /** Workers per controller. Default 4. */
   readonly concurrency?: number;
 }

@@ -16,6 +16,7 @@ import { loadManifests } from '../../src/manifests/load.js';
 import { buildWorkspace } from '../../src/manifests/workspace.js';
 import { selectLayers } from '../../src/reconcile/layers.js';
 import { renderLayer } from '../../src/reconcile/render.js';
+import { guestReads as readByGuest } from '../testbed/agent.js';
 import { testbedSkipReason, useTestbed, type Testbed } from '../testbed/shared.js';
 import { REPO, ZONE_A, ZONE_B } from './scenario.js';
 
@@ -41,16 +42,8 @@ describe.skipIf(testbedSkipReason())('libvirt driver on real libvirtd + QEMU', (
     );
   }
 
-  /** What the guest reports for a file, on any drive, from `from` on. */
-  async function guestReads(path: string, pattern: RegExp, from: number): Promise<string> {
-    const escaped = path.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
-    for (;;) {
-      const found = await tb.waitForConsole(DOMAIN, new RegExp(`CTX FILE (sr\\d) ${escaped} \\d+ (\\S+)`), 30_000, from);
-      const text = Buffer.from(found.match[2]!, 'base64').toString();
-      if (pattern.test(text)) return found.match[1]!;
-      from = found.offset;
-    }
-  }
+  /** The drive on which the guest reports a file with that content, from `from` on. */
+  const guestReads = async (path: string, pattern: RegExp, from: number): Promise<string> => (await readByGuest(tb, DOMAIN, path, pattern, from, 30_000)).drive;
 
   beforeAll(async () => {
     tb = await useTestbed();

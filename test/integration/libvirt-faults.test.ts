@@ -26,6 +26,7 @@ import { readHostsFile, resolveHosts } from '../../src/standalone/hosts.js';
 import { StandaloneOperator } from '../../src/standalone/operator.js';
 import { startTestbed, type Testbed } from '../testbed/index.js';
 import { testbedSkipReason } from '../testbed/shared.js';
+import { guestReads as readByGuest } from '../testbed/agent.js';
 import { writeSite, ZONE_B } from '../testbed/site.js';
 import { until } from './scenario.js';
 
@@ -55,14 +56,7 @@ describe.skipIf(testbedSkipReason())('libvirt faults: migration races, libvirtd 
     return server;
   }
 
-  async function guestReads(path: string, pattern: RegExp, from: number): Promise<void> {
-    const escaped = path.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
-    for (;;) {
-      const found = await tb.waitForConsole(DOMAIN, new RegExp(`CTX FILE sr\\d ${escaped} \\d+ (\\S+)`), 60_000, from);
-      if (pattern.test(Buffer.from(found.match[1]!, 'base64').toString())) return;
-      from = found.offset;
-    }
-  }
+  const guestReads = (path: string, pattern: RegExp, from: number) => readByGuest(tb, DOMAIN, path, pattern, from);
 
   let hostsFile: string;
   /** A fresh operator process, as after a restart: same directory, same state directory. */

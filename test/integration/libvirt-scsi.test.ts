@@ -16,6 +16,7 @@ import { loadManifests } from '../../src/manifests/load.js';
 import { buildWorkspace } from '../../src/manifests/workspace.js';
 import { selectLayers } from '../../src/reconcile/layers.js';
 import { renderLayer } from '../../src/reconcile/render.js';
+import { guestReads as readByGuest } from '../testbed/agent.js';
 import { testbedSkipReason, useTestbed, type Testbed } from '../testbed/shared.js';
 import { REPO, ZONE_A, ZONE_B } from './scenario.js';
 
@@ -43,14 +44,7 @@ describe.skipIf(testbedSkipReason())('libvirt driver: hot-plugged SCSI CD-ROMs o
   }
 
   /** The guest device on which it reported `path` with content matching `pattern`, from `from` on. */
-  async function guestReads(path: string, pattern: RegExp, from: number): Promise<string> {
-    const escaped = path.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
-    for (;;) {
-      const found = await tb.waitForConsole(DOMAIN, new RegExp(`CTX FILE (sr\\d+) ${escaped} \\d+ (\\S+)`), 30_000, from);
-      if (pattern.test(Buffer.from(found.match[2]!, 'base64').toString())) return found.match[1]!;
-      from = found.offset;
-    }
-  }
+  const guestReads = async (path: string, pattern: RegExp, from: number): Promise<string> => (await readByGuest(tb, DOMAIN, path, pattern, from, 30_000)).drive;
 
   /** The guest devices it reported unmounted (a drive unplugged under a mount), from `from` on. */
   async function guestUnmounts(count: number, from: number): Promise<string[]> {

@@ -14,6 +14,7 @@ import { LibvirtDriver } from '../../src/drivers/libvirt/driver.js';
 import { readHostsFile, resolveHosts } from '../../src/standalone/hosts.js';
 import { StandaloneOperator } from '../../src/standalone/operator.js';
 import { testbedSkipReason, useTestbed, type Testbed } from '../testbed/shared.js';
+import { guestReads as readByGuest } from '../testbed/agent.js';
 import { writeSite } from '../testbed/site.js';
 import { until } from './scenario.js';
 
@@ -30,15 +31,7 @@ describe.skipIf(testbedSkipReason())('standalone mode on real libvirtd + QEMU', 
   const vm = (): VMContext | undefined => operator.store.vmContexts.get(KEY);
   const converged = (v: VMContext | undefined) => v?.status?.conditions?.some((c) => c.type === 'Ready' && c.reason === 'Converged' && c.status === 'True') && v.status.observedGeneration === v.metadata.generation;
 
-  /** Waits until the guest reports `path` with content matching `pattern` (from console offset `from`). */
-  async function guestReads(path: string, pattern: RegExp, from: number): Promise<void> {
-    const escaped = path.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
-    for (;;) {
-      const found = await tb.waitForConsole(DOMAIN, new RegExp(`CTX FILE sr\\d ${escaped} \\d+ (\\S+)`), 30_000, from);
-      if (pattern.test(Buffer.from(found.match[1]!, 'base64').toString())) return;
-      from = found.offset;
-    }
-  }
+  const guestReads = (path: string, pattern: RegExp, from: number) => readByGuest(tb, DOMAIN, path, pattern, from);
 
   beforeAll(async () => {
     tb = await useTestbed();
