@@ -1,20 +1,24 @@
 // recontext-ffs: the Flexible File System on the command line (any Linux host with FUSE).
-//   recontext-ffs mount MOUNTPOINT [--layer NAME=DIR:PRIORITY]... [--control SOCKET]
+//   recontext-ffs mount MOUNTPOINT [--layer NAME=DIR:PRIORITY]... [--control SOCKET] [--devices HELPER [--media-dir DIR]]
 //   recontext-ffs set MOUNTPOINT [--layer NAME=DIR:PRIORITY]...
 //   recontext-ffs status MOUNTPOINT [--json]
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { controlRequest, defaultControlPath, serveControl } from './control.js';
+import { DeviceWatcher } from './devices.js';
 import { startFfs } from './ffs.js';
 import { LayerError, directoryLayer, parseLayerArgument, type Layer } from './layer.js';
 import { jsonLogger } from './log.js';
 import { STATUS_FILE } from './union.js';
 
 const USAGE = `usage:
-  recontext-ffs mount MOUNTPOINT [--layer NAME=DIR:PRIORITY]... [--control SOCKET]
+  recontext-ffs mount MOUNTPOINT [--layer NAME=DIR:PRIORITY]... [--control SOCKET] [--devices HELPER [--media-dir DIR]]
       Serve the read-only union of the layers at MOUNTPOINT until SIGTERM/SIGINT, then unmount.
       Higher PRIORITY wins. Logs are JSON lines on stderr.
+      --devices: also serve the context images on CD-ROM drives, found by their manifest and
+      followed as the host swaps them; HELPER is the ffs-devd binary (native/ffs-devd.c), which
+      mounts each medium under --media-dir (default /run/recontext-ffs/media).
   recontext-ffs set MOUNTPOINT [--layer NAME=DIR:PRIORITY]...
       Replace the whole stack of a running mount, atomically (no --layer: an empty stack).
   recontext-ffs status MOUNTPOINT [--json]
@@ -69,21 +73,32 @@ async function layersFrom(values: Record<string, unknown>): Promise<Layer[]> {
 }
 
 async function mountCommand(args: readonly string[]): Promise<number> {
-  const { mountpoint, values } = parse(args, { layer: { type: 'string', multiple: true }, control: { type: 'string' } });
+  const { mountpoint, values } = parse(args, { layer: { type: 'string', multiple: true }, control: { type: 'string' }, devices: { type: 'string' }, 'media-dir': { type: 'string' } });
   const log = jsonLogger();
   const layers = await layersFrom(values);
   const controlPath = resolve((values['control'] as string | undefined) ?? defaultControlPath(mountpoint));
-  const ffs = await startFfs({ mountpoint, layers, log, status: { control: controlPath } });
+  const helper = values['devices'] as string | undefined;
+  const mediaDir = resolve((values['media-dir'] as string | undefined) ?? '/run/recontext-ffs/media');
+  const ffs = await startFfs({ mountpoint, layers, log, status: { control: controlPath, ...(helper ? { devices: { helper, mediaDir } } : {}) } });
+  const devices = helper
+    ? new DeviceWatcher({ helper: [resolve(helper), mediaDir], fixed: layers, setLayers: async (next) => void (await ffs.union.setLayers(next)), released: (root) => ffs.union.released(root), logger: log })
+    : undefined;
+  if (devices) {
+    await devices.start();
+    log.info('watching context devices', { helper, mediaDir, media: devices.media.map((m) => `${m.dev}:${m.layer.name}`) });
+  }
   const control = await serveControl(controlPath, async (request) => {
     if (request.op === 'status') return ffs.union.status();
     const next = await Promise.all(request.layers.map((l) => directoryLayer(l)));
-    const change = await ffs.union.setLayers(next);
-    return { generation: change.current.generation };
+    if (devices) await devices.setFixed(next);
+    else await ffs.union.setLayers(next);
+    return { generation: ffs.union.stack.generation };
   });
   log.info('control socket ready', { control: controlPath });
   const stop = async (signal: string): Promise<void> => {
     log.info('stopping', { signal });
     await control.close().catch(() => undefined);
+    await devices?.stop();
     await ffs.close();
   };
   await new Promise<void>((done) => {

@@ -69,7 +69,7 @@ export interface DeviceWatcherOptions {
   readonly setLayers: (layers: Layer[]) => Promise<void>;
   /** Settles when no file is open on a layer root any more (Union.released). */
   readonly released: (root: string) => Promise<void>;
-  /** Plain-directory layers kept in every stack. */
+  /** Plain-directory layers kept in every stack (setFixed() replaces them). */
   readonly fixed?: readonly Layer[];
   /** How long a reader may keep the old image's files open before the drive is released anyway. Default 3000 ms (libvirt waits 5 s). */
   readonly releaseTimeoutMs?: number;
@@ -80,6 +80,7 @@ export class DeviceWatcher {
   readonly #o: DeviceWatcherOptions;
   readonly #log: Logger;
   readonly #media = new Map<string, Medium>();
+  #fixed: readonly Layer[];
   #arrivals = 0;
   #child: ChildProcessByStdio<Writable, Readable, null> | undefined;
   /** Stack updates and releases, one after the other: each sees the previous one done. */
@@ -89,6 +90,17 @@ export class DeviceWatcher {
   constructor(options: DeviceWatcherOptions) {
     this.#o = options;
     this.#log = options.logger ?? silentLogger;
+    this.#fixed = options.fixed ?? [];
+  }
+
+  /** Replaces the plain-directory layers (e.g. `recontext-ffs set`); device layers stay. */
+  setFixed(layers: readonly Layer[]): Promise<void> {
+    return new Promise((resolve, reject) =>
+      this.#enqueue(async () => {
+        this.#fixed = layers;
+        await this.#publish().then(resolve, reject);
+      }),
+    );
   }
 
   /** Media mounted now, by drive. */
@@ -177,7 +189,7 @@ export class DeviceWatcher {
   }
 
   #publish(): Promise<void> {
-    return this.#o.setLayers(stackOf([...this.#media.values()], this.#o.fixed ?? []));
+    return this.#o.setLayers(stackOf([...this.#media.values()], this.#fixed));
   }
 
   async #readersGone(root: string): Promise<void> {
