@@ -4,7 +4,9 @@
  * and talks to FFS in lines over stdin/stdout:
  *
  *  - turns on the kernel's media-event polling for every CD-ROM (srN; off by default, and without
- *    it the guest never hears of a media change or an eject request);
+ *    it the guest never hears of a media change or an eject request), and turns off the cdrom
+ *    driver's autoclose (opening a drive whose tray we just opened for the host would close it
+ *    again under the host's feet);
  *  - listens for kernel uevents (NETLINK_KOBJECT_UEVENT) — no polling loop of its own;
  *  - mounts each new medium read-only in a directory of its own, ROOT/srN.SEQ (a new one per
  *    medium, so FFS can switch to it while readers of the previous one finish);
@@ -201,6 +203,11 @@ int main(int argc, char **argv) {
     }
     int rcvbuf = 1 << 20;
     setsockopt(sock, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf);
+    int autoclose = open("/proc/sys/dev/cdrom/autoclose", O_WRONLY | O_CLOEXEC);
+    if (autoclose >= 0) {
+        if (write(autoclose, "0", 1) != 1) say("ERROR - autoclose %s", strerror(errno));
+        close(autoclose);
+    }
 
     /* Socket first, then the scan: a device that appears in between is seen as an add event. */
     DIR *block = opendir("/sys/block");
