@@ -8,7 +8,7 @@ import { IsoWriteError } from './errors.js';
 import { SECTOR_SIZE } from './fields.js';
 import { layoutIso, type IsoPlan } from './layout.js';
 import { buildTree, type IsoEntry } from './tree.js';
-import { renderImage } from './writer.js';
+import { renderImage, renderWhole, WHOLE_IMAGE_LIMIT } from './writer.js';
 
 export interface IsoOptions {
   /** ISO9660 volume identifier: 1–32 of A–Z, 0–9, _ (what `blkid` shows as LABEL). Use toVolumeId() to derive one. */
@@ -67,7 +67,7 @@ export function buildIso(entries: readonly IsoEntry[], options: IsoOptions): Iso
     size,
     write: (sink, writeOptions) => writeToStream(plan, size, sink, writeOptions?.end ?? true, writeOptions?.sha256 ?? true),
     writeToFile: (path, fileOptions) => writeToFile(plan, size, path, fileOptions ?? {}),
-    toBuffer: async () => Buffer.concat([...renderImage(plan)], size),
+    toBuffer: async () => renderWhole(plan),
   };
 }
 
@@ -87,7 +87,8 @@ async function pump(
 ): Promise<IsoWriteResult> {
   const hash = sha256 ? createHash('sha256') : undefined;
   let bytes = 0;
-  for (const chunk of renderImage(plan, options)) {
+  // A small image is one buffer and one write: below ~1 MiB, per-chunk work would dominate.
+  for (const chunk of size <= WHOLE_IMAGE_LIMIT ? [renderWhole(plan, { reuse: options.reuseChunks })] : renderImage(plan, options)) {
     hash?.update(chunk);
     const position = bytes;
     bytes += chunk.length;

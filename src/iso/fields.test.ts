@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { asciiField, recordingDate, ucs2Field, utf16be, volumeDate, writeBoth16, writeBoth32 } from './fields.js';
+import { recordingDate, utf16be, writeAsciiField, writeBoth16, writeBoth32, writeUcs2Field, writeVolumeDate } from './fields.js';
+
+/** Runs a field writer on a buffer of `width` bytes (plus a guard byte that must stay untouched). */
+function field(width: number, write: (target: Buffer, offset: number) => void): Buffer {
+  const out = Buffer.alloc(width + 1, 0xaa);
+  write(out, 0);
+  expect(out[width]).toBe(0xaa);
+  return out.subarray(0, width);
+}
 
 describe('ECMA-119 field encodings', () => {
   it('writes 16- and 32-bit numbers in both byte orders (7.2.3, 7.3.3)', () => {
@@ -16,15 +24,19 @@ describe('ECMA-119 field encodings', () => {
   });
 
   it('encodes the 17-byte volume date, and all-zero digits for "not specified" (8.4.26.1)', () => {
-    const date = volumeDate(new Date('2024-05-06T07:08:09.120Z'));
+    const date = field(17, (target, offset) => writeVolumeDate(target, offset, new Date('2024-05-06T07:08:09.120Z')));
     expect(date.subarray(0, 16).toString('latin1')).toBe('2024050607080912');
     expect(date[16]).toBe(0);
-    expect(volumeDate(undefined).subarray(0, 16).toString('latin1')).toBe('0'.repeat(16));
+    const none = field(17, (target, offset) => writeVolumeDate(target, offset, undefined));
+    expect(none.subarray(0, 16).toString('latin1')).toBe('0'.repeat(16));
+    expect(none[16]).toBe(0);
   });
 
   it('pads character fields with spaces, Joliet fields with UCS-2 spaces', () => {
-    expect(asciiField('AB', 4).toString('latin1')).toBe('AB  ');
-    expect([...ucs2Field('A', 6)]).toEqual([0, 0x41, 0, 0x20, 0, 0x20]);
+    expect(field(4, (target, offset) => writeAsciiField(target, offset, 'AB', 4)).toString('latin1')).toBe('AB  ');
+    expect(field(2, (target, offset) => writeAsciiField(target, offset, 'ABC', 2)).toString('latin1')).toBe('AB');
+    expect([...field(6, (target, offset) => writeUcs2Field(target, offset, 'A', 6))]).toEqual([0, 0x41, 0, 0x20, 0, 0x20]);
+    expect([...field(5, (target, offset) => writeUcs2Field(target, offset, 'ABC', 5))]).toEqual([0, 0x41, 0, 0x42, 0]);
     expect([...utf16be('😀')]).toEqual([0xd8, 0x3d, 0xde, 0x00]);
   });
 });

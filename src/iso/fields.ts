@@ -38,10 +38,12 @@ export function recordingDate(date: Date): Buffer {
 }
 
 /** ECMA-119 8.4.26.1: "YYYYMMDDHHMMSScc" digits then a GMT offset byte; `undefined` = not specified. */
-export function volumeDate(date: Date | undefined): Buffer {
-  const out = Buffer.alloc(17, 0x30);
-  out[16] = 0;
-  if (date === undefined) return out;
+export function writeVolumeDate(target: Buffer, offset: number, date: Date | undefined): void {
+  target[offset + 16] = 0;
+  if (date === undefined) {
+    target.fill(0x30, offset, offset + 16);
+    return;
+  }
   const pad = (value: number, width: number): string => String(value).padStart(width, '0');
   const text =
     pad(date.getUTCFullYear(), 4) +
@@ -51,31 +53,27 @@ export function volumeDate(date: Date | undefined): Buffer {
     pad(date.getUTCMinutes(), 2) +
     pad(date.getUTCSeconds(), 2) +
     pad(Math.floor(date.getUTCMilliseconds() / 10), 2);
-  out.write(text, 0, 'latin1');
-  return out;
+  target.write(text, offset, 'latin1');
 }
 
 /** An a-/d-character field: ASCII, padded with spaces to `width` (ECMA-119 7.4.3). */
-export function asciiField(text: string, width: number): Buffer {
-  const out = Buffer.alloc(width, 0x20);
-  out.write(text.slice(0, width), 0, 'latin1');
-  return out;
+export function writeAsciiField(target: Buffer, offset: number, text: string, width: number): void {
+  const written = target.write(text.slice(0, width), offset, width, 'latin1');
+  target.fill(0x20, offset + written, offset + width);
 }
 
 /** A Joliet character field: UCS-2 big-endian, padded with UCS-2 spaces (0x0020). */
-export function ucs2Field(text: string, width: number): Buffer {
-  const out = Buffer.alloc(width);
-  for (let i = 0; i + 1 < width; i += 2) out.writeUInt16BE(0x20, i);
+export function writeUcs2Field(target: Buffer, offset: number, text: string, width: number): void {
   const encoded = utf16be(text);
-  encoded.copy(out, 0, 0, Math.min(encoded.length, width - (width % 2)));
-  return out;
+  const written = encoded.copy(target, offset, 0, Math.min(encoded.length, width - (width % 2)));
+  for (let i = written; i + 1 < width; i += 2) target.writeUInt16BE(0x20, offset + i);
+  if (width % 2 === 1) target[offset + width - 1] = 0;
 }
 
 /** UTF-16 big-endian bytes of a string (Joliet names; surrogate pairs kept as pairs). */
 export function utf16be(text: string): Buffer {
-  const out = Buffer.alloc(text.length * 2);
-  for (let i = 0; i < text.length; i++) out.writeUInt16BE(text.charCodeAt(i), i * 2);
-  return out;
+  // Node's UTF-16 encoder copies code units as they are (lone surrogates too); only the byte order differs.
+  return Buffer.from(text, 'utf16le').swap16();
 }
 
 export function sectorsFor(bytes: number): number {

@@ -3,26 +3,28 @@
 // not a file, directory or symlink is refused, naming it. The walk uses blocking calls: for a tool
 // (CLI, benchmark) thousands of lstat round trips through the thread pool cost far more.
 import { lstatSync, readdirSync, readlinkSync } from 'node:fs';
-import { join } from 'node:path';
 import { IsoInputError } from './errors.js';
-import type { IsoEntry } from './tree.js';
+import { compareCodePoints, type IsoEntry } from './tree.js';
 
 export async function entriesFromDirectory(root: string): Promise<IsoEntry[]> {
   const rootStat = lstatSync(root);
   if (!rootStat.isDirectory()) throw new IsoInputError(undefined, `${root} is not a directory`);
   const out: IsoEntry[] = [];
+  // `dir` ends with '/': paths are built by concatenation, as the names need no normalizing.
   const walk = (dir: string, prefix: string): void => {
-    for (const raw of readdirSync(dir, { encoding: 'buffer' }).sort(Buffer.compare)) {
-      const name = raw.toString('utf8');
+    const names = readdirSync(dir);
+    // Rock Ridge and Joliet names are Unicode; a byte string that is not UTF-8 has no faithful name.
+    // Node decodes such bytes to U+FFFD: only then are the raw bytes worth reading.
+    if (names.some((name) => name.includes('\uFFFD'))) checkUtf8Names(dir, prefix);
+    // Code point order = byte order: the walk (and the first error it meets) does not depend on the file system.
+    for (const name of names.sort(compareCodePoints)) {
       const path = prefix === '' ? name : `${prefix}/${name}`;
-      // Rock Ridge and Joliet names are Unicode; a byte string that is not UTF-8 has no faithful name.
-      if (!Buffer.from(name, 'utf8').equals(raw)) throw new IsoInputError(path, `name is not valid UTF-8 (bytes ${raw.toString('hex')})`);
-      const full = join(dir, name);
+      const full = dir + name;
       const stat = lstatSync(full);
       const mode = Number(stat.mode) & 0o7777;
       if (stat.isDirectory()) {
         out.push({ path, kind: 'dir', mode });
-        walk(full, path);
+        walk(`${full}/`, path);
       } else if (stat.isFile()) {
         out.push({ path, kind: 'file', mode, content: { fromFile: full, size: Number(stat.size) } });
       } else if (stat.isSymbolicLink()) {
@@ -32,6 +34,15 @@ export async function entriesFromDirectory(root: string): Promise<IsoEntry[]> {
       }
     }
   };
-  walk(root, '');
+  walk(root.endsWith('/') ? root : `${root}/`, '');
   return out;
+}
+
+function checkUtf8Names(dir: string, prefix: string): void {
+  for (const raw of readdirSync(dir, { encoding: 'buffer' }).sort(Buffer.compare)) {
+    const name = raw.toString('utf8');
+    if (!Buffer.from(name, 'utf8').equals(raw)) {
+      throw new IsoInputError(prefix === '' ? name : `${prefix}/${name}`, `name is not valid UTF-8 (bytes ${raw.toString('hex')})`);
+    }
+  }
 }

@@ -2,7 +2,6 @@
 // identifiers (d-characters, ≤ 30 + ";1"); Joliet gets UCS-2 names of ≤ 64 characters. Real names
 // live in Rock Ridge NM, so these only matter to readers without Rock Ridge: names that collide after
 // mapping are mangled deterministically (a numeric suffix in input order), never dropped.
-import { utf16be } from './fields.js';
 
 /** ECMA-119 7.5.1 level 2: file name + extension ≤ 30 characters. */
 const ISO_FILE_CHARS = 30;
@@ -84,10 +83,12 @@ function jolietText(c: Candidate): string {
 function disambiguate(candidates: readonly Candidate[], withSuffix: (c: Candidate, n: number) => Candidate, text: (c: Candidate) => string): string[] {
   // Exact comparison: ISO identifiers are upper case already; Joliet keeps case (Linux shows it verbatim).
   const taken = new Set<string>();
-  const wanted = new Set(candidates.map(text));
+  // Needed only once two candidates collide, which is rare: built then.
+  let wanted: Set<string> | undefined;
   return candidates.map((candidate) => {
     let id = text(candidate);
     if (taken.has(id)) {
+      wanted ??= new Set(candidates.map(text));
       for (let n = 1; ; n++) {
         const next = text(withSuffix(candidate, n));
         if (!taken.has(next) && !wanted.has(next)) {
@@ -113,27 +114,22 @@ function truncateUtf16(text: string, units: number): string {
  * (descending; all are 1 here). Joliet identifiers are sorted by their UCS-2 code units.
  */
 export function compareIsoIdentifiers(a: string, b: string): number {
-  const [aName, aExt] = splitIdentifier(a);
-  const [bName, bExt] = splitIdentifier(b);
-  return comparePadded(aName, bName) || comparePadded(aExt, bExt);
+  const aEnd = a.endsWith(';1') ? a.length - 2 : a.length;
+  const bEnd = b.endsWith(';1') ? b.length - 2 : b.length;
+  const aDot = a.lastIndexOf('.', aEnd - 1);
+  const bDot = b.lastIndexOf('.', bEnd - 1);
+  return (
+    comparePadded(a, 0, aDot < 0 ? aEnd : aDot, b, 0, bDot < 0 ? bEnd : bDot) ||
+    comparePadded(a, aDot < 0 ? aEnd : aDot + 1, aEnd, b, bDot < 0 ? bEnd : bDot + 1, bEnd)
+  );
 }
 
-export function compareJolietIdentifiers(a: string, b: string): number {
-  return Buffer.compare(utf16be(a), utf16be(b));
-}
-
-function splitIdentifier(id: string): [string, string] {
-  const withoutVersion = id.endsWith(';1') ? id.slice(0, -2) : id;
-  const dot = withoutVersion.lastIndexOf('.');
-  return dot < 0 ? [withoutVersion, ''] : [withoutVersion.slice(0, dot), withoutVersion.slice(dot + 1)];
-}
-
-/** Compares as if the shorter string were padded with spaces (0x20), without building the padding. */
-function comparePadded(a: string, b: string): number {
-  const width = Math.max(a.length, b.length);
+/** Compares a[aFrom, aTo) with b[bFrom, bTo) as if the shorter were padded with spaces (0x20), without building the padding. */
+function comparePadded(a: string, aFrom: number, aTo: number, b: string, bFrom: number, bTo: number): number {
+  const width = Math.max(aTo - aFrom, bTo - bFrom);
   for (let i = 0; i < width; i++) {
-    const ca = i < a.length ? a.charCodeAt(i) : 0x20;
-    const cb = i < b.length ? b.charCodeAt(i) : 0x20;
+    const ca = aFrom + i < aTo ? a.charCodeAt(aFrom + i) : 0x20;
+    const cb = bFrom + i < bTo ? b.charCodeAt(bFrom + i) : 0x20;
     if (ca !== cb) return ca < cb ? -1 : 1;
   }
   return 0;

@@ -16,13 +16,8 @@ export function pathTableRecordSize(identifierLength: number): number {
   return 8 + identifierLength + (identifierLength % 2);
 }
 
-export function pathTableSize(directories: readonly PathTableDirectory[]): number {
-  return directories.reduce((sum, d) => sum + pathTableRecordSize(d.identifier.length), 0);
-}
-
-export function encodePathTable(directories: readonly PathTableDirectory[], endian: 'L' | 'M'): Buffer {
-  const out = Buffer.alloc(pathTableSize(directories));
-  let offset = 0;
+/** Writes the table into `out` from `offset` on; returns the offset after it. */
+export function writePathTable(out: Buffer, offset: number, directories: readonly PathTableDirectory[], endian: 'L' | 'M'): number {
   for (const dir of directories) {
     out[offset] = dir.identifier.length;
     out[offset + 1] = 0; // extended attribute record length
@@ -33,8 +28,8 @@ export function encodePathTable(directories: readonly PathTableDirectory[], endi
       out.writeUInt32BE(dir.extent, offset + 2);
       out.writeUInt16BE(dir.parentNumber, offset + 6);
     }
-    dir.identifier.copy(out, offset + 8);
+    out.set(dir.identifier, offset + 8);
     offset += pathTableRecordSize(dir.identifier.length);
   }
-  return out;
+  return offset;
 }

@@ -1,8 +1,8 @@
 // RRIP 1.12 (IEEE P1282) entries: PX (mode, links, owner, serial), NM (real name), TF (times),
 // SL (symlink target). Each is a SUSP entry; long NM and SL values are split over several entries
 // with the CONTINUE flag, since one entry holds at most 250 data bytes.
-import { recordingDate, writeBoth32, zeroed } from './fields.js';
-import { suspEntry } from './susp.js';
+import { recordingDate, writeBoth32 } from './fields.js';
+import { suspEntry, writeSuspHeader } from './susp.js';
 
 export const RRIP_ID = 'IEEE_1282';
 export const RRIP_DESCRIPTOR = 'THE IEEE 1282 PROTOCOL PROVIDES SUPPORT FOR POSIX FILE SYSTEM SEMANTICS.';
@@ -27,15 +27,22 @@ export interface PosixAttributes {
   readonly serial: number;
 }
 
+export const PX_ENTRY_SIZE = 44;
+
 /** RRIP 4.1.1 PX, 44 bytes: mode, links, uid, gid (always 0: images carry no host identity), serial. */
 export function pxEntry(attributes: PosixAttributes): Buffer {
-  const data = zeroed(40);
-  writeBoth32(data, 0, attributes.mode);
-  writeBoth32(data, 8, attributes.links);
-  writeBoth32(data, 16, 0);
-  writeBoth32(data, 24, 0);
-  writeBoth32(data, 32, attributes.serial);
-  return suspEntry('PX', 1, data);
+  const out = Buffer.allocUnsafe(PX_ENTRY_SIZE);
+  writePxEntry(out, 0, attributes);
+  return out;
+}
+
+export function writePxEntry(target: Buffer, offset: number, attributes: PosixAttributes): void {
+  writeSuspHeader(target, offset, 'PX', 1, PX_ENTRY_SIZE);
+  writeBoth32(target, offset + 4, attributes.mode);
+  writeBoth32(target, offset + 12, attributes.links);
+  writeBoth32(target, offset + 20, 0);
+  writeBoth32(target, offset + 28, 0);
+  writeBoth32(target, offset + 36, attributes.serial);
 }
 
 /** RRIP 4.1.6 TF: modification, access and attribute-change times, all the injected timestamp. */
@@ -47,6 +54,14 @@ export function tfEntry(time: Date): Buffer {
 
 /** RRIP 4.1.4 NM: the real name, UTF-8 bytes, split into entries of ≤ 250 bytes. */
 export function nmEntries(name: string): Buffer[] {
+  // Most names fit one entry: encode them straight into it.
+  const length = Buffer.byteLength(name, 'utf8');
+  const size = singleNmEntrySize(length);
+  if (size !== undefined) {
+    const entry = Buffer.allocUnsafe(size);
+    writeSingleNmEntry(entry, 0, name, size);
+    return [entry];
+  }
   const bytes = Buffer.from(name, 'utf8');
   const out: Buffer[] = [];
   for (let offset = 0; offset < bytes.length || out.length === 0; offset += MAX_ENTRY_DATA - 1) {
@@ -55,6 +70,18 @@ export function nmEntries(name: string): Buffer[] {
     out.push(suspEntry('NM', 1, Buffer.concat([Buffer.from([more ? NM_CONTINUE : 0]), chunk])));
   }
   return out;
+}
+
+/** Size of the one NM entry of a name of `byteLength` UTF-8 bytes; undefined if it takes several. */
+export function singleNmEntrySize(byteLength: number): number | undefined {
+  return byteLength < MAX_ENTRY_DATA ? 5 + byteLength : undefined;
+}
+
+/** Writes the one NM entry of `name`, `size` bytes as given by singleNmEntrySize. */
+export function writeSingleNmEntry(target: Buffer, offset: number, name: string, size: number): void {
+  writeSuspHeader(target, offset, 'NM', 1, size);
+  target[offset + 4] = 0;
+  target.write(name, offset + 5, 'utf8');
 }
 
 /** RRIP 4.1.3 SL: the target as component records; entries chained with the CONTINUE flag. */

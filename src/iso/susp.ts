@@ -1,18 +1,27 @@
 // SUSP 1.12 (IEEE P1281): the entries that frame Rock Ridge — SP, CE, ER — and the packing of a
 // record's entries into its system use area plus continuation areas when they do not fit.
-import { SECTOR_SIZE, writeBoth32, zeroed } from './fields.js';
+import { SECTOR_SIZE, writeBoth32 } from './fields.js';
 
 /** Every SUSP entry: 2-byte signature, length, version, data (SUSP 4.1). */
 export function suspEntry(signature: string, version: number, data: Buffer): Buffer {
-  const length = 4 + data.length;
-  if (length > 255) throw new RangeError(`SUSP ${signature} entry of ${length} bytes exceeds 255`);
-  const out = Buffer.allocUnsafe(length);
-  out[0] = signature.charCodeAt(0);
-  out[1] = signature.charCodeAt(1);
-  out[2] = length;
-  out[3] = version;
+  const out = newSuspEntry(signature, version, data.length);
   data.copy(out, 4);
   return out;
+}
+
+/** An entry with its header written and `dataLength` bytes from offset 4 left to the caller to fill. */
+function newSuspEntry(signature: string, version: number, dataLength: number): Buffer {
+  const out = Buffer.allocUnsafe(4 + dataLength);
+  writeSuspHeader(out, 0, signature, version, 4 + dataLength);
+  return out;
+}
+
+export function writeSuspHeader(target: Buffer, offset: number, signature: string, version: number, length: number): void {
+  if (length > 255) throw new RangeError(`SUSP ${signature} entry of ${length} bytes exceeds 255`);
+  target[offset] = signature.charCodeAt(0);
+  target[offset + 1] = signature.charCodeAt(1);
+  target[offset + 2] = length;
+  target[offset + 3] = version;
 }
 
 /** SUSP 5.3 SP: marks SUSP in use; first entry of the root's "." record. No bytes skipped. */
@@ -24,11 +33,11 @@ export const CE_ENTRY_SIZE = 28;
 
 /** SUSP 5.1 CE: where the rest of this record's entries continue. */
 export function ceEntry(location: ContinuationLocation): Buffer {
-  const data = zeroed(24);
-  writeBoth32(data, 0, location.sector);
-  writeBoth32(data, 8, location.offset);
-  writeBoth32(data, 16, location.length);
-  return suspEntry('CE', 1, data);
+  const out = newSuspEntry('CE', 1, 24);
+  writeBoth32(out, 4, location.sector);
+  writeBoth32(out, 12, location.offset);
+  writeBoth32(out, 20, location.length);
+  return out;
 }
 
 /** SUSP 5.5 ER: names the extension in use (Rock Ridge, RRIP 1.12 = "IEEE_1282"). */

@@ -40,6 +40,8 @@ export const MAX_SYMLINK_TARGET_BYTES = 4095;
 export const MAX_FILE_SIZE = 0xffff_ffff;
 
 const LONE_SURROGATE = /\p{Cs}/u;
+/** Any surrogate code unit: a cheap pre-check, since the Unicode-aware test is slow and rarely needed. */
+const SURROGATE = /[\uD800-\uDFFF]/;
 const DEFAULT_MODE = { file: 0o644, dir: 0o755, symlink: 0o777 } as const;
 
 interface MutableNode {
@@ -143,7 +145,7 @@ export function splitPath(path: string): string[] {
     if (name.length * 3 > MAX_NAME_BYTES && Buffer.byteLength(name, 'utf8') > MAX_NAME_BYTES) {
       throw new IsoInputError(path, `name ${JSON.stringify(name.slice(0, 40))}… is longer than ${MAX_NAME_BYTES} bytes`);
     }
-    if (LONE_SURROGATE.test(name)) throw new IsoInputError(path, 'name is not well-formed Unicode (lone surrogate)');
+    if (SURROGATE.test(name) && LONE_SURROGATE.test(name)) throw new IsoInputError(path, 'name is not well-formed Unicode (lone surrogate)');
   }
   return names;
 }
@@ -153,7 +155,26 @@ function newDir(name: string, path: string, explicit: boolean): MutableNode {
 }
 
 function freeze(node: MutableNode): TreeNode {
-  const keyed = [...node.children.values()].map((child) => ({ child, key: Buffer.from(child.name, 'utf8') }));
-  const children = keyed.sort((a, b) => Buffer.compare(a.key, b.key)).map(({ child }) => freeze(child));
+  const children = node.children.size === 0 ? [] : [...node.children.values()].sort((a, b) => compareCodePoints(a.name, b.name)).map(freeze);
   return { name: node.name, path: node.path, kind: node.kind, mode: node.mode, size: node.size, content: node.content, target: node.target, children };
+}
+
+/**
+ * Orders well-formed strings by code point, which is the order of their UTF-8 bytes, without
+ * encoding them. UTF-16 units order surrogates (code points above U+FFFF) below U+E000–U+FFFF;
+ * ranking them above restores code point order.
+ */
+export function compareCodePoints(a: string, b: string): number {
+  const length = Math.min(a.length, b.length);
+  for (let i = 0; i < length; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x !== y) return codeUnitRank(x) - codeUnitRank(y);
+  }
+  return a.length - b.length;
+}
+
+function codeUnitRank(unit: number): number {
+  if (unit < 0xd800) return unit;
+  return unit <= 0xdfff ? unit + 0x2000 : unit - 0x800;
 }

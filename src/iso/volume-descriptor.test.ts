@@ -1,6 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { encodeDirectoryRecord } from './directory-record.js';
-import { jolietVolumeDescriptor, primaryVolumeDescriptor, terminatorDescriptor } from './volume-descriptor.js';
+import { writeJolietVolumeDescriptor, writePrimaryVolumeDescriptor, writeTerminatorDescriptor } from './volume-descriptor.js';
+
+/** Writes a descriptor into the second sector of a zeroed buffer and returns that sector, checking nothing spilled out. */
+function sector(write: (target: Buffer, offset: number) => void): Buffer {
+  const out = Buffer.alloc(3 * 2048);
+  write(out, 2048);
+  expect(out.subarray(0, 2048).every((b) => b === 0) && out.subarray(4096).every((b) => b === 0)).toBe(true);
+  return out.subarray(2048, 4096);
+}
 
 const when = new Date('2024-05-06T07:08:09Z');
 const fields = {
@@ -17,7 +25,7 @@ const fields = {
 
 describe('volume descriptors (ECMA-119 8.4, 8.5, 8.3)', () => {
   it('primary: identifiers, both-endian sizes, path tables, root record, dates', () => {
-    const pvd = primaryVolumeDescriptor(fields);
+    const pvd = sector((target, offset) => writePrimaryVolumeDescriptor(target, offset, fields));
     expect(pvd.length).toBe(2048);
     expect(pvd[0]).toBe(1);
     expect(pvd.subarray(1, 6).toString('latin1')).toBe('CD001');
@@ -34,13 +42,15 @@ describe('volume descriptors (ECMA-119 8.4, 8.5, 8.3)', () => {
     expect(pvd.readUInt32LE(156 + 2)).toBe(23);
     expect(pvd.subarray(318, 322).toString('latin1')).toBe('ACME');
     expect(pvd.subarray(813, 829).toString('latin1')).toBe('2024050607080900');
+    expect(pvd.subarray(830, 847)).toEqual(pvd.subarray(813, 830));
+    expect(pvd.subarray(864, 881)).toEqual(pvd.subarray(813, 830));
     expect(pvd.subarray(847, 863).toString('latin1')).toBe('0'.repeat(16));
     expect(pvd[881]).toBe(1);
     expect(pvd.subarray(88, 91).every((b) => b === 0)).toBe(true);
   });
 
   it('Joliet supplementary: type 2, UCS-2 level 3 escape, UCS-2 identifiers', () => {
-    const svd = jolietVolumeDescriptor({ ...fields, volumeId: 'Context é' });
+    const svd = sector((target, offset) => writeJolietVolumeDescriptor(target, offset, { ...fields, volumeId: 'Context é' }));
     expect(svd[0]).toBe(2);
     expect(svd.subarray(88, 91).toString('latin1')).toBe('%/E');
     expect(svd.readUInt16BE(40)).toBe('C'.charCodeAt(0));
@@ -49,7 +59,7 @@ describe('volume descriptors (ECMA-119 8.4, 8.5, 8.3)', () => {
   });
 
   it('set terminator', () => {
-    const t = terminatorDescriptor();
+    const t = sector(writeTerminatorDescriptor);
     expect(t[0]).toBe(255);
     expect(t.subarray(1, 7).toString('latin1')).toBe('CD001\u0001');
   });

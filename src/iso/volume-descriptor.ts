@@ -1,6 +1,6 @@
 // ECMA-119 8.4 / 8.5 / 8.3: the primary volume descriptor, the Joliet supplementary volume
 // descriptor (escape sequence "%/E" = UCS-2 level 3) and the set terminator. One sector each.
-import { SECTOR_SIZE, asciiField, ucs2Field, volumeDate, writeBoth16, writeBoth32 } from './fields.js';
+import { SECTOR_SIZE, writeAsciiField, writeBoth16, writeBoth32, writeUcs2Field, writeVolumeDate } from './fields.js';
 
 export interface VolumeDescriptorFields {
   readonly volumeId: string;
@@ -21,49 +21,48 @@ const TYPE_SUPPLEMENTARY = 2;
 const TYPE_TERMINATOR = 255;
 const JOLIET_LEVEL3_ESCAPE = Buffer.from('%/E', 'latin1');
 
-export function primaryVolumeDescriptor(fields: VolumeDescriptorFields): Buffer {
-  return volumeDescriptor(TYPE_PRIMARY, fields, asciiField);
+/** Each writer fills one sector of `target` from `offset` on; the sector must hold zeros. */
+export function writePrimaryVolumeDescriptor(target: Buffer, offset: number, fields: VolumeDescriptorFields): void {
+  writeVolumeDescriptor(target, offset, TYPE_PRIMARY, fields, writeAsciiField);
 }
 
-export function jolietVolumeDescriptor(fields: VolumeDescriptorFields): Buffer {
-  return volumeDescriptor(TYPE_SUPPLEMENTARY, fields, ucs2Field);
+export function writeJolietVolumeDescriptor(target: Buffer, offset: number, fields: VolumeDescriptorFields): void {
+  writeVolumeDescriptor(target, offset, TYPE_SUPPLEMENTARY, fields, writeUcs2Field);
 }
 
-export function terminatorDescriptor(): Buffer {
-  const out = Buffer.alloc(SECTOR_SIZE);
-  out[0] = TYPE_TERMINATOR;
-  out.write(STANDARD_ID, 1, 'latin1');
-  out[6] = 1;
-  return out;
+export function writeTerminatorDescriptor(target: Buffer, offset: number): void {
+  target[offset] = TYPE_TERMINATOR;
+  target.write(STANDARD_ID, offset + 1, 'latin1');
+  target[offset + 6] = 1;
 }
 
-function volumeDescriptor(type: number, fields: VolumeDescriptorFields, text: (value: string, width: number) => Buffer): Buffer {
-  const out = Buffer.alloc(SECTOR_SIZE);
-  out[0] = type;
-  out.write(STANDARD_ID, 1, 'latin1');
-  out[6] = 1; // descriptor version
-  text('', 32).copy(out, 8); // system identifier
-  text(fields.volumeId, 32).copy(out, 40);
-  writeBoth32(out, 80, fields.volumeSpaceSize);
-  if (type === TYPE_SUPPLEMENTARY) JOLIET_LEVEL3_ESCAPE.copy(out, 88);
-  writeBoth16(out, 120, 1); // volume set size
-  writeBoth16(out, 124, 1); // volume sequence number
-  writeBoth16(out, 128, SECTOR_SIZE); // logical block size
-  writeBoth32(out, 132, fields.pathTableSize);
-  out.writeUInt32LE(fields.lPathTableSector, 140);
-  out.writeUInt32BE(fields.mPathTableSector, 148);
-  fields.rootRecord.copy(out, 156);
-  text('', 128).copy(out, 190); // volume set identifier
-  text(fields.publisher, 128).copy(out, 318);
-  text('', 128).copy(out, 446); // data preparer
-  text(fields.application, 128).copy(out, 574);
-  text('', 37).copy(out, 702); // copyright file
-  text('', 37).copy(out, 739); // abstract file
-  text('', 37).copy(out, 776); // bibliographic file
-  volumeDate(fields.createdAt).copy(out, 813);
-  volumeDate(fields.createdAt).copy(out, 830);
-  volumeDate(undefined).copy(out, 847); // expiration: none
-  volumeDate(fields.createdAt).copy(out, 864);
-  out[881] = 1; // file structure version
-  return out;
+type TextField = (target: Buffer, offset: number, value: string, width: number) => void;
+
+function writeVolumeDescriptor(out: Buffer, at: number, type: number, fields: VolumeDescriptorFields, text: TextField): void {
+  out[at] = type;
+  out.write(STANDARD_ID, at + 1, 'latin1');
+  out[at + 6] = 1; // descriptor version
+  text(out, at + 8, '', 32); // system identifier
+  text(out, at + 40, fields.volumeId, 32);
+  writeBoth32(out, at + 80, fields.volumeSpaceSize);
+  if (type === TYPE_SUPPLEMENTARY) JOLIET_LEVEL3_ESCAPE.copy(out, at + 88);
+  writeBoth16(out, at + 120, 1); // volume set size
+  writeBoth16(out, at + 124, 1); // volume sequence number
+  writeBoth16(out, at + 128, SECTOR_SIZE); // logical block size
+  writeBoth32(out, at + 132, fields.pathTableSize);
+  out.writeUInt32LE(fields.lPathTableSector, at + 140);
+  out.writeUInt32BE(fields.mPathTableSector, at + 148);
+  fields.rootRecord.copy(out, at + 156);
+  text(out, at + 190, '', 128); // volume set identifier
+  text(out, at + 318, fields.publisher, 128);
+  text(out, at + 446, '', 128); // data preparer
+  text(out, at + 574, fields.application, 128);
+  text(out, at + 702, '', 37); // copyright file
+  text(out, at + 739, '', 37); // abstract file
+  text(out, at + 776, '', 37); // bibliographic file
+  writeVolumeDate(out, at + 813, fields.createdAt);
+  out.copy(out, at + 830, at + 813, at + 830); // modification: the same date
+  writeVolumeDate(out, at + 847, undefined); // expiration: none
+  out.copy(out, at + 864, at + 813, at + 830); // effective: the same date
+  out[at + 881] = 1; // file structure version
 }

@@ -1,20 +1,53 @@
-// The write step: a plan becomes bytes, in sector order, as a sequence of chunks of about 1 MiB.
-// Metadata is rendered one structure at a time and file contents are read straight into the chunk
-// being filled, so memory stays bounded by the chunk size and the largest directory, not by the
-// size of the tree, and small files cost no allocation or copy of their own.
+// The write step: a plan becomes bytes. The metadata area (system area, descriptors, path tables,
+// directories, continuation areas) is rendered in one piece, each structure encoded in place; it
+// grows with the number of entries, like the plan itself (a few hundred bytes each), never with
+// their size. File contents then follow: an image of at most WHOLE_IMAGE_LIMIT bytes is assembled
+// in one buffer (one allocation, one write); a larger one streams as chunks of about 1 MiB with file
+// contents read straight into them, so memory stays bounded by the chunk size, not by the size of
+// the tree. Both ways share every encoder; the bytes are the same (writer.test.ts).
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { IsoWriteError } from './errors.js';
 import { SECTOR_SIZE, sectorsFor } from './fields.js';
 import { encodeDirectoryRecord, writeDirectoryRecord } from './directory-record.js';
 import { FIRST_DESCRIPTOR_SECTOR, recordExtent, type DirectoryPlan, type HierarchyPlan, type IsoPlan } from './layout.js';
-import { encodePathTable } from './path-table.js';
+import { writePathTable } from './path-table.js';
 import { ceEntry } from './susp.js';
-import { jolietVolumeDescriptor, primaryVolumeDescriptor, terminatorDescriptor } from './volume-descriptor.js';
+import { writeJolietVolumeDescriptor, writePrimaryVolumeDescriptor, writeTerminatorDescriptor } from './volume-descriptor.js';
 import type { TreeNode } from './tree.js';
 
 /** Size of the reads from source files; also the batch size of small chunks. */
 export const CHUNK_SIZE = 1 << 20;
+/** Images up to this size are rendered whole: the same memory a streamed image's chunk takes. */
+export const WHOLE_IMAGE_LIMIT = CHUNK_SIZE;
 const APPLICATION_ID = 'RECONTEXT';
+
+/**
+ * With `reuse`, an image of up to WHOLE_IMAGE_LIMIT bytes is rendered into memory kept for the next
+ * call: the consumer must be done with it before the next render (the blocking file writer is).
+ * A fresh buffer costs a page fault per 4 KiB on first touch, more than rendering a small image.
+ */
+let spare: Buffer | undefined;
+
+/** The whole image in one buffer (for small images, and whenever the caller wants it in memory). */
+export function renderWhole(plan: IsoPlan, options: { reuse?: boolean } = {}): Buffer {
+  const size = plan.totalSectors * SECTOR_SIZE;
+  let image: Buffer;
+  if (options.reuse === true && size <= WHOLE_IMAGE_LIMIT) {
+    spare ??= Buffer.alloc(WHOLE_IMAGE_LIMIT);
+    image = spare.subarray(0, size).fill(0);
+  } else {
+    image = Buffer.alloc(size);
+  }
+  renderMetadata(plan, image);
+  for (const file of plan.files) {
+    const { node } = file;
+    if (node.size === 0 || node.content === undefined) continue;
+    const at = file.sector * SECTOR_SIZE;
+    if (Buffer.isBuffer(node.content)) image.set(node.content, at);
+    else copySource(node, node.content.fromFile, image, at);
+  }
+  return image;
+}
 
 /**
  * Yields the image in order; the concatenation of the chunks is the image. With `reuseChunks`
@@ -23,28 +56,41 @@ const APPLICATION_ID = 'RECONTEXT';
  */
 export function* renderImage(plan: IsoPlan, options: { reuseChunks?: boolean } = {}): Generator<Buffer> {
   const batch = new ChunkBatch(options.reuseChunks ?? false);
-  yield* batch.zeros(FIRST_DESCRIPTOR_SECTOR * SECTOR_SIZE);
-  yield* batch.append(primaryVolumeDescriptor(descriptorFields(plan, plan.iso, plan.options.volumeId, toACharacters(plan.options.publisher))));
-  yield* batch.append(jolietVolumeDescriptor(descriptorFields(plan, plan.joliet, plan.options.label, plan.options.publisher)));
-  yield* batch.append(terminatorDescriptor());
-  for (const tree of [plan.iso, plan.joliet]) {
-    const table = tree.directories.map((d) => ({ identifier: d.identifier, extent: d.sector, parentNumber: d.parent?.number ?? 1 }));
-    yield* batch.append(padToSector(encodePathTable(table, 'L')));
-    yield* batch.append(padToSector(encodePathTable(table, 'M')));
-  }
-  for (const tree of [plan.iso, plan.joliet]) {
-    for (const dir of tree.directories) yield* batch.append(renderDirectory(plan, tree, dir));
-  }
-  yield* batch.append(renderContinuationAreas(plan));
+  const metadata = Buffer.alloc(metadataSectors(plan) * SECTOR_SIZE);
+  renderMetadata(plan, metadata);
+  yield* batch.append(metadata);
   for (const file of plan.files) {
     const { node } = file;
     if (node.size === 0 || node.content === undefined) continue;
     if (Buffer.isBuffer(node.content)) yield* batch.append(node.content);
-    else yield* readSource(batch, node, node.content.fromFile);
+    else yield* streamSource(batch, node, node.content.fromFile);
     yield* batch.zeros(sectorsFor(node.size) * SECTOR_SIZE - node.size);
   }
   const rest = batch.flush();
   if (rest !== undefined) yield rest;
+}
+
+/** Sectors before the first file's contents: everything renderMetadata writes. */
+function metadataSectors(plan: IsoPlan): number {
+  return plan.continuationSector + plan.continuationSectors;
+}
+
+/** Encodes every structure of the metadata area in place; `target` starts at sector 0 and holds zeros. */
+function renderMetadata(plan: IsoPlan, target: Buffer): void {
+  // Sectors 0–15, the system area, stay zero.
+  const at = FIRST_DESCRIPTOR_SECTOR * SECTOR_SIZE;
+  writePrimaryVolumeDescriptor(target, at, descriptorFields(plan, plan.iso, plan.options.volumeId, toACharacters(plan.options.publisher)));
+  writeJolietVolumeDescriptor(target, at + SECTOR_SIZE, descriptorFields(plan, plan.joliet, plan.options.label, plan.options.publisher));
+  writeTerminatorDescriptor(target, at + 2 * SECTOR_SIZE);
+  for (const tree of [plan.iso, plan.joliet]) {
+    const table = tree.directories.map((d) => ({ identifier: d.identifier, extent: d.sector, parentNumber: d.parent?.number ?? 1 }));
+    writePathTable(target, tree.lPathTableSector * SECTOR_SIZE, table, 'L');
+    writePathTable(target, tree.mPathTableSector * SECTOR_SIZE, table, 'M');
+  }
+  for (const tree of [plan.iso, plan.joliet]) {
+    for (const dir of tree.directories) writeDirectory(plan, tree, dir, target, dir.sector * SECTOR_SIZE);
+  }
+  writeContinuationAreas(plan, target);
 }
 
 /** ECMA-119 7.4.1 a-characters: upper case letters, digits and a few symbols; others become '_'. */
@@ -68,8 +114,8 @@ function descriptorFields(plan: IsoPlan, tree: HierarchyPlan, volumeId: string, 
   };
 }
 
-export function renderDirectory(plan: IsoPlan, tree: HierarchyPlan, dir: DirectoryPlan): Buffer {
-  const out = Buffer.alloc(dir.size);
+/** Writes the records of one directory into `target` (zeros) from `base` on. */
+function writeDirectory(plan: IsoPlan, tree: HierarchyPlan, dir: DirectoryPlan, target: Buffer, base: number): void {
   dir.records.forEach((record, index) => {
     const { sector, dataLength } = recordExtent(plan, tree, record);
     let systemUse: readonly Buffer[] | undefined;
@@ -78,7 +124,7 @@ export function renderDirectory(plan: IsoPlan, tree: HierarchyPlan, dir: Directo
       const first = areas[0];
       systemUse = first === undefined ? packing.inline : [...packing.inline, ceEntry(first)];
     }
-    writeDirectoryRecord(out, dir.recordOffsets[index] as number, {
+    writeDirectoryRecord(target, base + (dir.recordOffsets[index] as number), {
       extent: sector,
       dataLength,
       recordedAt: plan.options.timestamp,
@@ -87,26 +133,27 @@ export function renderDirectory(plan: IsoPlan, tree: HierarchyPlan, dir: Directo
       systemUse,
     });
   });
-  return out;
 }
 
-function renderContinuationAreas(plan: IsoPlan): Buffer {
-  const out = Buffer.alloc(plan.continuationSectors * SECTOR_SIZE);
+function writeContinuationAreas(plan: IsoPlan, target: Buffer): void {
   for (const area of plan.continuationAreas) {
-    const bytes = Buffer.concat([...area.entries, ...(area.next === undefined ? [] : [ceEntry(area.next)])]);
-    bytes.copy(out, (area.location.sector - plan.continuationSector) * SECTOR_SIZE + area.location.offset);
+    let at = area.location.sector * SECTOR_SIZE + area.location.offset;
+    for (const entry of area.entries) {
+      target.set(entry, at);
+      at += entry.length;
+    }
+    if (area.next !== undefined) target.set(ceEntry(area.next), at);
   }
-  return out;
 }
 
 /**
- * Reads exactly `node.size` bytes of a source file into the batch. Blocking reads: on a warm page
- * cache a read takes microseconds while a thread-pool round trip costs a hand-off, and on a busy
- * machine each hand-off waits for a time slice. The file writer yields to the event loop between
- * chunks (build.ts), so the loop is never held for long. A source whose size changed since layout
- * is an error, never a silently corrupt image.
+ * Opens a source file and checks its size against the layout. Blocking calls: on a warm page cache
+ * a read takes microseconds while a thread-pool round trip costs a hand-off, and on a busy machine
+ * each hand-off waits for a time slice. The file writer yields to the event loop between chunks
+ * (build.ts), so the loop is never held for long. A source whose size changed since layout is an
+ * error, never a silently corrupt image.
  */
-function* readSource(batch: ChunkBatch, node: TreeNode, source: string): Generator<Buffer> {
+function openSource(node: TreeNode, source: string): number {
   let fd: number;
   try {
     fd = openSync(source, 'r');
@@ -116,14 +163,40 @@ function* readSource(batch: ChunkBatch, node: TreeNode, source: string): Generat
   try {
     const size = fstatSync(fd).size;
     if (size !== node.size) throw sourceChanged(node, source, `has ${size} bytes`);
-    let position = 0;
-    while (position < node.size) {
-      const { buffer, offset, length, full } = batch.space(node.size - position);
-      const read = readSync(fd, buffer, offset, length, position);
-      if (read === 0) throw sourceChanged(node, source, `ended early at ${position} bytes`);
+  } catch (error: unknown) {
+    closeSync(fd);
+    throw error;
+  }
+  return fd;
+}
+
+/** One read of a source at `position`; a source that ends before its size is an error. */
+function readSource(fd: number, node: TreeNode, source: string, buffer: Buffer, offset: number, length: number, position: number): number {
+  const read = readSync(fd, buffer, offset, length, position);
+  if (read === 0) throw sourceChanged(node, source, `ended early at ${position} bytes`);
+  return read;
+}
+
+/** Reads a whole source into `target` at `at`. */
+function copySource(node: TreeNode, source: string, target: Buffer, at: number): void {
+  const fd = openSource(node, source);
+  try {
+    for (let position = 0; position < node.size; ) position += readSource(fd, node, source, target, at + position, node.size - position, position);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Reads a source into the batch, yielding each chunk it fills. */
+function* streamSource(batch: ChunkBatch, node: TreeNode, source: string): Generator<Buffer> {
+  const fd = openSource(node, source);
+  try {
+    for (let position = 0; position < node.size; ) {
+      const { buffer, offset, length } = batch.space(node.size - position);
+      const read = readSource(fd, node, source, buffer, offset, length, position);
       batch.commit(read);
       position += read;
-      if (full()) yield* batch.drain();
+      yield* batch.drain();
     }
   } finally {
     closeSync(fd);
@@ -132,12 +205,6 @@ function* readSource(batch: ChunkBatch, node: TreeNode, source: string): Generat
 
 function sourceChanged(node: TreeNode, source: string, actual: string): IsoWriteError {
   return new IsoWriteError(`${node.path}: source ${source} ${actual}, but the layout was made for ${node.size} bytes`, { path: node.path });
-}
-
-function padToSector(bytes: Buffer): Buffer {
-  const out = Buffer.alloc(sectorsFor(bytes.length) * SECTOR_SIZE);
-  bytes.copy(out);
-  return out;
 }
 
 /** Fills chunks of CHUNK_SIZE; buffers that are large already pass through uncopied. */
@@ -178,10 +245,10 @@ class ChunkBatch {
   }
 
   /** Room for up to `wanted` bytes in the current chunk; call commit() with what was filled. */
-  space(wanted: number): { buffer: Buffer; offset: number; length: number; full: () => boolean } {
+  space(wanted: number): { buffer: Buffer; offset: number; length: number } {
     this.#buffer ??= this.#spare ?? Buffer.allocUnsafe(CHUNK_SIZE);
     this.#spare = undefined;
-    return { buffer: this.#buffer, offset: this.#used, length: Math.min(wanted, CHUNK_SIZE - this.#used), full: () => this.#used === CHUNK_SIZE };
+    return { buffer: this.#buffer, offset: this.#used, length: Math.min(wanted, CHUNK_SIZE - this.#used) };
   }
 
   commit(bytes: number): void {
