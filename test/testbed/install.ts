@@ -106,6 +106,8 @@ export function run(
         }
       },
     );
+    // A child that exits before reading its stdin (ldd, a quick failure) must not raise EPIPE here.
+    child.stdin?.on('error', () => undefined);
     child.stdin?.end(options.input ?? '');
   });
 }
