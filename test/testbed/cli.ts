@@ -1,4 +1,4 @@
-// `npm run -s testbed:up` / `testbed:down` (and `status`, `build`): a long-lived test bed for
+// `npm run -s testbed:up` / `testbed:down` (and `status`, `build [base|fat]`): a long-lived test bed for
 // working by hand (virsh, the driver, the demo) with the same code the tests use. The last line
 // of `up` on stdout is the state as JSON (hosts with socket and uri, guest kernel/initrd).
 // RECONTEXT_TESTBED_ID picks the instance (default "cli").
@@ -55,14 +55,16 @@ async function main(command: string | undefined): Promise<void> {
       return;
     }
     case 'build': {
+      const variant = process.argv[3] ?? 'base';
+      if (variant !== 'base' && variant !== 'fat') throw new Error(`unknown guest variant ${variant} (base or fat)`);
       await ensurePackages(log);
-      const guest = await ensureGuest({ log });
+      const guest = await ensureGuest({ variant, log });
       const accel = await probeAccelerator(guest, log);
       console.log(JSON.stringify({ guest, accel }));
       return;
     }
     default:
-      log('usage: tsx test/testbed/cli.ts up|down|status|build');
+      log('usage: tsx test/testbed/cli.ts up|down|status|build [base|fat]');
       process.exitCode = 2;
   }
 }

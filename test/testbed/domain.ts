@@ -14,8 +14,13 @@ export interface CdromSpec {
 
 export interface DomainOptions {
   readonly name: string;
-  /** MiB; default 256 (the migration bench uses 512). */
+  /** MiB; default: what the guest image needs (256 for the base guest; the migration bench uses 512). */
   readonly memoryMiB?: number;
+  /**
+   * Boot this guest image instead of the test bed's own (e.g. the fat variant from
+   * ensureGuest({ variant: 'fat' }) on the run's shared, base-variant test bed).
+   */
+  readonly guest?: Pick<GuestImage, 'kernel' | 'initrd' | 'cmdline' | 'memoryMiB'>;
   readonly vcpus?: number;
   /** CD-ROM drives (a number = that many empty drives). Default: one empty drive. */
   readonly cdroms?: number | readonly CdromSpec[];
@@ -27,7 +32,7 @@ export interface DomainOptions {
 }
 
 export interface DomainContext {
-  readonly guest: Pick<GuestImage, 'kernel' | 'initrd' | 'cmdline'>;
+  readonly guest: Pick<GuestImage, 'kernel' | 'initrd' | 'cmdline' | 'memoryMiB'>;
   readonly accelerator: Pick<Accelerator, 'domainType'>;
   /** Path of the console log for this domain. */
   readonly consoleLog: string;
@@ -53,15 +58,16 @@ export function buildDomainXml(options: DomainOptions, context: DomainContext): 
       `    </disk>`,
     ].join('\n'),
   );
-  const cmdline = [context.guest.cmdline, options.cmdlineExtra].filter(Boolean).join(' ');
+  const guest = options.guest ?? context.guest;
+  const cmdline = [guest.cmdline, options.cmdlineExtra].filter(Boolean).join(' ');
   return `<domain type='${context.accelerator.domainType}'>
   <name>${xml(options.name)}</name>
-  <memory unit='MiB'>${options.memoryMiB ?? 256}</memory>
+  <memory unit='MiB'>${options.memoryMiB ?? guest.memoryMiB ?? 256}</memory>
   <vcpu>${options.vcpus ?? 1}</vcpu>
   <os>
     <type arch='x86_64' machine='${options.machine ?? 'q35'}'>hvm</type>
-    <kernel>${xml(context.guest.kernel)}</kernel>
-    <initrd>${xml(context.guest.initrd)}</initrd>
+    <kernel>${xml(guest.kernel)}</kernel>
+    <initrd>${xml(guest.initrd)}</initrd>
     <cmdline>${xml(cmdline)}</cmdline>
   </os>
   <features><acpi/></features>

@@ -1,42 +1,70 @@
 // The test guest: Debian's kernel + a busybox-static initramfs with the context agent
 // (guest/ctxagent.c), built into a cache outside the repo keyed by kernel version, variant and a
-// hash of the guest sources. Also the accelerator probe (KVM when it really boots a Linux guest,
-// else TCG), cached per machine boot.
+// hash of the guest sources (and, for the fat variant, of everything fat.ts puts in). Also the
+// accelerator probe (KVM when it really boots a Linux guest, else TCG), cached per machine boot.
 import { createHash } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { cacheRoot, formatElapsed, isAlive, lock, run, type Log } from './install.js';
+import { planFatGuest } from './fat.js';
+import { cacheRoot, formatElapsed, isAlive, lock, run, testbedRoot, type Log } from './install.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const GUEST_SOURCES = join(HERE, 'guest');
 
 /**
- * 'base': busybox + ctxagent + SATA/virtio-scsi CD-ROM and ISO9660 modules (~6 MB, boots in
- * seconds under TCG). 'fat' is reserved for issue 7 (Node + libfuse + fuse.ko + FFS, DESIGN.md
- * §5): add its extra files in VARIANTS.fat.extend and its modules to VARIANTS.fat.modules.
+ * 'base': busybox + ctxagent + SATA/virtio-scsi CD-ROM and ISO9660 modules (~5 MB, boots in
+ * seconds under TCG). 'fat' (issue 7, DESIGN.md §5): the base plus Node, libfuse.so.2,
+ * fusermount, fuse.ko and the applications of fat.ts under /opt (the FUSE fixture
+ * guest/fuse-hello, FFS once built), lz4-compressed; /etc/ctx.d/50-run starts what the kernel
+ * command line names with ctx.run= (guest/fat/ctx-run).
  */
 export type GuestVariant = 'base' | 'fat';
+
+/** What a variant adds to the base: its digest is part of the cache key. */
+interface VariantBuild {
+  readonly key: string;
+  readonly summary?: string;
+  /** Adds files to the initramfs root (executables in etc/ctx.d/ run before the agent). */
+  readonly extend: (root: RootBuilder, work: string, log: Log) => Promise<void>;
+}
 
 interface VariantSpec {
   /** Kernel modules to load (their dependencies are added in order). */
   readonly modules: readonly string[];
-  /** Adds files to the initramfs root (executables in etc/ctx.d/ run before the agent). */
-  readonly extend?: (root: RootBuilder, log: Log) => Promise<void>;
+  /** Memory its guests need (MiB): the default of domainXml() and of the accelerator probe. */
+  readonly memoryMiB: number;
+  /**
+   * The initramfs as is, or lz4-compressed (legacy frame, what the kernel unpacks). Measured on
+   * the fat guest under TCG: lz4 -9 halves it (110 → 51 MB) and the kernel reaches init as fast as
+   * uncompressed (~5.5 s); zstd -19 gives 30 MB but init ~2 s later and a 2-minute build.
+   */
+  readonly compression: 'none' | 'lz4';
+  /** Collects the variant's extra inputs (before the cache lookup). */
+  readonly prepare?: () => Promise<VariantBuild>;
 }
 
 const BASE_MODULES = ['sr_mod', 'ahci', 'isofs', 'virtio_pci', 'virtio_scsi'];
 
 const VARIANTS: Record<GuestVariant, VariantSpec> = {
-  base: { modules: BASE_MODULES },
+  base: { modules: BASE_MODULES, memoryMiB: 256, compression: 'none' },
   fat: {
     modules: [...BASE_MODULES, 'fuse'],
-    extend: async () => {
-      throw new Error('the fat guest variant (Node + FFS, issue 7) is not built yet');
+    // 384 MiB is the measured minimum (256: "Initramfs unpacking failed: write error"); 512 leaves room for apps.
+    memoryMiB: 512,
+    compression: 'lz4',
+    prepare: async () => {
+      const plan = await planFatGuest();
+      return { key: plan.key, summary: plan.summary, extend: plan.apply };
     },
   },
 };
+
+/** Memory (MiB) guests of a variant need; domainXml() defaults to it. */
+export function variantMemoryMiB(variant: GuestVariant): number {
+  return VARIANTS[variant].memoryMiB;
+}
 
 export interface GuestImage {
   readonly variant: GuestVariant;
@@ -49,6 +77,11 @@ export interface GuestImage {
   readonly initrd: string;
   readonly cmdline: string;
   readonly dir: string;
+  /** Memory its guests need (MiB); absent in builds from before it was recorded (256). */
+  readonly memoryMiB?: number;
+  /** Size of the initramfs file (bytes) and of what it unpacks to. */
+  readonly initrdBytes?: number;
+  readonly unpackedBytes?: number;
 }
 
 export interface Accelerator {
@@ -103,11 +136,16 @@ async function kernelDeb(pkg: string, log: Log): Promise<{ deb: string; version:
   }
 }
 
-function sourcesHash(variant: GuestVariant): string {
+/** The base's sources (the files directly in guest/; a variant's own files are in its key). */
+function sourcesHash(variant: GuestVariant, variantKey: string): string {
   const hash = createHash('sha256');
-  for (const name of readdirSync(GUEST_SOURCES).sort()) hash.update(name).update(readFileSync(join(GUEST_SOURCES, name)));
+  for (const name of readdirSync(GUEST_SOURCES).sort()) {
+    const path = join(GUEST_SOURCES, name);
+    if (statSync(path).isFile()) hash.update(name).update(readFileSync(path));
+  }
   hash.update(readFileSync(fileURLToPath(import.meta.url))); // this build recipe itself
-  hash.update(variant).update(GUEST_CMDLINE);
+  hash.update(variant).update(GUEST_CMDLINE).update(variantKey);
+  if (variant === 'fat') hash.update(readFileSync(join(HERE, 'fat.ts')));
   return hash.digest('hex').slice(0, 12);
 }
 
@@ -116,7 +154,9 @@ export async function ensureGuest(options: { variant?: GuestVariant; log?: Log }
   const variant = options.variant ?? 'base';
   const log = options.log ?? ((line: string) => console.error(line));
   const pkg = await kernelPackage();
-  const dir = join(testbedCacheDir(), 'guest', `${pkg.replace(/^linux-image-/, '')}-${variant}-${sourcesHash(variant)}`);
+  const spec = VARIANTS[variant];
+  const extra = await spec.prepare?.();
+  const dir = join(testbedCacheDir(), 'guest', `${pkg.replace(/^linux-image-/, '')}-${variant}-${sourcesHash(variant, extra?.key ?? '')}`);
   const manifest = join(dir, 'guest.json');
   if (existsSync(manifest)) return JSON.parse(readFileSync(manifest, 'utf8')) as GuestImage;
   mkdirSync(dirname(dir), { recursive: true });
@@ -125,7 +165,7 @@ export async function ensureGuest(options: { variant?: GuestVariant; log?: Log }
     if (existsSync(manifest)) return JSON.parse(readFileSync(manifest, 'utf8')) as GuestImage;
     const started = Date.now();
     const { deb, version } = await kernelDeb(pkg, log);
-    log(`testbed: building the ${variant} guest (${pkg} ${version}) into ${dir}`);
+    log(`testbed: building the ${variant} guest (${pkg} ${version}) into ${dir}${extra?.summary ? `: ${extra.summary}` : ''}`);
     const work = mkdtempSync(join(dirname(dir), '.build-'));
     try {
       await run('dpkg-deb', ['-x', deb, join(work, 'deb')], { timeoutMs: 300_000 });
@@ -145,11 +185,14 @@ export async function ensureGuest(options: { variant?: GuestVariant; log?: Log }
       await run('strip', [agent], { allowFailure: true });
       root.file('sbin/ctxagent', readFileSync(agent), 0o755);
       const moduleDir = join(work, 'deb', 'lib', 'modules', release);
-      const ordered = moduleOrder(moduleDir, VARIANTS[variant].modules);
+      const ordered = moduleOrder(moduleDir, spec.modules);
       for (const [name, path] of ordered) root.file(`lib/modules/${name}.ko`, readFileSync(path), 0o644);
       root.file('etc/modules.list', `${ordered.map(([name]) => name).join('\n')}\n`, 0o644);
-      await VARIANTS[variant].extend?.(root, log);
-      writeFileSync(join(out, 'initrd.cpio'), root.cpio());
+      await extra?.extend(root, work, log);
+      const cpio = root.cpio();
+      const initrdName = spec.compression === 'lz4' ? 'initrd.cpio.lz4' : 'initrd.cpio';
+      if (spec.compression === 'lz4') await compressLz4(cpio, join(out, initrdName));
+      else writeFileSync(join(out, initrdName), cpio);
 
       const final = (name: string): string => join(dir, name);
       const image: GuestImage = {
@@ -158,9 +201,12 @@ export async function ensureGuest(options: { variant?: GuestVariant; log?: Log }
         kernelVersion: version,
         kernel: vmlinux ? final('vmlinux') : final('vmlinuz'),
         bzImage: final('vmlinuz'),
-        initrd: final('initrd.cpio'),
+        initrd: final(initrdName),
         cmdline: GUEST_CMDLINE,
         dir,
+        memoryMiB: spec.memoryMiB,
+        initrdBytes: statSync(join(out, initrdName)).size,
+        unpackedBytes: cpio.length,
       };
       writeFileSync(join(out, 'guest.json'), `${JSON.stringify(image, null, 2)}\n`);
       rmSync(dir, { recursive: true, force: true });
@@ -168,7 +214,8 @@ export async function ensureGuest(options: { variant?: GuestVariant; log?: Log }
       removeOlderBuilds(dir, log);
       log(
         `testbed: guest built in ${formatElapsed(Date.now() - started)}: modules ${ordered.map(([n]) => n).join(' ')}; ` +
-          `initrd ${Math.round(statSync(image.initrd).size / 1024)} KiB; kernel ${vmlinux ? 'vmlinux (PVH)' : 'bzImage'}`,
+          `initrd ${Math.round((image.initrdBytes ?? 0) / 1024)} KiB${spec.compression === 'none' ? '' : ` (${spec.compression}; ${Math.round(cpio.length / 1024)} KiB unpacked)`}; ` +
+          `kernel ${vmlinux ? 'vmlinux (PVH)' : 'bzImage'}`,
       );
       return image;
     } finally {
@@ -179,16 +226,58 @@ export async function ensureGuest(options: { variant?: GuestVariant; log?: Log }
   }
 }
 
-/** Older builds of the same kernel and variant (other source hashes) are dead weight. */
+/**
+ * Older builds of the same kernel and variant (other source hashes) are dead weight, unless a
+ * running test bed instance still boots them (its state names the directory: a benchmark or a
+ * test run started before the sources changed).
+ */
 function removeOlderBuilds(current: string, log: Log): void {
   const parent = dirname(current);
   const prefix = basename(current).replace(/[0-9a-f]{12}$/, '');
+  const inUse = guestDirsInUse();
   for (const name of readdirSync(parent)) {
     if (name.startsWith(prefix) && join(parent, name) !== current && !name.endsWith('.lock')) {
+      if (inUse.has(join(parent, name))) {
+        log(`testbed: keeping the older guest build ${name} (a running test bed instance uses it)`);
+        continue;
+      }
       rmSync(join(parent, name), { recursive: true, force: true });
       log(`testbed: removed the older guest build ${name}`);
     }
   }
+}
+
+/** Guest directories named by the state files of test bed instances (running or not yet cleaned up). */
+function guestDirsInUse(): Set<string> {
+  const dirs = new Set<string>();
+  let ids: string[] = [];
+  try {
+    ids = readdirSync(testbedRoot());
+  } catch {
+    return dirs;
+  }
+  for (const id of ids) {
+    try {
+      const state = JSON.parse(readFileSync(join(testbedRoot(), id, 'state.json'), 'utf8')) as { guest?: { dir?: string } };
+      if (state.guest?.dir) dirs.add(state.guest.dir);
+    } catch {
+      // no state (yet): nothing to keep
+    }
+  }
+  return dirs;
+}
+
+/** lz4 -l (the legacy frame: the kernel's initramfs unpacker rejects the default one) -9. */
+async function compressLz4(data: Buffer, output: string): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const child = spawn('lz4', ['-l', '-9', '-q', '-f', '-', output], { stdio: ['pipe', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`lz4 failed (exit ${code}): ${stderr.trim()}`))));
+    child.stdin.on('error', () => undefined);
+    child.stdin.end(data);
+  });
 }
 
 /** The uncompressed ELF kernel inside a bzImage (xz payload), or undefined when not found. */
@@ -275,6 +364,12 @@ export class RootBuilder {
     this.entries.set(path, { mode: 0o100000 | mode, data: typeof data === 'string' ? Buffer.from(data) : data });
   }
 
+  symlink(path: string, target: string): void {
+    const parent = dirname(path);
+    if (parent !== '.') this.dir(parent);
+    this.entries.set(path, { mode: 0o120777, data: Buffer.from(target) });
+  }
+
   cpio(): Buffer {
     const chunks: Buffer[] = [];
     const pad = (length: number): void => {
@@ -332,7 +427,7 @@ export async function probeAccelerator(guest: GuestImage, log: Log): Promise<Acc
 async function bootProbe(guest: GuestImage, accel: 'kvm' | 'tcg', timeoutMs: number): Promise<{ ok: boolean; seconds: number; detail: string }> {
   const started = Date.now();
   const args = [
-    ...['-machine', 'q35', '-accel', accel, '-m', '256', '-smp', '1', '-nodefaults', '-no-user-config', '-display', 'none'],
+    ...['-machine', 'q35', '-accel', accel, '-m', String(guest.memoryMiB ?? 256), '-smp', '1', '-nodefaults', '-no-user-config', '-display', 'none'],
     ...['-no-reboot', '-serial', 'stdio', '-kernel', guest.kernel, '-initrd', guest.initrd, '-append', `${guest.cmdline} ctx.probe=1`],
   ];
   return new Promise((resolve) => {

@@ -10,10 +10,10 @@ import { join } from 'node:path';
 import { buildDomainXml, type DomainOptions } from './domain.js';
 import { ensureGuest, probeAccelerator, type Accelerator, type GuestImage, type GuestVariant } from './guest.js';
 import { HOST_NAMES, hostProcesses, startDaemon as startDaemonOf, startHost, stopDaemon, stopHost, virsh as virshOn, type HostName, type HostState } from './hosts.js';
-import { ensurePackages, formatElapsed, isAlive, sleep, type Log, type RunResult } from './install.js';
+import { ensurePackages, formatElapsed, isAlive, sleep, testbedRoot, type Log, type RunResult } from './install.js';
 
-export { TestbedUnavailable, testbedPrecondition, ensurePackages, TESTBED_PACKAGES } from './install.js';
-export { ensureGuest, probeAccelerator, testbedCacheDir, type GuestImage, type GuestVariant, type Accelerator } from './guest.js';
+export { TestbedUnavailable, testbedPrecondition, ensurePackages, testbedRoot, TESTBED_PACKAGES } from './install.js';
+export { ensureGuest, probeAccelerator, testbedCacheDir, variantMemoryMiB, type GuestImage, type GuestVariant, type Accelerator } from './guest.js';
 export { buildDomainXml, sataTarget, scsiCdromXml, type DomainOptions, type CdromSpec } from './domain.js';
 export { hostProcesses, type HostName, type HostState } from './hosts.js';
 
@@ -86,13 +86,9 @@ export interface TestbedOptions {
   readonly id?: string;
   /** Keep running after this process exits (testbed:up). Otherwise its exit stops everything. */
   readonly detached?: boolean;
-  /** Guest image variant; default 'base' ('fat' = Node + FFS, issue 7, not built yet). */
+  /** Guest image variant; default 'base' ('fat' = Node + libfuse + fuse.ko + apps, README "The fat guest"). */
   readonly guestVariant?: GuestVariant;
   readonly log?: Log;
-}
-
-export function testbedRoot(): string {
-  return process.env['RECONTEXT_TESTBED_DIR'] ?? '/run/recontext-testbed';
 }
 
 /** Installs (if needed), builds the guest (if needed), starts both hosts. */

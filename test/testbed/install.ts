@@ -11,7 +11,11 @@ export class TestbedUnavailable extends Error {
   override readonly name = 'TestbedUnavailable';
 }
 
-/** Debian packages of the two libvirt hosts and of the guest build (gcc -static needs libc6-dev). */
+/**
+ * Debian packages of the two libvirt hosts and of the guest build (gcc -static needs libc6-dev;
+ * the fat guest copies libfuse.so.2 from libfuse2 and fusermount from fuse, and compresses with
+ * lz4). Note: fuse (FUSE 2's fusermount) replaces fuse3's package where that is installed.
+ */
 export const TESTBED_PACKAGES: readonly string[] = [
   'qemu-system-x86',
   'qemu-utils',
@@ -23,7 +27,15 @@ export const TESTBED_PACKAGES: readonly string[] = [
   'xz-utils',
   'xorriso',
   'util-linux',
+  'libfuse2',
+  'fuse',
+  'lz4',
 ];
+
+/** Where test bed instances live: `${RECONTEXT_TESTBED_DIR:-/run/recontext-testbed}/<id>`. */
+export function testbedRoot(): string {
+  return process.env['RECONTEXT_TESTBED_DIR'] ?? '/run/recontext-testbed';
+}
 
 export type Log = (line: string) => void;
 
