@@ -126,6 +126,52 @@ export const LayerVariant = Obj(
   { description: 'Template values for the nodes a selector matches. The first matching variant applies.' },
 );
 
+const SIGNALS = ['HUP', 'INT', 'QUIT', 'USR1', 'USR2', 'TERM', 'CONT', 'WINCH'] as const;
+
+export const LayerHook = Obj(
+  {
+    name: Str({ description: 'Name of the hook; the highest-priority layer defining a name decides (replace or disable a lower layer\'s hook).', minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9._-]+$' }),
+    paths: Optional(
+      List(Str({ description: 'A path in the merged view (etc/glusterfs/); it covers everything under it. / is everything.', minLength: 1, maxLength: MAX_PATH_LENGTH }), {
+        description: 'The hook runs when anything under these paths changes in the guest\'s merged view.',
+        maxItems: 16,
+      }),
+    ),
+    run: Optional(
+      List(Str({ description: 'One argument.', minLength: 1, maxLength: 4096 }), {
+        description: "Command to run, as argv (no shell; the first element an absolute path). Gets RECONTEXT_CHANGED_PATHS (one per line) and RECONTEXT_MOUNTPOINT.",
+        minItems: 1,
+        maxItems: 64,
+        'x-kubernetes-validations': [{ rule: "self[0].startsWith('/')", message: 'the command must be an absolute path' }],
+      }),
+    ),
+    signal: Optional(
+      Obj(
+        {
+          name: Enum(SIGNALS, { description: 'Signal to send.' }),
+          pidfile: Str({ description: 'Absolute path of the pidfile of the process to signal.', minLength: 2, maxLength: 4096, pattern: '^/' }),
+        },
+        { description: 'Send a signal to the process whose id is in the pidfile.' },
+      ),
+    ),
+    restart: Optional(Str({ description: 'A systemd unit to restart (systemctl restart).', minLength: 1, maxLength: 256, pattern: '^[A-Za-z0-9:_.@\\-]+$' })),
+    debounceMs: Optional(Int({ description: 'Changes within this time make one run. Default 200.', minimum: 0, maximum: 60_000 })),
+    timeoutMs: Optional(Int({ description: 'A run is killed after this long. Default 60000.', minimum: 1, maximum: 3_600_000 })),
+    appendPaths: Optional(Bool({ description: 'Append the changed paths to the run command\'s arguments too.', default: false })),
+    disabled: Optional(Bool({ description: 'Switch off a lower-priority layer\'s hook of this name.', default: false })),
+  },
+  {
+    description: 'What to do in the guest when files of the merged context change (run by guest/ffs, written into the image as .recontext/hooks.json).',
+    'x-kubernetes-validations': [
+      {
+        rule: "has(self.disabled) && self.disabled ? !has(self.run) && !has(self.signal) && !has(self.restart) : (has(self.run) ? 1 : 0) + (has(self.signal) ? 1 : 0) + (has(self.restart) ? 1 : 0) == 1",
+        message: 'exactly one of run, signal and restart must be set (none when disabled)',
+      },
+      { rule: '(has(self.disabled) && self.disabled) || (has(self.paths) && size(self.paths) > 0)', message: 'paths must name at least one path' },
+    ],
+  },
+);
+
 export const ContextLayerSpec = Obj(
   {
     class: Enum(LAYER_CLASSES, {
@@ -159,6 +205,14 @@ export const ContextLayerSpec = Obj(
     vmSelector: Optional(
       LabelSelector('Selects the VMContexts (by their labels, same namespace) that receive this layer, besides those that list it by name.'),
     ),
+    hooks: Optional(
+      List(LayerHook, {
+        description: 'Hooks the guest runs when the merged context changes, e.g. reload a client when its cache address changes after a migration.',
+        maxItems: 32,
+        'x-kubernetes-list-type': 'map',
+        'x-kubernetes-list-map-keys': ['name'],
+      }),
+    ),
   },
   {
     description: 'Desired state of a ContextLayer.',
@@ -186,3 +240,4 @@ export type ContextLayerStatus = Static<typeof ContextLayerStatus>;
 export type LayerFile = Static<typeof LayerFile>;
 export type LayerSource = Static<typeof LayerSource>;
 export type LayerVariant = Static<typeof LayerVariant>;
+export type LayerHook = Static<typeof LayerHook>;

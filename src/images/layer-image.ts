@@ -3,7 +3,7 @@
 // VMs use it, and every version of a layer gets a file of its own (what a CD-ROM swap needs).
 import { stat } from 'node:fs/promises';
 import { buildIso, ImageStore, type IsoEntry } from '../iso/index.js';
-import { manifestFile, type RenderedLayer } from '../reconcile/render.js';
+import { hooksFile, manifestFile, type RenderedLayer } from '../reconcile/render.js';
 
 /**
  * The one timestamp inside every image. Fixed, so that the same content always gives the same
@@ -28,9 +28,10 @@ export function hexOf(digest: string): string {
   return digest.replace(/^sha256:/, '');
 }
 
-/** The entries of a layer's image: its files plus the manifest guest/ffs identifies it by. */
+/** The entries of a layer's image: its files plus the manifest guest/ffs identifies it by, and its hooks. */
 export function imageEntries(layer: RenderedLayer): IsoEntry[] {
-  return [...layer.files, manifestFile(layer)].map((file) => ({ path: file.path, kind: 'file', mode: file.mode, content: file.content }));
+  const hooks = hooksFile(layer);
+  return [...layer.files, manifestFile(layer), ...(hooks ? [hooks] : [])].map((file) => ({ path: file.path, kind: 'file', mode: file.mode, content: file.content }));
 }
 
 export class LayerImageStore {

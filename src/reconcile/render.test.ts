@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { ContextLayer, ContextLayerSpec, VMContext } from '../crds/index.js';
 import { selectLayers } from './layers.js';
-import { LayerError, layerUsesNode, manifestFile, renderLayer, type SourceLookup } from './render.js';
+import { hooksFile, LayerError, layerDigest, layerUsesNode, manifestFile, renderLayer, type SourceLookup } from './render.js';
 
 const layer = (name: string, spec: ContextLayerSpec, labels?: Record<string, string>): ContextLayer => ({
   apiVersion: 'recontext.dev/v1alpha1',
@@ -130,6 +130,21 @@ describe('renderLayer', () => {
   it('enforces the layer size limit', () => {
     const big = layer('l', { class: 'service', files: [{ path: 'a', content: 'x'.repeat(2000) }] });
     expect(() => renderLayer(big, { vm, sources: noSources, maxLayerBytes: 1000 })).toThrow(expect.objectContaining({ reason: 'TooLarge' }));
+  });
+
+  it("carries the layer's hooks for the guest in the image and in the digest; no hooks, no change", () => {
+    const plain = renderLayer(layer('svc', { class: 'service', files: [{ path: 'etc/a.conf', content: 'x' }] }), { vm, sources: noSources });
+    expect(plain.hooks).toBeUndefined();
+    expect(hooksFile(plain)).toBeUndefined();
+    expect(plain.digest).toBe(layerDigest('svc', 'service', 100, plain.files));
+    const hooks = [{ name: 'reload', paths: ['etc/'], signal: { name: 'HUP' as const, pidfile: '/run/app.pid' } }];
+    const hooked = renderLayer(layer('svc', { class: 'service', files: [{ path: 'etc/a.conf', content: 'x' }], hooks }), { vm, sources: noSources });
+    expect(hooked.digest).not.toBe(plain.digest);
+    expect(hooksFile(hooked)).toMatchObject({ path: '.recontext/hooks.json', mode: 0o444 });
+    expect(JSON.parse(hooked.hooks!.toString('utf8'))).toEqual({ hooks });
+    // As the API server returns it: defaults filled in, keys in another order — same bytes.
+    const defaulted = [{ disabled: false, appendPaths: false, signal: { pidfile: '/run/app.pid', name: 'HUP' as const }, paths: ['etc/'], name: 'reload' }];
+    expect(renderLayer(layer('svc', { class: 'service', files: [{ path: 'etc/a.conf', content: 'x' }], hooks: defaulted }), { vm, sources: noSources }).digest).toBe(hooked.digest);
   });
 
   it('writes a manifest naming the layer for the guest', () => {

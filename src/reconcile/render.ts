@@ -2,7 +2,7 @@
 // variants, and name the result by a content digest. Pure: all I/O (ConfigMaps, Secrets, node
 // facts) is passed in, so the controller, the CLI and the tests share exactly this code.
 import { createHash } from 'node:crypto';
-import { API_VERSION, RESERVED_DIRECTORY, type ContextLayer, type LayerFile } from '../crds/index.js';
+import { API_VERSION, RESERVED_DIRECTORY, type ContextLayer, type LayerFile, type LayerHook } from '../crds/index.js';
 import { mapMatches } from './labels.js';
 import { effectivePriority } from './layers.js';
 import { parseTemplate, renderTemplate, TemplateError, type TemplateData } from './template.js';
@@ -45,6 +45,8 @@ export interface RenderedLayer {
   /** Whether the content depends on the node (variants or templates reading node.*). */
   readonly nodeDependent: boolean;
   readonly variant?: string;
+  /** The layer's hooks as the image's .recontext/hooks.json (guest/ffs runs them); absent without hooks. */
+  readonly hooks?: Buffer;
 }
 
 export type LayerErrorReason = 'ContentNotFound' | 'TemplateError' | 'PathConflict' | 'TooLarge' | 'NodeUnknown';
@@ -157,14 +159,16 @@ export function renderLayer(layer: ContextLayer, context: RenderContext): Render
   const limit = context.maxLayerBytes ?? DEFAULT_MAX_LAYER_BYTES;
   if (bytes > limit) throw new LayerError('TooLarge', `layer ${name}: ${bytes} bytes of files exceed the limit of ${limit}`);
   const priority = effectivePriority(spec);
+  const hooks = spec.hooks && spec.hooks.length > 0 ? Buffer.from(JSON.stringify({ hooks: spec.hooks.map(canonicalHook) }, null, 2) + '\n') : undefined;
   return {
     name,
     class: spec.class,
     priority,
     files: sorted,
     bytes,
-    digest: layerDigest(name, spec.class, priority, sorted),
+    digest: layerDigest(name, spec.class, priority, sorted, hooks),
     nodeDependent,
+    ...(hooks ? { hooks } : {}),
     ...(variant ? { variant: variant.name } : {}),
   };
 }
@@ -196,15 +200,43 @@ function checkTree(files: readonly RenderedFile[], layer: string): void {
   }
 }
 
-/** sha256 over a canonical, versioned listing: identity, then per file path, mode, size, content hash. */
-export function layerDigest(name: string, layerClass: string, priority: number, files: readonly RenderedFile[]): string {
+/**
+ * sha256 over a canonical, versioned listing: identity, the hooks (when there are any: layers
+ * without hooks keep the digests they always had), then per file path, mode, size, content hash.
+ */
+export function layerDigest(name: string, layerClass: string, priority: number, files: readonly RenderedFile[], hooks?: Buffer): string {
   const hash = createHash('sha256');
   hash.update(`${API_VERSION}/layer-image/v1\nname=${name}\nclass=${layerClass}\npriority=${priority}\n`);
+  if (hooks) hash.update(`hooks=${createHash('sha256').update(hooks).digest('hex')}\n`);
   for (const file of files) {
     const contentHash = createHash('sha256').update(file.content).digest('hex');
     hash.update(`file\u0000${file.path}\u0000${file.mode.toString(8)}\u0000${file.content.length}\u0000${contentHash}\n`);
   }
   return `sha256:${hash.digest('hex')}`;
+}
+
+/**
+ * A hook as guest/ffs reads it, in a fixed key order and without the values the API server
+ * defaults (false flags): the same spec gives the same bytes, and so the same digest, whether it
+ * was read from a file or from the server.
+ */
+function canonicalHook(hook: LayerHook): Record<string, unknown> {
+  return {
+    name: hook.name,
+    ...(hook.disabled ? { disabled: true } : {}),
+    ...(hook.paths ? { paths: hook.paths } : {}),
+    ...(hook.run ? { run: hook.run } : {}),
+    ...(hook.signal ? { signal: { name: hook.signal.name, pidfile: hook.signal.pidfile } } : {}),
+    ...(hook.restart ? { restart: hook.restart } : {}),
+    ...(hook.debounceMs !== undefined ? { debounceMs: hook.debounceMs } : {}),
+    ...(hook.timeoutMs !== undefined ? { timeoutMs: hook.timeoutMs } : {}),
+    ...(hook.appendPaths ? { appendPaths: true } : {}),
+  };
+}
+
+/** The hooks file of an image (.recontext/hooks.json, guest/ffs's format), when the layer has hooks. */
+export function hooksFile(layer: RenderedLayer): RenderedFile | undefined {
+  return layer.hooks ? { path: `${RESERVED_DIRECTORY}/hooks.json`, mode: 0o444, content: layer.hooks, sensitive: false } : undefined;
 }
 
 /** The manifest every image carries at .recontext/manifest.json; guest/ffs identifies layers by it. */

@@ -26,6 +26,8 @@ const CORPUS: Record<string, Expectation> = {
   'bad-name.yaml': { server: 'metadata.name: Invalid value: "Bad_Name": a lowercase RFC 1123 subdomain' },
   'content-and-contentfrom.yaml': 'expect-line',
   'contentfrom-both-refs.yaml': 'expect-line',
+  'hook-relative-command.yaml': 'expect-line',
+  'hook-two-actions.yaml': 'expect-line',
   'duplicate-key.yaml': { clientOnly: 'a YAML-level error: kubectl\'s YAML parser keeps the last key, the server sees valid JSON' },
   'duplicate-path.yaml': { server: 'spec.files[1]: Duplicate value' },
   'file-directory-clash.yaml': { clientOnly: 'a relation between two entries (file vs directory) that the schema does not express' },
