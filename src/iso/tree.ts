@@ -137,7 +137,15 @@ export function splitPath(path: string): string[] {
   if (typeof path !== 'string' || path === '') throw new IsoInputError(String(path), 'empty path');
   if (path.includes('\0')) throw new IsoInputError(path, 'path contains NUL');
   if (path.startsWith('/')) throw new IsoInputError(path, 'absolute path; entries are relative to the image root');
-  const names = path.split('/');
+  // An indexOf loop: String#split costs several times more on short paths.
+  const names: string[] = [];
+  for (let start = 0; ; ) {
+    const slash = path.indexOf('/', start);
+    names.push(slash < 0 ? path.slice(start) : path.slice(start, slash));
+    if (slash < 0) break;
+    start = slash + 1;
+  }
+  const surrogates = SURROGATE.test(path);
   for (const name of names) {
     if (name === '..') throw new IsoInputError(path, "path escapes the image root ('..')");
     if (name === '' || name === '.') throw new IsoInputError(path, "path is not normalized (empty or '.' component)");
@@ -145,7 +153,7 @@ export function splitPath(path: string): string[] {
     if (name.length * 3 > MAX_NAME_BYTES && Buffer.byteLength(name, 'utf8') > MAX_NAME_BYTES) {
       throw new IsoInputError(path, `name ${JSON.stringify(name.slice(0, 40))}… is longer than ${MAX_NAME_BYTES} bytes`);
     }
-    if (SURROGATE.test(name) && LONE_SURROGATE.test(name)) throw new IsoInputError(path, 'name is not well-formed Unicode (lone surrogate)');
+    if (surrogates && LONE_SURROGATE.test(name)) throw new IsoInputError(path, 'name is not well-formed Unicode (lone surrogate)');
   }
   return names;
 }
