@@ -49,7 +49,12 @@ interface Entry {
   readonly symlink?: string;
   /** Strip symbols (strip --strip-all keeps .dynsym: native addons still link against node). */
   readonly strip?: boolean;
+  /** `source` is C: the entry is its static build (gcc -static -O2). */
+  readonly compile?: boolean;
 }
+
+/** Where the fat guest has FFS's device helper (guest/ffs/native/ffs-devd.c). */
+export const FFS_DEVD = 'usr/lib/recontext-ffs/ffs-devd';
 
 export interface FatPlan {
   /** Digest of every input (goes into the cache key). */
@@ -103,6 +108,9 @@ export async function planFatGuest(apps: readonly AppSpec[] = fatApps()): Promis
   // libfuse updates /etc/mtab unless it is a symlink.
   add({ dest: 'etc/mtab', symlink: '/proc/mounts', mode: 0o777 });
   add({ dest: 'etc/ctx.d/50-run', source: join(GUEST_SOURCES, 'fat', 'ctx-run'), mode: 0o755 });
+  // FFS's device helper, where guest/ffs/packaging/install.sh puts it (compiled in apply()).
+  const devd = join(REPO, 'guest', 'ffs', 'native', 'ffs-devd.c');
+  if (existsSync(devd)) add({ dest: FFS_DEVD, source: devd, mode: 0o755, compile: true });
 
   for (const app of apps) {
     const base = `opt/${app.name}`;
@@ -126,7 +134,7 @@ export async function planFatGuest(apps: readonly AppSpec[] = fatApps()): Promis
   hash.update(process.version).update(process.execPath);
   for (const dest of [...entries.keys()].sort()) {
     const e = entries.get(dest) as Entry;
-    hash.update(`${dest}\0${e.mode}\0${e.symlink ?? ''}\0${e.data ?? ''}\0${e.strip ? 's' : ''}\0`);
+    hash.update(`${dest}\0${e.mode}\0${e.symlink ?? ''}\0${e.data ?? ''}\0${e.strip ? 's' : ''}${e.compile ? 'c' : ''}\0`);
     if (e.source) {
       const st = statSync(e.source);
       hash.update(st.size > HASH_LIMIT ? `${st.size}:${st.mtimeMs}:${st.ino}` : readFileSync(e.source));
@@ -145,6 +153,11 @@ export async function planFatGuest(apps: readonly AppSpec[] = fatApps()): Promis
         const e = entries.get(dest) as Entry;
         if (e.symlink !== undefined) root.symlink(dest, e.symlink);
         else if (e.data !== undefined) root.file(dest, e.data, e.mode);
+        else if (e.source && e.compile) {
+          const binary = join(work, basename(dest));
+          await run('gcc', ['-static', '-O2', '-Wall', '-Wextra', '-Werror', '-o', binary, e.source]);
+          root.file(dest, readFileSync(binary), e.mode);
+        }
         else if (e.source && e.strip) {
           const stripped = join(work, `stripped-${dest.replace(/\//g, '_')}`);
           const result = await run('strip', ['--strip-all', '-o', stripped, e.source], { allowFailure: true, timeoutMs: 300_000 });

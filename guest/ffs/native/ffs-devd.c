@@ -70,6 +70,19 @@ static void sleep_ms(int ms) {
     nanosleep(&ts, NULL);
 }
 
+/* mkdir -p: the media root's parents may not exist yet (/run/recontext-ffs/media at boot). */
+static void mkdir_p(const char *path) {
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        mkdir(buf, 0755);
+        *p = '/';
+    }
+    mkdir(buf, 0755);
+}
+
 static int sr_index(const char *dev) {
     if (strncmp(dev, "sr", 2) != 0 || dev[2] < '0' || dev[2] > '9') return -1;
     char *end;
@@ -101,7 +114,7 @@ static void do_mount(const char *dev) {
     char dir[512], path[64];
     mount_dir(dev, seq, dir, sizeof dir);
     snprintf(path, sizeof path, "/dev/%s", dev);
-    mkdir(root, 0755);
+    mkdir_p(root);
     if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
         say("ERROR %s mkdir %s", dev, strerror(errno));
         return;

@@ -8,6 +8,8 @@
  *      unmount /ctx/srN, then ioctl(CDROMEJECT) so the tray opens and the host can insert;
  *  - DISK_MEDIA_CHANGE=1: mount the new medium read-only (iso9660) at /ctx/srN;
  *  - block add/remove of srN (hotplugged virtio-scsi CD-ROMs): mount / forget;
+ *  - with ctx.devices=off on the kernel command line (a guest running FFS, whose own helper
+ *    handles the drives) it leaves the CD-ROMs alone and only sends its heartbeat;
  *  - reports everything it sees on stdout (the serial console) as one line per write():
  *      CTX AGENT start
  *      CTX ALIVE <n>                     every second
@@ -263,8 +265,32 @@ static void handle_uevent(char *buf, size_t len) {
     }
 }
 
+/* Whether the kernel command line has `word` (space separated). */
+static int cmdline_has(const char *word) {
+    char line[4096];
+    int fd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    ssize_t n = read(fd, line + 1, sizeof line - 3);
+    close(fd);
+    if (n <= 0) return 0;
+    line[0] = ' ';
+    if (line[n] == '\n') n--;
+    line[n + 1] = ' ';
+    line[n + 2] = '\0';
+    char padded[256];
+    snprintf(padded, sizeof padded, " %s ", word);
+    return strstr(line, padded) != NULL;
+}
+
 int main(void) {
     setvbuf(stdout, NULL, _IONBF, 0);
+    if (cmdline_has("ctx.devices=off")) {
+        say("CTX AGENT start heartbeat-only");
+        for (unsigned long alive = 1;; alive++) {
+            sleep_ms(1000);
+            say("CTX ALIVE %lu", alive);
+        }
+    }
     int sock = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_KOBJECT_UEVENT);
     struct sockaddr_nl addr = {.nl_family = AF_NETLINK, .nl_pid = 0, .nl_groups = 1};
     if (sock < 0 || bind(sock, (struct sockaddr *)&addr, sizeof addr) != 0) {
