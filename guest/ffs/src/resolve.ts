@@ -6,6 +6,7 @@
 import { lstat, readdir, stat } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { join } from 'node:path';
+import { cacheOf } from './cache.js';
 import { RESERVED_DIRECTORY, type Layer } from './layer.js';
 import type { Stack } from './stack.js';
 
@@ -37,6 +38,8 @@ export function components(path: string): string[] {
   return parts;
 }
 
+const NO_LAYERS: readonly Layer[] = Object.freeze([]);
+
 /** Whether the path lies in the reserved metadata directory at the root of the union. */
 export function isReserved(parts: readonly string[]): boolean {
   return parts[0] === RESERVED_DIRECTORY;
@@ -65,29 +68,69 @@ async function lstatOrAbsent(path: string, root: boolean): Promise<Stats | undef
  */
 export async function lookupIn(eligible: readonly Layer[], rel: string): Promise<Resolved | undefined> {
   const atRoot = rel === '';
-  const stats = await Promise.all(eligible.map((l) => lstatOrAbsent(join(l.root, rel), atRoot)));
-  const found: { layer: Layer; stats: Stats; kind: EntryKind }[] = [];
-  eligible.forEach((layer, i) => {
+  // One level: the eligible layers' lstats in parallel (one layer, the common case: no array).
+  const stats =
+    eligible.length === 1
+      ? [await lstatOrAbsent(atRoot ? eligible[0]!.root : join(eligible[0]!.root, rel), atRoot)]
+      : await Promise.all(eligible.map((l) => lstatOrAbsent(atRoot ? l.root : join(l.root, rel), atRoot)));
+  let first: { layer: Layer; stats: Stats; kind: EntryKind } | undefined;
+  let contributors: Layer[] | undefined;
+  for (let i = 0; i < eligible.length; i++) {
     const s = stats[i];
     const kind = s === undefined ? undefined : kindOf(s);
-    if (s !== undefined && kind !== undefined) found.push({ layer, stats: s, kind });
-  });
-  const first = found[0];
-  if (first === undefined) return undefined;
-  const contributors: Layer[] = [];
-  for (const f of found) {
-    if (f.kind !== 'dir') break;
-    contributors.push(f.layer);
+    if (s === undefined || kind === undefined) continue;
+    const layer = eligible[i]!;
+    if (first === undefined) {
+      first = { layer, stats: s, kind };
+      if (kind !== 'dir') break;
+      contributors = [layer];
+    } else if (kind === 'dir') contributors!.push(layer);
+    else break;
   }
-  return { kind: first.kind, layer: first.layer, realPath: join(first.layer.root, rel), stats: first.stats, contributors };
+  if (first === undefined) return undefined;
+  return {
+    kind: first.kind,
+    layer: first.layer,
+    realPath: atRoot ? first.layer.root : join(first.layer.root, rel),
+    stats: first.stats,
+    contributors: contributors ?? NO_LAYERS,
+  };
 }
 
 /**
  * Resolves a union path against one stack: undefined when no layer has it (or it is in the
- * reserved directory, which the union serves itself). Each level costs one lstat per layer that
- * still shows through, issued in parallel.
+ * reserved directory, which the union serves itself). Memoized per stack (cache.ts): a path
+ * whose parent is cached costs one level — one lstat per layer that shows through there, issued
+ * in parallel — and a cached path none.
  */
-export async function resolvePath(stack: Stack, path: string): Promise<Resolved | undefined> {
+export function resolvePath(stack: Stack, path: string): Promise<Resolved | undefined> {
+  const cache = cacheOf(stack);
+  // FUSE hands canonical paths ("/a/b"), which are the cache's keys: a hit parses nothing.
+  const hit = cache.entry(path);
+  if (hit !== undefined) return Promise.resolve(hit ?? undefined);
+  let parts: string[];
+  try {
+    parts = components(path);
+  } catch (error: unknown) {
+    return Promise.reject(error);
+  }
+  if (isReserved(parts)) return Promise.resolve(undefined);
+  return resolveDepth(stack, parts, parts.length);
+}
+
+/** Resolves the first `depth` components of `parts`: the parent (cached or resolved the same way), then the last one. */
+function resolveDepth(stack: Stack, parts: readonly string[], depth: number): Promise<Resolved | undefined> {
+  const rel = depth === parts.length ? parts.join('/') : parts.slice(0, depth).join('/');
+  return cacheOf(stack).resolve(`/${rel}`, async () => {
+    if (depth === 0) return lookupIn(stack.layers, '');
+    const parent = await resolveDepth(stack, parts, depth - 1);
+    if (parent === undefined || parent.kind !== 'dir') return undefined;
+    return lookupIn(parent.contributors, rel);
+  });
+}
+
+/** Resolves without the cache, every level from the root (the reference the cached path must agree with). */
+export async function resolvePathUncached(stack: Stack, path: string): Promise<Resolved | undefined> {
   const parts = components(path);
   if (isReserved(parts)) return undefined;
   let eligible: readonly Layer[] = stack.layers;
@@ -116,11 +159,12 @@ export async function namesIn(dir: Resolved, rel: string): Promise<string[]> {
 
 /**
  * Lists a union directory from one stack: the sorted union of its contributors' entries (at the
- * root without the reserved directory). Throws FsError ENOENT / ENOTDIR.
+ * root without the reserved directory), memoized per stack. Throws FsError ENOENT / ENOTDIR.
  */
-export async function listDirectory(stack: Stack, path: string): Promise<{ dir: Resolved; names: string[] }> {
+export async function listDirectory(stack: Stack, path: string): Promise<{ dir: Resolved; names: readonly string[] }> {
   const dir = await resolvePath(stack, path);
   if (dir === undefined) throw new FsError('ENOENT');
   if (dir.kind !== 'dir') throw new FsError('ENOTDIR');
-  return { dir, names: await namesIn(dir, components(path).join('/')) };
+  const rel = components(path).join('/');
+  return { dir, names: await cacheOf(stack).listing(`/${rel}`, () => namesIn(dir, rel)) };
 }

@@ -5,6 +5,7 @@
 // file system call is asynchronous: the process serving the mount must never block its loop.
 import { constants as fsConstants, type Stats } from 'node:fs';
 import { open as openFile, readlink as readLink, type FileHandle } from 'node:fs/promises';
+import { cacheOf, DEFAULT_CACHE_LIMITS, type CacheLimits, type CacheStats } from './cache.js';
 import type { Layer } from './layer.js';
 import { FsError, components, isReserved, listDirectory, resolvePath } from './resolve.js';
 import { createStack, type Stack } from './stack.js';
@@ -36,6 +37,8 @@ export type ChangeListener = (change: StackChange) => Promise<void> | void;
 export interface UnionOptions {
   /** Clock for changedAt/since; defaults to the wall clock. */
   readonly now?: () => Date;
+  /** Bounds of each stack's resolution cache (cache.ts); defaults to DEFAULT_CACHE_LIMITS. */
+  readonly cache?: CacheLimits;
 }
 
 /** The union's own read-only metadata directory at the root of the mount. */
@@ -54,6 +57,7 @@ type Handle = { readonly kind: 'file'; readonly file: FileHandle; readonly root:
 
 export class Union {
   readonly #now: () => Date;
+  readonly #cacheLimits: CacheLimits;
   #stack: Stack;
   readonly #listeners = new Set<ChangeListener>();
   readonly #since = new Map<string, Date>();
@@ -65,7 +69,9 @@ export class Union {
 
   constructor(options: UnionOptions = {}) {
     this.#now = options.now ?? (() => new Date());
+    this.#cacheLimits = options.cache ?? DEFAULT_CACHE_LIMITS;
     this.#stack = createStack([], 0, this.#now());
+    cacheOf(this.#stack, this.#cacheLimits);
   }
 
   /** The stack every new operation resolves against. */
@@ -89,13 +95,22 @@ export class Union {
       return Promise.reject(error);
     }
     const previous = this.#stack;
+    cacheOf(next, this.#cacheLimits);
     this.#stack = next;
+    // Nothing resolved against the previous stack may be answered from now on (#consistent redoes
+    // what was under way), so its cache goes now, not when the last holder of the stack lets go.
+    cacheOf(previous).close();
     const since = new Map<string, Date>();
     for (const layer of next.layers) since.set(layerKey(layer), this.#since.get(layerKey(layer)) ?? next.changedAt);
     this.#since.clear();
     for (const [k, v] of since) this.#since.set(k, v);
     const change: StackChange = { previous, current: next };
     return Promise.allSettled([...this.#listeners].map(async (listener) => listener(change))).then(() => change);
+  }
+
+  /** The current stack's resolution cache: sizes and hit counts. */
+  cacheStats(): CacheStats {
+    return cacheOf(this.#stack).stats();
   }
 
   /** Registers a change listener; returns its removal. */
@@ -167,7 +182,8 @@ export class Union {
     return attributesOf(resolved.stats);
   }
 
-  async readdir(path: string): Promise<string[]> {
+  /** The names (shared with the stack's cache: do not modify). */
+  async readdir(path: string): Promise<readonly string[]> {
     const parts = components(path);
     if (isReserved(parts)) {
       if (parts.length === 1) return ['status.json'];
