@@ -17,7 +17,7 @@ import { readHostsFile, resolveHosts } from '../src/standalone/hosts.js';
 import { StandaloneOperator } from '../src/standalone/operator.js';
 import { startTestbed, type Testbed } from '../test/testbed/index.js';
 import { guestReads as readByGuest } from '../test/testbed/agent.js';
-import { writeSite } from '../test/testbed/site.js';
+import { siteOperator, writeSite } from '../test/testbed/site.js';
 
 const DOMAIN = 'gluster-client-1';
 const KEY = `default/${DOMAIN}`;
@@ -118,14 +118,7 @@ async function main(): Promise<void> {
   driver.watch((change) => {
     if (change.reason === 'migrated') resumedAt = Date.now(); // Resumed(Migrated) on host-b
   });
-  operator = new StandaloneOperator({
-    directory: site,
-    stateDirectory: join(work, 'state'),
-    driver,
-    logger: createLogger({ level: 'info', write: (line) => void operatorLog.push(line) }),
-    metrics,
-    exclude: [hostsFile],
-  });
+  operator = siteOperator({ site, state: join(work, 'state'), hostsFile, driver, metrics, logger: createLogger({ level: 'info', write: (line) => void operatorLog.push(line) }) });
   const beforeFrom = tb.consoleOffset(DOMAIN);
   await operator.start();
   const onA = await until('layers attached on host-a', () => converged(operator?.store.vmContexts.get(KEY), 'host-a'), 60_000);

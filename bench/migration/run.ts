@@ -12,7 +12,6 @@
 //       BENCH_MIGRATION_KEEP_IMAGES=1    keep the destination's images between migrations (default:
 //                                        delete them, so every recontextualization builds, as in the paper)
 //   --json                               print the samples and the summary as JSON instead of tables
-import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, unlinkSync } from 'node:fs';
 import { cpus, release, totalmem, tmpdir } from 'node:os';
 import { join } from 'node:path';

@@ -2,15 +2,12 @@
 // objects: the Kubernetes manager (manager.ts) and standalone mode (src/standalone) both build
 // them here and feed them the changes their sources see.
 import type { ContextLayer, VMContext } from '../crds/index.js';
-import type { Driver, VMChange } from '../drivers/driver.js';
-import type { LayerImageStore } from '../images/layer-image.js';
+import type { VMChange } from '../drivers/driver.js';
 import { keyOf } from '../kube/resources.js';
 import { contextLayerReconciler } from './contextlayer.js';
 import { Controller } from './controller.js';
-import { errorMessage, type Logger } from './log.js';
-import type { OperatorMetrics } from './metrics.js';
+import { errorMessage } from './log.js';
 import { layersUsingSource, vmContextsTargeting, vmContextsUsingLayer } from './routing.js';
-import type { Cache, EventSink, ObjectWriter, SourcesOf } from './store.js';
 import { prepareImages, vmContextReconciler, type VMContextDeps } from './vmcontext.js';
 
 export interface ReconcilerDeps extends VMContextDeps {

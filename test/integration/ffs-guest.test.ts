@@ -11,23 +11,15 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger } from '../../src/controllers/log.js';
-import { OperatorMetrics } from '../../src/controllers/metrics.js';
 import { applyDeviceAction } from '../../src/drivers/libvirt/actions.js';
 import { LibvirtClient } from '../../src/drivers/libvirt/client.js';
 import { assignmentsOf, assignmentsXml, cdromsOf, isMaking, METADATA_NAMESPACE, METADATA_PREFIX, planDevices, scsiRoomOf } from '../../src/drivers/libvirt/devices.js';
-import { LibvirtDriver } from '../../src/drivers/libvirt/driver.js';
 import { LayerImageStore } from '../../src/images/layer-image.js';
-import { loadManifests } from '../../src/manifests/load.js';
-import { buildWorkspace } from '../../src/manifests/workspace.js';
-import { selectLayers } from '../../src/reconcile/layers.js';
-import { renderLayer } from '../../src/reconcile/render.js';
-import { readHostsFile, resolveHosts } from '../../src/standalone/hosts.js';
 import { StandaloneOperator } from '../../src/standalone/operator.js';
 import { FFS_DEVD } from '../testbed/fat.js';
 import { ensureGuest, type GuestImage } from '../testbed/guest.js';
 import { testbedSkipReason, useTestbed, type Testbed } from '../testbed/shared.js';
-import { writeSite, ZONE_A } from '../testbed/site.js';
+import { desiredLayers, siteOperator, writeSite, ZONE_A } from '../testbed/site.js';
 import { until } from './scenario.js';
 
 const DOMAIN = `ffs-${process.pid}`;
@@ -43,15 +35,7 @@ describe.skipIf(testbedSkipReason())('FFS in the guest: swapped images, hooks, a
   const site = mkdtempSync(join(tmpdir(), 'ffs-site-'));
   const state = mkdtempSync(join(tmpdir(), 'ffs-state-'));
 
-  const newOperator = () =>
-    new StandaloneOperator({
-      directory: site,
-      stateDirectory: state,
-      driver: new LibvirtDriver(resolveHosts(readHostsFile(hostsFile), [], () => {}), { log: () => {} }),
-      logger: createLogger({ level: 'error', write: () => {} }),
-      metrics: new OperatorMetrics(),
-      exclude: [hostsFile],
-    });
+  const newOperator = () => siteOperator({ site, state, hostsFile });
   const converged = (node: string) => async () => {
     const v = operator?.store.vmContexts.get(KEY);
     return v?.status?.node === node && v.status.conditions?.some((c) => c.type === 'Ready' && c.reason === 'Converged') ? v : undefined;
@@ -106,20 +90,19 @@ describe.skipIf(testbedSkipReason())('FFS in the guest: swapped images, hooks, a
   it('shows a swapped image at once and runs the hook; prints attach-return → hook latency', async () => {
     await operator?.stop(); // the host side of these swaps is driven by hand, to time them
     operator = undefined;
-    const workspace = buildWorkspace(loadManifests([site]).documents.filter((d) => !d.file.endsWith('hosts.yaml')));
-    const vmContext = workspace.vmContexts.find((v) => v.metadata.name === DOMAIN)!;
-    const images = new LayerImageStore(join(state, 'images'));
-    const base = workspace.sources('default');
+    const store = new LayerImageStore(join(state, 'images'));
     /** The layers for host A, with the first GlusterFS server renamed `server` (a new service image). */
     const wantedWith = (server: string) =>
-      Promise.all(
-        selectLayers(vmContext, workspace.layers).layers.map(async (layer) => {
-          const volume = base.configMap('gluster-volume')!['client.vol']!.toString().replace('gluster-server-0', server);
-          const sources = { configMap: (name: string) => (name === 'gluster-volume' ? { 'client.vol': Buffer.from(volume) } : base.configMap(name)), secret: base.secret };
-          const rendered = renderLayer(layer, { vm: { name: DOMAIN, namespace: 'default', labels: vmContext.metadata.labels ?? {} }, node: { name: 'host-a', labels: ZONE_A }, sources });
-          return { name: rendered.name, digest: rendered.digest, image: (await images.ensure(rendered)).path };
+      desiredLayers({
+        dir: site,
+        store,
+        vm: DOMAIN,
+        node: { name: 'host-a', labels: ZONE_A },
+        sources: (base) => ({
+          configMap: (name) => (name === 'gluster-volume' ? { 'client.vol': Buffer.from(base.configMap(name)!['client.vol']!.toString().replace('gluster-server-0', server)) } : base.configMap(name)),
+          secret: base.secret,
         }),
-      );
+      });
     const client = await LibvirtClient.connect({ socketPath: tb.host('host-a').socket });
     const latencies: number[] = [];
     try {

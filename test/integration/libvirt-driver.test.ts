@@ -8,16 +8,12 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { DesiredLayer } from '../../src/drivers/driver.js';
 import { LibvirtClient } from '../../src/drivers/libvirt/client.js';
 import { LibvirtDriver } from '../../src/drivers/libvirt/driver.js';
 import { LayerImageStore } from '../../src/images/layer-image.js';
-import { loadManifests } from '../../src/manifests/load.js';
-import { buildWorkspace } from '../../src/manifests/workspace.js';
-import { selectLayers } from '../../src/reconcile/layers.js';
-import { renderLayer } from '../../src/reconcile/render.js';
 import { guestReads as readByGuest } from '../testbed/agent.js';
 import { testbedSkipReason, useTestbed, type Testbed } from '../testbed/shared.js';
+import { desiredLayers } from '../testbed/site.js';
 import { REPO, ZONE_A, ZONE_B } from './scenario.js';
 
 const DOMAIN = 'gluster-client-1';
@@ -27,20 +23,8 @@ describe.skipIf(testbedSkipReason())('libvirt driver on real libvirtd + QEMU', (
   let tb: Testbed;
   let driver: LibvirtDriver;
   const store = new LayerImageStore(mkdtempSync(join(tmpdir(), 'drv-images-')));
-  const workspace = buildWorkspace(loadManifests([join(REPO, 'examples', 'gluster')]).documents);
-  const vmContext = workspace.vmContexts[0]!;
-  const layers = selectLayers(vmContext, workspace.layers).layers;
-
   /** The example's layers rendered for a host, as images in the store. */
-  async function desiredFor(host: string, labels: Record<string, string>): Promise<DesiredLayer[]> {
-    return Promise.all(
-      layers.map(async (layer) => {
-        const rendered = renderLayer(layer, { vm: { name: DOMAIN, namespace: 'default', labels: {} }, node: { name: host, labels }, sources: workspace.sources('default') });
-        const image = await store.ensure(rendered);
-        return { name: rendered.name, class: rendered.class, priority: rendered.priority, digest: rendered.digest, image: image.path, bytes: image.bytes };
-      }),
-    );
-  }
+  const desiredFor = (host: string, labels: Record<string, string>) => desiredLayers({ dir: join(REPO, 'examples', 'gluster'), store, vm: DOMAIN, node: { name: host, labels } });
 
   /** The drive on which the guest reports a file with that content, from `from` on. */
   const guestReads = async (path: string, pattern: RegExp, from: number): Promise<string> => (await readByGuest(tb, DOMAIN, path, pattern, from, 30_000)).drive;

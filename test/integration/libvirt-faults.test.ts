@@ -10,24 +10,16 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger } from '../../src/controllers/log.js';
-import { OperatorMetrics } from '../../src/controllers/metrics.js';
 import type { VMContext } from '../../src/crds/index.js';
 import { LibvirtClient } from '../../src/drivers/libvirt/client.js';
 import { applyDeviceAction } from '../../src/drivers/libvirt/actions.js';
 import { assignmentsOf, assignmentsXml, cdromsOf, isMaking, METADATA_NAMESPACE, METADATA_PREFIX, planDevices, scsiRoomOf } from '../../src/drivers/libvirt/devices.js';
-import { LibvirtDriver } from '../../src/drivers/libvirt/driver.js';
 import { LayerImageStore } from '../../src/images/layer-image.js';
-import { loadManifests } from '../../src/manifests/load.js';
-import { buildWorkspace } from '../../src/manifests/workspace.js';
-import { selectLayers } from '../../src/reconcile/layers.js';
-import { renderLayer } from '../../src/reconcile/render.js';
-import { readHostsFile, resolveHosts } from '../../src/standalone/hosts.js';
 import { StandaloneOperator } from '../../src/standalone/operator.js';
 import { startTestbed, type Testbed } from '../testbed/index.js';
 import { testbedSkipReason } from '../testbed/shared.js';
 import { guestReads as readByGuest } from '../testbed/agent.js';
-import { writeSite, ZONE_B } from '../testbed/site.js';
+import { desiredLayers, siteOperator, writeSite, ZONE_B } from '../testbed/site.js';
 import { until } from './scenario.js';
 
 const DOMAIN = `faults-${process.pid}`;
@@ -60,17 +52,7 @@ describe.skipIf(testbedSkipReason())('libvirt faults: migration races, libvirtd 
 
   let hostsFile: string;
   /** A fresh operator process, as after a restart: same directory, same state directory. */
-  const newOperator = () =>
-    new StandaloneOperator({
-      directory: site,
-      stateDirectory: state,
-      driver: new LibvirtDriver(resolveHosts(readHostsFile(hostsFile), [], () => {}), { log: () => {} }),
-      logger: createLogger({ level: 'error', write: () => {} }),
-      metrics: new OperatorMetrics(),
-      exclude: [hostsFile],
-      rescanMs: 3_600_000, // the tests rescan when they edit
-      imageGcGraceMs: 0, // collectImages() removes everything no status names
-    });
+  const newOperator = () => siteOperator({ site, state, hostsFile, rescanMs: 3_600_000 /* the tests rescan when they edit */, imageGcGraceMs: 0 /* collectImages() removes everything no status names */ });
 
   beforeAll(async () => {
     tb = await startTestbed({ id: `faults-${process.pid}`, log: () => {} });
@@ -134,15 +116,7 @@ describe.skipIf(testbedSkipReason())('libvirt faults: migration races, libvirtd 
     await operator.stop(); // "crash": what follows is what a converge had done when the process died
     const server = `gluster-server-${100 + ++serverIndex}`;
     writeFileSync(volume, readFileSync(volume, 'utf8').replace(/option remote-host gluster-server-\d+/, `option remote-host ${server}`));
-    const workspace = buildWorkspace(loadManifests([site]).documents.filter((d) => !d.file.endsWith('hosts.yaml')));
-    const vmContext = workspace.vmContexts.find((v) => v.metadata.name === DOMAIN)!;
-    const images = new LayerImageStore(join(state, 'images'));
-    const wanted = await Promise.all(
-      selectLayers(vmContext, workspace.layers).layers.map(async (layer) => {
-        const rendered = renderLayer(layer, { vm: { name: DOMAIN, namespace: 'default', labels: vmContext.metadata.labels ?? {} }, node: { name: 'host-b', labels: ZONE_B }, sources: workspace.sources('default') });
-        return { name: rendered.name, digest: rendered.digest, image: (await images.ensure(rendered)).path };
-      }),
-    );
+    const wanted = await desiredLayers({ dir: site, store: new LayerImageStore(join(state, 'images')), vm: DOMAIN, node: { name: 'host-b', labels: ZONE_B } });
     const from = tb.consoleOffset(DOMAIN);
     const client = await LibvirtClient.connect({ socketPath: tb.host('host-b').socket });
     let oldDrive: string;

@@ -7,17 +7,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { DesiredLayer } from '../../src/drivers/driver.js';
 import { LibvirtClient, type DomainRef } from '../../src/drivers/libvirt/client.js';
 import { assignmentsOf, cdromsOf, cdromXml } from '../../src/drivers/libvirt/devices.js';
 import { LibvirtDriver } from '../../src/drivers/libvirt/driver.js';
 import { LayerImageStore } from '../../src/images/layer-image.js';
-import { loadManifests } from '../../src/manifests/load.js';
-import { buildWorkspace } from '../../src/manifests/workspace.js';
-import { selectLayers } from '../../src/reconcile/layers.js';
-import { renderLayer } from '../../src/reconcile/render.js';
 import { guestReads as readByGuest } from '../testbed/agent.js';
 import { testbedSkipReason, useTestbed, type Testbed } from '../testbed/shared.js';
+import { desiredLayers } from '../testbed/site.js';
 import { REPO, ZONE_A, ZONE_B } from './scenario.js';
 
 const DOMAIN = `scsi-${process.pid}`;
@@ -29,19 +25,8 @@ describe.skipIf(testbedSkipReason())('libvirt driver: hot-plugged SCSI CD-ROMs o
   let client: LibvirtClient;
   let domain: DomainRef;
   const store = new LayerImageStore(mkdtempSync(join(tmpdir(), 'scsi-images-')));
-  const workspace = buildWorkspace(loadManifests([join(REPO, 'examples', 'gluster')]).documents);
-  const layers = selectLayers(workspace.vmContexts[0]!, workspace.layers).layers;
-
   /** The example's layers rendered for host-a as if it had `labels`, as images in the store. */
-  async function desiredFor(labels: Record<string, string>): Promise<DesiredLayer[]> {
-    return Promise.all(
-      layers.map(async (layer) => {
-        const rendered = renderLayer(layer, { vm: { name: 'gluster-client-1', namespace: 'default', labels: {} }, node: { name: 'host-a', labels }, sources: workspace.sources('default') });
-        const image = await store.ensure(rendered);
-        return { name: rendered.name, class: rendered.class, priority: rendered.priority, digest: rendered.digest, image: image.path, bytes: image.bytes };
-      }),
-    );
-  }
+  const desiredFor = (labels: Record<string, string>) => desiredLayers({ dir: join(REPO, 'examples', 'gluster'), store, vm: 'gluster-client-1', node: { name: 'host-a', labels } });
 
   /** The guest device on which it reported `path` with content matching `pattern`, from `from` on. */
   const guestReads = async (path: string, pattern: RegExp, from: number): Promise<string> => (await readByGuest(tb, DOMAIN, path, pattern, from, 30_000)).drive;

@@ -7,15 +7,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/controllers/log.js';
-import { OperatorMetrics } from '../../src/controllers/metrics.js';
 import type { VMContext } from '../../src/crds/index.js';
 import { LibvirtClient } from '../../src/drivers/libvirt/client.js';
-import { LibvirtDriver } from '../../src/drivers/libvirt/driver.js';
-import { readHostsFile, resolveHosts } from '../../src/standalone/hosts.js';
 import { StandaloneOperator } from '../../src/standalone/operator.js';
 import { testbedSkipReason, useTestbed, type Testbed } from '../testbed/shared.js';
 import { guestReads as readByGuest } from '../testbed/agent.js';
-import { writeSite } from '../testbed/site.js';
+import { siteOperator, writeSite } from '../testbed/site.js';
 import { until } from './scenario.js';
 
 const DOMAIN = 'sa-gluster-1';
@@ -42,15 +39,7 @@ describe.skipIf(testbedSkipReason())('standalone mode on real libvirtd + QEMU', 
     await tb.virsh('host-a', ['create', xml]);
     await tb.waitForConsole(DOMAIN, /CTX ALIVE 1/, 90_000);
     const logger = createLogger({ level: 'debug', write: (line) => void logs.push(line) });
-    operator = new StandaloneOperator({
-      directory: site,
-      stateDirectory: state,
-      driver: new LibvirtDriver(resolveHosts(readHostsFile(hostsFile), [], () => {})),
-      logger,
-      metrics: new OperatorMetrics(),
-      exclude: [hostsFile],
-      metricsAddress: '127.0.0.1:0',
-    });
+    operator = siteOperator({ site, state, hostsFile, logger, metricsAddress: '127.0.0.1:0' });
   }, 180_000);
 
   afterAll(async () => {
