@@ -149,7 +149,9 @@ export class DeviceWatcher {
           this.#log.warn('medium has a broken manifest; not used', { dev: event.dev, error: error instanceof Error ? error.message : String(error) });
           return undefined;
         });
-        if (!manifest?.layer) return this.#log.info('medium is not a context layer; ignored', { dev: event.dev, dir: event.dir });
+        // A medium insertion raises two uevents: the helper mounts, then mounts again and lets the
+        // first go — by then that directory may be empty. Only a medium still mounted counts.
+        if (!manifest?.layer) return this.#log.info('medium is not a context layer (or was replaced at once); ignored', { dev: event.dev, dir: event.dir });
         const layer: Layer = {
           name: manifest.layer,
           priority: manifest.priority ?? 0,
