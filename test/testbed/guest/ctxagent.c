@@ -190,7 +190,8 @@ static void do_mount(const char *dev) {
         if (err == ENOMEDIUM || err == ENOENT || err == ENXIO) break;
         sleep_ms(50);
     }
-    if (err == ENOMEDIUM || err == ENXIO) {
+    if (err == ENOMEDIUM || err == ENXIO || err == ENOENT) {
+        /* ENOENT: the device node went away under us (a drive being unplugged): no medium. */
         say("CTX NOMEDIUM %s", dev);
         return;
     }
