@@ -13,7 +13,7 @@ import type { Cache, Named, ObjectWriter, SourcesOf } from '../controllers/store
 import { statusChanged } from '../controllers/store.js';
 import { CONTEXT_LAYERS, VM_CONTEXTS, keyOf, type ResourceRef } from '../kube/resources.js';
 import { loadManifests, type ManifestDocument } from '../manifests/load.js';
-import { buildWorkspace } from '../manifests/workspace.js';
+import { buildWorkspace, type Workspace } from '../manifests/workspace.js';
 import { checkObject } from '../reconcile/checks.js';
 import type { SourceLookup } from '../reconcile/render.js';
 
@@ -109,7 +109,7 @@ export class DirectoryStore {
     changes.push(...this.#syncKind('ContextLayer', workspace.layers, kept));
     changes.push(...this.#syncKind('VMContext', workspace.vmContexts, kept));
     for (const [key, file] of fileOf) this.#fileOf.set(key, file);
-    changes.push(...this.#syncSources(usable, brokenFiles));
+    changes.push(...this.#syncSources(usable, workspace, brokenFiles));
     return { changes, problems };
   }
 
@@ -153,17 +153,16 @@ export class DirectoryStore {
     return changes;
   }
 
-  #syncSources(documents: readonly ManifestDocument[], brokenFiles: ReadonlySet<string>): StoreChange[] {
+  /** ConfigMaps and Secrets as the workspace decoded them; what changed, by name. (sync() records their files.) */
+  #syncSources(documents: readonly ManifestDocument[], workspace: Workspace, brokenFiles: ReadonlySet<string>): StoreChange[] {
     const next = new Map<string, Record<string, Buffer>>();
-    const fileOf = new Map<string, string>();
     for (const doc of documents) {
       const o = doc.object as { apiVersion?: string; kind?: string; metadata?: { name?: string; namespace?: string } };
       if (o.apiVersion !== 'v1' || (o.kind !== 'ConfigMap' && o.kind !== 'Secret') || !o.metadata?.name) continue;
       const namespace = o.metadata.namespace ?? this.#namespace;
-      const lookup = buildWorkspace([doc], namespace).sources(namespace);
+      const lookup = workspace.sources(namespace);
       const data = o.kind === 'ConfigMap' ? lookup.configMap(o.metadata.name) : lookup.secret(o.metadata.name);
       if (data) next.set(`${o.kind}/${namespace}/${o.metadata.name}`, data);
-      fileOf.set(`${o.kind}/${namespace}/${o.metadata.name}`, resolve(doc.file));
     }
     for (const [key, data] of this.#sources) if (!next.has(key) && brokenFiles.has(this.#fileOf.get(key) ?? '')) next.set(key, data);
     const changes: StoreChange[] = [];
@@ -172,7 +171,6 @@ export class DirectoryStore {
       const [kind, namespace, name] = key.split('/') as ['ConfigMap' | 'Secret', string, string];
       changes.push({ kind, namespace, name });
     }
-    for (const [key, file] of fileOf) this.#fileOf.set(key, file);
     this.#sources = next;
     return changes;
   }
