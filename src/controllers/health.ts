@@ -27,13 +27,20 @@ export async function startHealthServer(options: HealthServerOptions): Promise<{
     }
     res.writeHead(404).end('not found\n');
   });
-  const colon = options.address.lastIndexOf(':');
-  const host = options.address.slice(0, colon) || undefined;
-  const port = Number(options.address.slice(colon + 1));
+  const url = await listenOn(server, options.address);
+  return { server, url };
+}
+
+/** Listens on host:port (":8080" = all addresses, port 0 = any free one); the URL it answers on. */
+export async function listenOn(server: Server, address: string, scheme: 'http' | 'https' = 'http'): Promise<string> {
+  const colon = address.lastIndexOf(':');
+  const host = address.slice(0, colon).replace(/^\[|\]$/g, '') || undefined;
+  const port = Number(address.slice(colon + 1));
+  if (colon < 0 || !Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`invalid listen address ${address}: expected host:port or :port`);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => resolve());
   });
   const bound = server.address() as AddressInfo;
-  return { server, url: `http://${bound.family === 'IPv6' ? `[${bound.address}]` : bound.address}:${bound.port}` };
+  return `${scheme}://${bound.family === 'IPv6' ? `[${bound.address}]` : bound.address}:${bound.port}`;
 }
