@@ -97,6 +97,25 @@ export const VMContextStatus = Obj(
           ),
           totalMs: Int({ description: 'Total duration of the four phases in milliseconds.', minimum: 0, format: 'int64' }),
           releaseMs: Millis('Releasing the replaced images after the new ones were in place (ms); not part of totalMs.'),
+          attachStepsMs: Optional(
+            Obj(
+              {
+                import: Millis('KubeVirt: the DataVolumes importing the new images (ms).'),
+                apply: Millis("KubeVirt: writing the new volumes into the VirtualMachine's spec (ms)."),
+                ready: Millis('KubeVirt: from the spec change to the VMI reporting every new volume Ready (ms).'),
+              },
+              { description: 'Steps of the attach phase, for drivers that have several.' },
+            ),
+          ),
+          sinceMigrationMs: Optional(
+            Obj(
+              {
+                volumeInSpec: Millis("From the migration's completion (the platform's timestamp, whole seconds) to the new volumes being in the VM's spec (ms)."),
+                volumeReady: Millis("From the migration's completion to the VMI reporting the new volumes Ready (ms)."),
+              },
+              { description: 'After a migration: how long the VM ran with its old context on the new node.' },
+            ),
+          ),
         },
         { description: 'The last recontextualization of the VM.' },
       ),

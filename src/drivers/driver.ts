@@ -7,11 +7,25 @@ export class PlatformUnavailableError extends Error {
   override readonly name: string = 'PlatformUnavailableError';
 }
 
-/** The VM itself must change before its layers can be delivered (its owner has to act). */
+/**
+ * The VM or its platform must change before the layers can be delivered: someone has to act
+ * (add a drive, restart the VM, install CDI, enable a feature gate …). Looked at again slowly.
+ */
 export class VMConfigurationError extends Error {
   override readonly name: string = 'VMConfigurationError';
   constructor(
-    readonly reason: 'NoFreeDrive',
+    readonly reason: 'NoFreeDrive' | 'RestartRequired' | 'CDIMissing' | 'KubeVirtMissing' | 'NotAVirtualMachine' | 'VolumeNameConflict' | 'ImportFailed',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The driver did its part; the platform is still at work (importing an image, plugging a volume). */
+export class ConvergePendingError extends Error {
+  override readonly name: string = 'ConvergePendingError';
+  constructor(
+    readonly reason: 'ImportInProgress' | 'VolumeNotReady',
     message: string,
   ) {
     super(message);
@@ -22,6 +36,8 @@ export class VMConfigurationError extends Error {
 export interface VMTarget {
   readonly namespace: string;
   readonly vmContext: string;
+  /** The VMContext's uid: owner of what a driver creates for it (KubeVirt DataVolumes). */
+  readonly uid?: string;
   readonly kubevirt?: { readonly name: string };
   readonly libvirt?: { readonly domain: string };
 }
@@ -64,6 +80,10 @@ export interface ConvergeResult {
   readonly attachMs: number;
   /** Releasing the replaced images once the new ones were in place (after phase 4; not in the total). */
   readonly releaseMs?: number;
+  /** The attach phase in steps, for drivers that have several (KubeVirt: import, apply, ready). */
+  readonly attachStepsMs?: Readonly<Record<'import' | 'apply' | 'ready', number>>;
+  /** The platform reported when the VM's last migration completed: how long after it the new volumes were in place. */
+  readonly sinceMigrationMs?: { readonly migrationId: string; readonly volumeInSpec: number; readonly volumeReady: number };
 }
 
 /** Something the platform reported about a VM, for the core to look at it again. */
@@ -87,6 +107,12 @@ export interface Driver {
   /** undefined when the VM does not exist. */
   observe(target: VMTarget, signal: AbortSignal): Promise<ObservedVM | undefined>;
   converge(target: VMTarget, desired: readonly DesiredLayer[], signal: AbortSignal): Promise<ConvergeResult>;
+  /**
+   * A migration toward another node has begun and the images for it are built: a driver whose
+   * platform needs time to take them in (KubeVirt's CDI imports) may start on it now. Optional;
+   * converge must not rely on it having run.
+   */
+  prepare?(target: VMTarget, desired: readonly DesiredLayer[], signal: AbortSignal): Promise<void>;
   /** The VMContext is going away: remove its devices. Idempotent; a vanished VM is not an error. */
   release(target: VMTarget, signal: AbortSignal): Promise<void>;
   /** Platform events about VMs (optional: without it, changes are seen on resync only). */
@@ -94,10 +120,11 @@ export interface Driver {
   close?(): Promise<void>;
 }
 
-export function targetOf(vmContext: { metadata: { name: string; namespace?: string }; spec: { target: { kubevirt?: { name: string }; libvirt?: { domain: string } } } }): VMTarget {
+export function targetOf(vmContext: { metadata: { name: string; namespace?: string; uid?: string }; spec: { target: { kubevirt?: { name: string }; libvirt?: { domain: string } } } }): VMTarget {
   return {
     namespace: vmContext.metadata.namespace ?? 'default',
     vmContext: vmContext.metadata.name,
+    ...(vmContext.metadata.uid ? { uid: vmContext.metadata.uid } : {}),
     ...(vmContext.spec.target.kubevirt ? { kubevirt: vmContext.spec.target.kubevirt } : {}),
     ...(vmContext.spec.target.libvirt ? { libvirt: vmContext.spec.target.libvirt } : {}),
   };
