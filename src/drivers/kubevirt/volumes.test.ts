@@ -111,7 +111,7 @@ describe('what the platform reports', () => {
 
   it('reads RestartRequired', () => {
     expect(restartRequired({ status: { conditions: [{ type: 'RestartRequired', status: 'True', message: 'a non-live-updatable field was changed' }] } } as V1VirtualMachine)).toMatch(/non-live/);
-    expect(restartRequired({ status: { conditions: [] } } as V1VirtualMachine)).toBeUndefined();
+    expect(restartRequired({ spec: {}, status: { conditions: [] } } as unknown as V1VirtualMachine)).toBeUndefined();
   });
 
   it('collects DataVolumes only when nothing refers to them any more', () => {
