@@ -19,6 +19,9 @@ export const ISO_TOOLS: readonly RequiredTool[] = [
 /** What the benchmarks spawn or measure with, besides the ISO tools. */
 export const BENCH_TOOLS: readonly RequiredTool[] = [{ command: '/usr/bin/time', debianPackage: 'time' }];
 
+/** Linters the tests run over files of the repository (test/lint). */
+export const LINT_TOOLS: readonly RequiredTool[] = [{ command: 'shellcheck', debianPackage: 'shellcheck' }];
+
 export function hasCommand(command: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' }).status === 0;
 }
@@ -34,9 +37,11 @@ export function ensureTools(tools: readonly RequiredTool[], log: (line: string) 
   const canInstall = process.getuid?.() === 0 && hasCommand('apt-get');
   if (canInstall) {
     log(`test setup: installing ${packages.join(' ')} with apt-get`);
+    // Test files may ask at once (several workers): wait for the dpkg lock instead of failing.
+    const lockWait = ['-o', 'DPkg::Lock::Timeout=300'];
     try {
-      execFileSync('apt-get', ['update', '-qq'], { stdio: 'ignore', env: aptEnv() });
-      execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...packages], {
+      execFileSync('apt-get', [...lockWait, 'update', '-qq'], { stdio: 'ignore', env: aptEnv() });
+      execFileSync('apt-get', [...lockWait, 'install', '-y', '-qq', '--no-install-recommends', ...packages], {
         stdio: 'ignore',
         env: aptEnv(),
       });
