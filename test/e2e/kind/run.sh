@@ -248,7 +248,7 @@ EOF
   kubectl -n "$NAMESPACE" wait vmi "$VM" --for condition=Ready --timeout=10m
   kubectl -n "$NAMESPACE" apply -f "${REPO_ROOT}/examples/gluster"
   wait_until 900 "VMContext ${VMCONTEXT} Ready" ready_or_restart_once
-  printf 'VMContext Ready on node %s:\n%s' "$(vmctx '{.status.node}')" "$(layers)"
+  printf 'VMContext Ready on node %s:\n%s\n' "$(vmctx '{.status.node}')" "$(layers)"
 }
 
 BEFORE_MIGRATION=""
@@ -290,9 +290,9 @@ migrate() {
   printf 'VMContext %s: node %s, lastMigrationId %s (was %s)\n' "$VMCONTEXT" "$(vmctx '{.status.node}')" "$(vmctx '{.status.lastMigrationId}')" "${BEFORE_MIGRATION:-none}"
   printf 'infrastructure layers before: %s\n' "$BEFORE_DIGESTS"
   printf 'infrastructure layers after:  %s\n' "$(infrastructure_digests)"
-  printf 'layers now:\n%s' "$(layers)"
+  printf 'layers now:\n%s\n' "$(layers)"
   printf 'last recontextualization: %s\n' "$(vmctx '{.status.lastRecontext}')"
-  printf 'CD-ROM volumes of the VMI:\n%s' "$(vmi '{range .status.volumeStatus[*]}{"  "}{.name} -> {.persistentVolumeClaimInfo.claimName} ({.phase}){"\n"}{end}')"
+  printf 'CD-ROM volumes of the VMI:\n%s\n' "$(vmi '{range .status.volumeStatus[*]}{"  "}{.name} -> {.persistentVolumeClaimInfo.claimName} ({.phase}){"\n"}{end}')"
   log "PASS: the VM migrated to another zone and recontext swapped its infrastructure layer while it ran"
 }
 
