@@ -7,10 +7,6 @@ export const FLAG_DIRECTORY = 0x02;
 export const RECORD_HEADER_SIZE = 33;
 export const MAX_RECORD_SIZE = 255;
 
-/** The identifiers of "." and ".." (§6.8.2.2). */
-export const SELF_IDENTIFIER = Buffer.from([0x00]);
-export const PARENT_IDENTIFIER = Buffer.from([0x01]);
-
 export interface DirectoryRecordFields {
   readonly extent: number;
   readonly dataLength: number;
@@ -43,18 +39,7 @@ export function encodeDirectoryRecord(fields: DirectoryRecordFields): Buffer {
  */
 export function writeDirectoryRecord(target: Buffer, offset: number, fields: DirectoryRecordFields): number {
   const size = directoryRecordSize(fields.identifier.length, systemUseLength(fields.systemUse));
-  if (size > MAX_RECORD_SIZE) throw new RangeError(`directory record of ${size} bytes exceeds ${MAX_RECORD_SIZE}`);
-  target[offset] = size;
-  target[offset + 1] = 0; // extended attribute record length
-  writeBoth32(target, offset + 2, fields.extent);
-  writeBoth32(target, offset + 10, fields.dataLength);
-  // TypedArray#set: for a few bytes, Buffer#copy's argument handling costs more than the copy.
-  target.set(recordingDateOf(fields.recordedAt), offset + 18);
-  target[offset + 25] = fields.isDirectory ? FLAG_DIRECTORY : 0;
-  target[offset + 26] = 0; // file unit size (not interleaved)
-  target[offset + 27] = 0; // interleave gap
-  writeBoth16(target, offset + 28, 1); // volume sequence number
-  target[offset + 32] = fields.identifier.length;
+  writeRecordHeader(target, offset, size, fields.extent, fields.dataLength, fields.recordedAt, fields.isDirectory, fields.identifier.length);
   target.set(fields.identifier, offset + RECORD_HEADER_SIZE);
   let at = offset + recordPrefixSize(fields.identifier.length);
   for (const entry of fields.systemUse ?? []) {
@@ -62,6 +47,34 @@ export function writeDirectoryRecord(target: Buffer, offset: number, fields: Dir
     at += entry.length;
   }
   return size;
+}
+
+/**
+ * Writes the fixed 33 bytes of a record of `size` bytes; the identifier (`identifierLength` bytes)
+ * and the system use area are the caller's to write. `target` must hold zeros there.
+ */
+export function writeRecordHeader(
+  target: Buffer,
+  offset: number,
+  size: number,
+  extent: number,
+  dataLength: number,
+  recordedAt: Date,
+  isDirectory: boolean,
+  identifierLength: number,
+): void {
+  if (size > MAX_RECORD_SIZE) throw new RangeError(`directory record of ${size} bytes exceeds ${MAX_RECORD_SIZE}`);
+  target[offset] = size;
+  target[offset + 1] = 0; // extended attribute record length
+  writeBoth32(target, offset + 2, extent);
+  writeBoth32(target, offset + 10, dataLength);
+  // TypedArray#set: for a few bytes, Buffer#copy's argument handling costs more than the copy.
+  target.set(recordingDateOf(recordedAt), offset + 18);
+  target[offset + 25] = isDirectory ? FLAG_DIRECTORY : 0;
+  target[offset + 26] = 0; // file unit size (not interleaved)
+  target[offset + 27] = 0; // interleave gap
+  writeBoth16(target, offset + 28, 1); // volume sequence number
+  target[offset + 32] = identifierLength;
 }
 
 function systemUseLength(entries: readonly Buffer[] | undefined): number {

@@ -6,10 +6,10 @@
 // file contents (in depth-first name order, each starting on a sector).
 import { IsoInputError, IsoLimitError } from './errors.js';
 import { SECTOR_SIZE, isRecordableDate, sectorsFor, utf16be } from './fields.js';
-import { MAX_RECORD_SIZE, PARENT_IDENTIFIER, SELF_IDENTIFIER, directoryRecordSize, recordPrefixSize } from './directory-record.js';
+import { MAX_RECORD_SIZE, directoryRecordSize, recordPrefixSize } from './directory-record.js';
 import { compareIsoIdentifiers, isoIdentifiers, jolietIdentifiers } from './identifiers.js';
 import { MAX_DIRECTORIES, pathTableRecordSize } from './path-table.js';
-import { PX_ENTRY_SIZE, S_IFDIR, S_IFLNK, S_IFREG, RRIP_DESCRIPTOR, RRIP_ID, RRIP_SOURCE, nmEntries, pxEntry, singleNmEntrySize, slEntries, tfEntry, writePxEntry, writeSingleNmEntry, type PosixAttributes } from './rock-ridge.js';
+import { PX_ENTRY_SIZE, S_IFDIR, S_IFLNK, S_IFREG, RRIP_DESCRIPTOR, RRIP_ID, RRIP_SOURCE, nmEntries, pxEntry, singleNmEntrySize, slEntries, tfEntry, type PosixAttributes } from './rock-ridge.js';
 import { areaLength, erEntry, inlineLength, packSystemUse, spEntry, type ContinuationLocation, type SystemUsePacking } from './susp.js';
 import type { TreeNode } from './tree.js';
 
@@ -31,11 +31,32 @@ export interface FilePlan {
 }
 
 export interface RecordPlan {
-  readonly identifier: Buffer;
+  /**
+   * The identifier as text, encoded by the writer straight into the directory: one byte per
+   * character (ISO d-characters, and "." = 0x00 / ".." = 0x01 in both trees), or UTF-16 big-endian
+   * when `utf16` (Joliet names). No buffer per record.
+   */
+  readonly identifier: string;
+  readonly utf16: boolean;
+  /** Bytes of the encoded identifier. */
+  readonly identifierLength: number;
   /** What the record describes: itself for ".", the parent for "..", else the child. */
   readonly node: TreeNode;
-  /** Rock Ridge entries (ISO tree only). */
+  /** Rock Ridge entries as buffers (ISO tree: ".", "..", and children whose entries need more than the record). */
   readonly systemUse: SystemUsePlan | undefined;
+  /**
+   * Nearly every child: its Rock Ridge entries are PX, TF and a single NM that fit the record, and
+   * the writer encodes them in place from this identity (systemUse is then undefined).
+   */
+  readonly direct: DirectRockRidge | undefined;
+}
+
+export interface DirectRockRidge {
+  readonly identity: Identity;
+  /** Bytes of the NM entry. */
+  readonly nmSize: number;
+  /** PX + TF + NM. */
+  readonly length: number;
 }
 
 export interface SystemUsePlan {
@@ -74,6 +95,8 @@ export interface IsoPlan {
   readonly joliet: HierarchyPlan;
   readonly continuationSector: number;
   readonly continuationSectors: number;
+  /** TF of every Rock Ridge record: all carry the same times. */
+  readonly tf: Buffer;
   /** Every continuation area with its records, in sector order, for the writer. */
   readonly continuationAreas: { readonly location: ContinuationLocation; readonly entries: readonly Buffer[]; readonly next: ContinuationLocation | undefined }[];
   readonly files: FilePlan[];
@@ -87,6 +110,9 @@ const MAX_SECTORS = 0xffff_ffff;
 /** Root "." carries SP first (SUSP 5.3), then attributes, then ER (it lands in a continuation area). Entries are never modified: shared. */
 const SP = spEntry();
 const RRIP_ER = erEntry(RRIP_ID, RRIP_DESCRIPTOR, RRIP_SOURCE, 1);
+/** The identifiers of "." and ".." (§6.8.2.2), one byte each in both trees. */
+const SELF_ID = '\0';
+const PARENT_ID = '\x01';
 
 export function layoutIso(root: TreeNode, options: LayoutOptions): IsoPlan {
   checkOptions(options);
@@ -94,8 +120,10 @@ export function layoutIso(root: TreeNode, options: LayoutOptions): IsoPlan {
   const files = collectFiles(root);
   const serials = assignSerials(root);
   const fileOf = new Map(files.map((f) => [f.node, f]));
-  const iso = planHierarchy(root, 'iso', serials, options.timestamp);
-  const joliet = planHierarchy(root, 'joliet', serials, options.timestamp);
+  // Every record carries the same times: encode TF once.
+  const tf = tfEntry(options.timestamp);
+  const iso = planHierarchy(root, 'iso', serials, tf);
+  const joliet = planHierarchy(root, 'joliet', serials, tf);
 
   let sector = FIRST_DESCRIPTOR_SECTOR + DESCRIPTOR_SECTORS;
   for (const tree of [iso, joliet]) {
@@ -120,7 +148,7 @@ export function layoutIso(root: TreeNode, options: LayoutOptions): IsoPlan {
     sector += sectorsFor(file.node.size);
     if (sector > MAX_SECTORS) throw new IsoLimitError(file.node.path, 'image would exceed 2^32 sectors (8 TiB)');
   }
-  return { options, iso, joliet, continuationSector, continuationSectors, continuationAreas, files, fileOf, totalSectors: sector };
+  return { options, iso, joliet, tf, continuationSector, continuationSectors, continuationAreas, files, fileOf, totalSectors: sector };
 }
 
 function checkOptions(options: LayoutOptions): void {
@@ -160,7 +188,7 @@ function collectFiles(root: TreeNode): FilePlan[] {
   return out;
 }
 
-interface Identity {
+export interface Identity {
   /** Rock Ridge PX serial number ("inode number"): depth-first order, root = 1. */
   readonly serial: number;
   /** POSIX link count: 1 for files and symlinks, 2 + subdirectories for directories. */
@@ -181,10 +209,8 @@ function assignSerials(root: TreeNode): Map<TreeNode, Identity> {
   return out;
 }
 
-function planHierarchy(root: TreeNode, kind: 'iso' | 'joliet', identities: Map<TreeNode, Identity>, time: Date): HierarchyPlan {
+function planHierarchy(root: TreeNode, kind: 'iso' | 'joliet', identities: Map<TreeNode, Identity>, tf: Buffer): HierarchyPlan {
   const rockRidge = kind === 'iso';
-  // Every record carries the same times: encode TF once.
-  const tf = tfEntry(time);
   const px = (node: TreeNode): Buffer => pxOf(node, identities);
   const directories: DirectoryPlan[] = [];
   const directoryOf = new Map<TreeNode, DirectoryPlan>();
@@ -205,12 +231,25 @@ function planHierarchy(root: TreeNode, kind: 'iso' | 'joliet', identities: Map<T
 
     const parentNode = parent?.node ?? node;
     const records: RecordPlan[] = [
-      { identifier: SELF_IDENTIFIER, node, systemUse: rockRidge ? systemUse(parent === undefined ? [SP, px(node), tf, RRIP_ER] : [px(node), tf], 1) : undefined },
-      { identifier: PARENT_IDENTIFIER, node: parentNode, systemUse: rockRidge ? systemUse([px(parentNode), tf], 1) : undefined },
+      { identifier: SELF_ID, utf16: false, identifierLength: 1, node, systemUse: rockRidge ? systemUse(parent === undefined ? [SP, px(node), tf, RRIP_ER] : [px(node), tf], 1) : undefined, direct: undefined },
+      { identifier: PARENT_ID, utf16: false, identifierLength: 1, node: parentNode, systemUse: rockRidge ? systemUse([px(parentNode), tf], 1) : undefined, direct: undefined },
     ];
     for (const { child, id } of named) {
-      const identifierBytes = rockRidge ? Buffer.from(id, 'latin1') : utf16be(id);
-      records.push({ identifier: identifierBytes, node: child, systemUse: rockRidge ? systemUse(childEntries(child, identities, tf, identifierBytes.length), identifierBytes.length) : undefined });
+      // ISO identifiers are d-characters (one byte each); Joliet ones UTF-16 (two per code unit).
+      const identifierLength = rockRidge ? id.length : 2 * id.length;
+      if (!rockRidge) {
+        records.push({ identifier: id, utf16: true, identifierLength, node: child, systemUse: undefined, direct: undefined });
+        continue;
+      }
+      const direct = directRockRidge(child, identities, tf.length, identifierLength);
+      records.push({
+        identifier: id,
+        utf16: false,
+        identifierLength,
+        node: child,
+        systemUse: direct === undefined ? systemUse(childEntries(child, identities, tf), identifierLength) : undefined,
+        direct,
+      });
     }
     const recordOffsets: number[] = [];
     const size = packRecords(records, recordOffsets);
@@ -220,7 +259,8 @@ function planHierarchy(root: TreeNode, kind: 'iso' | 'joliet', identities: Map<T
     pathTableBytes += pathTableRecordSize(identifier.length);
     for (let r = 2; r < records.length; r++) {
       const record = records[r] as RecordPlan;
-      if (record.node.kind === 'dir') pending.push({ node: record.node, parent: plan, identifier: record.identifier });
+      // Directories are few: only their identifiers become buffers (for the path tables).
+      if (record.node.kind === 'dir') pending.push({ node: record.node, parent: plan, identifier: record.utf16 ? utf16be(record.identifier) : Buffer.from(record.identifier, 'latin1') });
     }
   }
   return { directories, directoryOf, pathTableSize: pathTableBytes, lPathTableSector: 0, mPathTableSector: 0 };
@@ -238,19 +278,29 @@ export function recordExtent(plan: IsoPlan, tree: HierarchyPlan, record: RecordP
   return { sector: 0, dataLength: 0 };
 }
 
-/**
- * A child's Rock Ridge entries: PX, TF, NM, and SL for a symlink. When they fit in its record, as
- * nearly all do, they are encoded into one buffer: one allocation instead of three, same bytes.
- */
-function childEntries(child: TreeNode, identities: Map<TreeNode, Identity>, tf: Buffer, identifierLength: number): Buffer[] {
-  const nmSize = child.kind === 'symlink' ? undefined : singleNmEntrySize(Buffer.byteLength(child.name, 'utf8'));
-  if (nmSize !== undefined && PX_ENTRY_SIZE + tf.length + nmSize <= inlineCapacity(identifierLength)) {
-    const out = Buffer.allocUnsafe(PX_ENTRY_SIZE + tf.length + nmSize);
-    writePxEntry(out, 0, attributesOf(child, identityOf(child, identities)));
-    out.set(tf, PX_ENTRY_SIZE);
-    writeSingleNmEntry(out, PX_ENTRY_SIZE + tf.length, child.name, nmSize);
-    return [out];
+/** When a child's Rock Ridge entries are PX, TF and one NM that fit its record (nearly always): what the writer needs to encode them in place. */
+function directRockRidge(child: TreeNode, identities: Map<TreeNode, Identity>, tfLength: number, identifierLength: number): DirectRockRidge | undefined {
+  if (child.kind === 'symlink') return undefined;
+  const nmSize = singleNmEntrySize(utf8Length(child.name));
+  if (nmSize === undefined) return undefined;
+  const length = PX_ENTRY_SIZE + tfLength + nmSize;
+  if (length > inlineCapacity(identifierLength)) return undefined;
+  return { identity: identityOf(child, identities), nmSize, length };
+}
+
+/** UTF-8 length of a well-formed string (tree.ts rejects lone surrogates), counted without encoding it. */
+function utf8Length(text: string): number {
+  let bytes = text.length;
+  for (let i = 0; i < text.length; i++) {
+    const unit = text.charCodeAt(i);
+    // Surrogate pairs: 2 units, 4 bytes (+1 each); other units ≥ 0x80 take 2 or 3 bytes.
+    if (unit >= 0x80) bytes += unit >= 0x800 && (unit < 0xd800 || unit > 0xdfff) ? 2 : 1;
   }
+  return bytes;
+}
+
+/** A child's Rock Ridge entries as buffers, when they do not fit its record or include SL: PX, TF, NM, SL. */
+function childEntries(child: TreeNode, identities: Map<TreeNode, Identity>, tf: Buffer): Buffer[] {
   const entries = [pxOf(child, identities), tf, ...nmEntries(child.name)];
   if (child.kind === 'symlink') entries.push(...slEntries(child.target ?? ''));
   return entries;
@@ -267,7 +317,7 @@ function identityOf(node: TreeNode, identities: Map<TreeNode, Identity>): Identi
   return identity;
 }
 
-function attributesOf(node: TreeNode, identity: Identity): PosixAttributes {
+export function attributesOf(node: TreeNode, identity: Identity): PosixAttributes {
   const type = node.kind === 'dir' ? S_IFDIR : node.kind === 'symlink' ? S_IFLNK : S_IFREG;
   return { mode: type | node.mode, links: identity.links, serial: identity.serial };
 }
@@ -282,7 +332,8 @@ function pxOf(node: TreeNode, identities: Map<TreeNode, Identity>): Buffer {
 function packRecords(records: readonly RecordPlan[], offsets: number[]): number {
   let offset = 0;
   for (const record of records) {
-    const size = directoryRecordSize(record.identifier.length, record.systemUse === undefined ? 0 : inlineLength(record.systemUse.packing));
+    const systemUseLength = record.direct !== undefined ? record.direct.length : record.systemUse === undefined ? 0 : inlineLength(record.systemUse.packing);
+    const size = directoryRecordSize(record.identifierLength, systemUseLength);
     if (Math.floor(offset / SECTOR_SIZE) !== Math.floor((offset + size - 1) / SECTOR_SIZE)) {
       offset = Math.ceil(offset / SECTOR_SIZE) * SECTOR_SIZE;
     }

@@ -8,8 +8,9 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { IsoWriteError } from './errors.js';
 import { SECTOR_SIZE, sectorsFor } from './fields.js';
-import { encodeDirectoryRecord, writeDirectoryRecord } from './directory-record.js';
-import { FIRST_DESCRIPTOR_SECTOR, recordExtent, type DirectoryPlan, type HierarchyPlan, type IsoPlan } from './layout.js';
+import { RECORD_HEADER_SIZE, directoryRecordSize, encodeDirectoryRecord, recordPrefixSize, writeRecordHeader } from './directory-record.js';
+import { FIRST_DESCRIPTOR_SECTOR, attributesOf, recordExtent, type DirectoryPlan, type HierarchyPlan, type IsoPlan, type RecordPlan } from './layout.js';
+import { PX_ENTRY_SIZE, writePxEntry, writeSingleNmEntry } from './rock-ridge.js';
 import { writePathTable } from './path-table.js';
 import { ceEntry } from './susp.js';
 import { writeJolietVolumeDescriptor, writePrimaryVolumeDescriptor, writeTerminatorDescriptor } from './volume-descriptor.js';
@@ -32,9 +33,14 @@ let spare: Buffer | undefined;
 export function renderWhole(plan: IsoPlan, options: { reuse?: boolean } = {}): Buffer {
   const size = plan.totalSectors * SECTOR_SIZE;
   let image: Buffer;
+  // Reused memory holds the last image: zero what the contents do not overwrite — the metadata
+  // area and the tail of each file's last sector — rather than the whole image first.
+  let reused = false;
   if (options.reuse === true && size <= WHOLE_IMAGE_LIMIT) {
     spare ??= Buffer.alloc(WHOLE_IMAGE_LIMIT);
-    image = spare.subarray(0, size).fill(0);
+    image = spare.subarray(0, size);
+    zero(image, 0, metadataSectors(plan) * SECTOR_SIZE);
+    reused = true;
   } else {
     image = Buffer.alloc(size);
   }
@@ -45,8 +51,14 @@ export function renderWhole(plan: IsoPlan, options: { reuse?: boolean } = {}): B
     const at = file.sector * SECTOR_SIZE;
     if (Buffer.isBuffer(node.content)) image.set(node.content, at);
     else copySource(node, node.content.fromFile, image, at);
+    if (reused) zero(image, at + node.size, at + sectorsFor(node.size) * SECTOR_SIZE);
   }
   return image;
+}
+
+/** TypedArray#fill: for the many small ranges here, Buffer#fill's argument handling costs more than the fill. */
+function zero(target: Buffer, from: number, to: number): void {
+  Uint8Array.prototype.fill.call(target, 0, from, to);
 }
 
 /**
@@ -114,25 +126,51 @@ function descriptorFields(plan: IsoPlan, tree: HierarchyPlan, volumeId: string, 
   };
 }
 
-/** Writes the records of one directory into `target` (zeros) from `base` on. */
+/** Writes the records of one directory into `target` (zeros) from `base` on, identifiers and Rock Ridge entries encoded in place. */
 function writeDirectory(plan: IsoPlan, tree: HierarchyPlan, dir: DirectoryPlan, target: Buffer, base: number): void {
-  dir.records.forEach((record, index) => {
+  const time = plan.options.timestamp;
+  const tf = plan.tf;
+  const records = dir.records;
+  for (let index = 0; index < records.length; index++) {
+    const record = records[index] as RecordPlan;
     const { sector, dataLength } = recordExtent(plan, tree, record);
+    const offset = base + (dir.recordOffsets[index] as number);
+    const direct = record.direct;
     let systemUse: readonly Buffer[] | undefined;
-    if (record.systemUse !== undefined) {
+    let systemUseLength = 0;
+    if (direct !== undefined) {
+      systemUseLength = direct.length;
+    } else if (record.systemUse !== undefined) {
       const { packing, areas } = record.systemUse;
       const first = areas[0];
       systemUse = first === undefined ? packing.inline : [...packing.inline, ceEntry(first)];
+      for (const entry of systemUse) systemUseLength += entry.length;
     }
-    writeDirectoryRecord(target, base + (dir.recordOffsets[index] as number), {
-      extent: sector,
-      dataLength,
-      recordedAt: plan.options.timestamp,
-      isDirectory: record.node.kind === 'dir',
-      identifier: record.identifier,
-      systemUse,
-    });
-  });
+    const identifierLength = record.identifierLength;
+    writeRecordHeader(target, offset, directoryRecordSize(identifierLength, systemUseLength), sector, dataLength, time, record.node.kind === 'dir', identifierLength);
+    const id = record.identifier;
+    let at = offset + RECORD_HEADER_SIZE;
+    if (record.utf16) {
+      for (let i = 0; i < id.length; i++, at += 2) {
+        const unit = id.charCodeAt(i);
+        target[at] = unit >>> 8;
+        target[at + 1] = unit & 0xff;
+      }
+    } else {
+      for (let i = 0; i < id.length; i++) target[at + i] = id.charCodeAt(i);
+    }
+    at = offset + recordPrefixSize(identifierLength);
+    if (direct !== undefined) {
+      writePxEntry(target, at, attributesOf(record.node, direct.identity));
+      target.set(tf, at + PX_ENTRY_SIZE);
+      writeSingleNmEntry(target, at + PX_ENTRY_SIZE + tf.length, record.node.name, direct.nmSize);
+    } else if (systemUse !== undefined) {
+      for (const entry of systemUse) {
+        target.set(entry, at);
+        at += entry.length;
+      }
+    }
+  }
 }
 
 function writeContinuationAreas(plan: IsoPlan, target: Buffer): void {
