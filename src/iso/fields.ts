@@ -64,9 +64,16 @@ export function writeAsciiField(target: Buffer, offset: number, text: string, wi
 
 /** A Joliet character field: UCS-2 big-endian, padded with UCS-2 spaces (0x0020). */
 export function writeUcs2Field(target: Buffer, offset: number, text: string, width: number): void {
-  const encoded = utf16be(text);
-  const written = encoded.copy(target, offset, 0, Math.min(encoded.length, width - (width % 2)));
-  for (let i = written; i + 1 < width; i += 2) target.writeUInt16BE(0x20, offset + i);
+  const units = Math.min(text.length, width >> 1);
+  for (let i = 0; i < units; i++) {
+    const unit = text.charCodeAt(i);
+    target[offset + 2 * i] = unit >>> 8;
+    target[offset + 2 * i + 1] = unit & 0xff;
+  }
+  for (let i = 2 * units; i + 1 < width; i += 2) {
+    target[offset + i] = 0;
+    target[offset + i + 1] = 0x20;
+  }
   if (width % 2 === 1) target[offset + width - 1] = 0;
 }
 

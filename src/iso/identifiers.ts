@@ -43,8 +43,22 @@ interface Candidate {
 }
 
 function toD(text: string): string {
-  return text.toUpperCase().replace(/[^A-Z0-9_]/g, '_');
+  // ASCII (nearly every name): map each unit in one pass. Anything else takes the Unicode-aware
+  // path, since upper-casing can change a string's length ('ß' → 'SS') or yield ASCII ('ı' → 'I').
+  let out = '';
+  for (let i = 0; i < text.length; i++) {
+    const unit = text.charCodeAt(i);
+    if (unit >= 0x80) return text.toUpperCase().replace(/[^A-Z0-9_]/g, '_');
+    out += D_CHARACTER[unit] as string;
+  }
+  return out;
 }
+
+/** ASCII → d-character: a–z upper-cased, A–Z 0–9 _ kept, anything else '_'. */
+const D_CHARACTER: readonly string[] = Array.from({ length: 0x80 }, (_, unit) => {
+  const char = String.fromCharCode(unit).toUpperCase();
+  return /^[A-Z0-9_]$/.test(char) ? char : '_';
+});
 
 function isoCandidate(name: string, isDir: boolean): Candidate {
   if (isDir) return { base: toD(name).slice(0, ISO_DIR_CHARS), ext: undefined };
