@@ -253,16 +253,24 @@ describe.skipIf(skip)('KubeVirt/CDI stand-in on a real API server and real libvi
     expect((await get(VMIS, VM)).status.nodeName).toBe('node-b');
   });
 
-  it('only sets RestartRequired when a CD-ROM disk is added to the running VM', async () => {
+  it('only sets RestartRequired for a new CD-ROM disk or a change of a volume not marked hotpluggable', async () => {
     const vm = await get(VMS, VM);
     const spec = vm.spec.template.spec;
     spec.domain.devices.disks.push({ name: 'ctx2', cdrom: { bus: 'sata' } });
-    spec.volumes.push({ name: 'ctx2', dataVolume: { name: 'one' } });
+    spec.volumes = [spec.volumes[0], { name: 'ctx', dataVolume: { name: 'one' } }, { name: 'ctx2', dataVolume: { name: 'one', hotpluggable: true } }];
     await client.mergePatch(objectPath(VMS, NS, VM), { spec: { template: { spec } } });
     const restart = await until('RestartRequired', async () => (await get(VMS, VM)).status?.conditions?.find((c: { type: string }) => c.type === 'RestartRequired'));
-    expect(restart.status).toBe('True');
+    expect(restart).toMatchObject({ status: 'True', message: 'a non-live-updatable field was changed in the template spec' });
     const vmi = await get(VMIS, VM);
     expect(vmi.spec.domain.devices.disks.map((d: { name: string }) => d.name)).toEqual(['rootdisk', 'ctx']);
+    expect(vmi.spec.volumes).toContainEqual({ name: 'ctx', dataVolume: { name: 'private', hotpluggable: true } });
+    const lv = await LibvirtClient.connect({ socketPath: tb.host('host-b').socket });
+    try {
+      const drives = cdromsOf(await lv.domainXml((await lv.lookupDomain(DOMAIN))!));
+      expect(drives).toEqual([{ target: 'sda', bus: 'sata', source: standIn.dataVolumeFile(NS, 'private') }]);
+    } finally {
+      await lv.close();
+    }
   });
 
   it('destroys the domain and deletes the VMI when the VM is deleted; a deleted DataVolume loses its file', async () => {
@@ -276,7 +284,7 @@ describe.skipIf(skip)('KubeVirt/CDI stand-in on a real API server and real libvi
     expect(lines.every((line) => line.startsWith('[kubevirt-standin] '))).toBe(true);
   }, 60_000);
 
-  it('waits for a DataVolume still importing (empty tray, volume Pending), inserts it once imported; stop() destroys the domain', async () => {
+  it('starts with an empty tray for a hotpluggable volume still importing (volume Pending), inserts it once imported; stop() destroys the domain', async () => {
     const dom = domainName(NS, 'vm2');
     await dataVolume('later', '/later.iso'); // 404 until the server has it
     await client.create(`/apis/kubevirt.io/v1/namespaces/${NS}/virtualmachines`, {
@@ -285,15 +293,14 @@ describe.skipIf(skip)('KubeVirt/CDI stand-in on a real API server and real libvi
       metadata: { name: 'vm2' },
       spec: {
         running: true,
-        template: { spec: { domain: { devices: { disks: [{ name: 'ctx', cdrom: { bus: 'sata' } }] } }, volumes: [{ name: 'ctx', dataVolume: { name: 'later' } }] } },
+        template: { spec: { domain: { devices: { disks: [{ name: 'ctx', cdrom: { bus: 'sata' } }] } }, volumes: [{ name: 'ctx', dataVolume: { name: 'later', hotpluggable: true } }] } },
       },
     });
     const pending = await until('volume Pending', async () => {
       const vmi = await client.getOrUndefined<Obj>(objectPath(VMIS, NS, 'vm2'));
       return vmi?.status?.phase === 'Running' && vmi.status.volumeStatus?.[0]?.phase === 'Pending' ? vmi : undefined;
     }, 30_000);
-    expect(pending.status.volumeStatus[0]).toMatchObject({ name: 'ctx', target: 'sda', reason: 'PVCNotReady', persistentVolumeClaimInfo: { claimName: 'later' } });
-    expect(pending.status.volumeStatus[0].hotplugVolume).toBeUndefined();
+    expect(pending.status.volumeStatus[0]).toMatchObject({ name: 'ctx', target: 'sda', reason: 'PVCNotReady', hotplugVolume: {}, persistentVolumeClaimInfo: { claimName: 'later' } });
     const lv = await LibvirtClient.connect({ socketPath: tb.host('host-a').socket });
     try {
       const sda = async () => cdromsOf(await lv.domainXml((await lv.lookupDomain(dom))!)).find((d) => d.target === 'sda');

@@ -102,6 +102,11 @@ export function claimOf(volume: Volume | undefined): string | undefined {
   return volume?.dataVolume?.name ?? volume?.persistentVolumeClaim?.claimName;
 }
 
+/** A declarative hotplug volume in KubeVirt's sense (pkg/storage/types IsDeclarativeHotplugVolume). */
+export function isHotpluggable(volume: Volume): boolean {
+  return volume.dataVolume?.hotpluggable === true || volume.persistentVolumeClaim?.hotpluggable === true;
+}
+
 function wantsRunning(vm: VirtualMachine): boolean {
   const strategy = vm.spec?.runStrategy;
   if (strategy !== undefined) return strategy === 'Always' || strategy === 'RerunOnFailure' || strategy === 'Once';
@@ -185,6 +190,17 @@ export class VirtController {
 
     let running = await this.findDomain(dom);
     if (!running) {
+      // A volume that is not hotpluggable is part of the launcher pod in KubeVirt: the VMI waits
+      // (Pending, VM Provisioning) until its DataVolume is imported. Hotpluggable ones start empty.
+      const waiting = cdromDisks(vmi.spec)
+        .map((disk) => vmi!.spec.volumes?.find((v) => v.name === disk.name))
+        .filter((v): v is Volume => v !== undefined && claimOf(v) !== undefined && !isHotpluggable(v) && !this.#o.importedFile(this.#dataVolumeOf(namespace, v)));
+      if (waiting.length > 0) {
+        if (vmi.status?.phase !== 'Pending') log(`VMI ${namespace}/${name} Pending: waiting for DataVolume(s) ${waiting.map(claimOf).join(', ')}`);
+        await this.#setPhase(vmi, { phase: 'Pending' });
+        await patchStatus(client, vmPath, vm.status, { created: true, ready: false, printableStatus: 'Provisioning' });
+        return;
+      }
       const node = this.#o.nodes.find((n) => n.name === vmi!.status?.nodeName) ?? this.#schedule(vmi.spec.nodeSelector);
       if (vmi.status?.nodeName !== node.name) {
         await this.#setPhase(vmi, { phase: 'Scheduled', nodeName: node.name });
@@ -268,16 +284,32 @@ export class VirtController {
     const templateDisks = cdromDisks(template);
     const diskNames = new Set(disks.map((d) => d.name));
     if (templateDisks.length !== disks.length || templateDisks.some((d, i) => d.name !== disks[i]!.name)) restart.push(NON_LIVE_UPDATABLE); // a CD-ROM disk added, removed or reordered
-    const wantedVolumes = [...(vmi.spec.volumes ?? []).filter((v) => !diskNames.has(v.name)), ...(template?.volumes ?? []).filter((v) => diskNames.has(v.name))];
-    let volumes = vmi.spec.volumes ?? [];
-    if (canonical(byName(wantedVolumes)) !== canonical(byName(volumes))) {
-      if (this.#o.featureGates().includes(DECLARATIVE_HOTPLUG)) {
-        await client.mergePatch(objectPath(VMIS, namespace, name), { spec: { volumes: wantedVolumes } });
-        log(`VMI ${namespace}/${name}: volumes now ${wantedVolumes.map((v) => `${v.name}=${claimOf(v) ?? Object.keys(v).find((k) => k !== 'name') ?? '?'}`).join(', ') || 'none'}`);
-        volumes = wantedVolumes;
-      } else {
-        restart.push(NON_LIVE_UPDATABLE);
+    // As KubeVirt's VM controller (pkg/storage/hotplug HandleDeclarativeVolumes and
+    // validLiveUpdateVolumes): only volumes marked hotpluggable (dataVolume.hotpluggable /
+    // persistentVolumeClaim.hotpluggable) are added, changed or removed on a running VMI; any other
+    // volume change waits for a restart (RestartRequired). The gate is ignored when the older
+    // HotplugVolumes gate is on too, as in KubeVirt.
+    const gates = this.#o.featureGates();
+    const declarative = gates.includes(DECLARATIVE_HOTPLUG) && !gates.includes('HotplugVolumes');
+    const vmiVolumes = vmi.spec.volumes ?? [];
+    const wantedVolumes = vmiVolumes.filter((v) => !diskNames.has(v.name));
+    for (const disk of disks) {
+      const current = vmiVolumes.find((v) => v.name === disk.name);
+      const wanted = template?.volumes?.find((v) => v.name === disk.name);
+      const same = canonical(current ?? null) === canonical(wanted ?? null);
+      let keep = current;
+      if (!same) {
+        const live = declarative && (current === undefined || isHotpluggable(current)) && (wanted === undefined || isHotpluggable(wanted));
+        if (live) keep = wanted;
+        else restart.push(NON_LIVE_UPDATABLE);
       }
+      if (keep) wantedVolumes.push(keep);
+    }
+    let volumes = vmiVolumes;
+    if (canonical(byName(wantedVolumes)) !== canonical(byName(volumes))) {
+      await client.mergePatch(objectPath(VMIS, namespace, name), { spec: { volumes: wantedVolumes } });
+      log(`VMI ${namespace}/${name}: volumes now ${wantedVolumes.map((v) => `${v.name}=${claimOf(v) ?? Object.keys(v).find((k) => k !== 'name') ?? '?'}`).join(', ') || 'none'}`);
+      volumes = wantedVolumes;
     }
 
     const libvirt = await this.#o.libvirt(running.node.name);
@@ -295,7 +327,7 @@ export class VirtController {
         log(`domain ${domainName(namespace, name)} on ${running.node.name}: ${disk.target} ${current ?? 'empty'} -> ${wanted ?? 'empty'} (${Date.now() - started} ms)`);
       }
       if (!volume || !claim) continue;
-      const hotpluggable = volume.dataVolume?.hotpluggable ?? volume.persistentVolumeClaim?.hotpluggable ?? false;
+      const hotpluggable = isHotpluggable(volume);
       const ready = wanted !== undefined;
       statuses.push({
         name: volume.name,
