@@ -112,6 +112,19 @@ describe('charts/recontext: plain files', () => {
   });
 });
 
+describe('charts/recontext: templates', () => {
+  // Not a template engine: a cheap guard against the commonest slip until helm lint runs in CI.
+  it.each(readdirSync(join(CHART, 'templates')))('%s: every if/with/range/define has its end', (file) => {
+    const actions = [...read(CHART, 'templates', file).matchAll(/\{\{-?\s*(if|with|range|define|end)\b/g)].map((m) => m[1]);
+    let depth = 0;
+    for (const action of actions) {
+      depth += action === 'end' ? -1 : 1;
+      expect(depth, `${file}: an end without its block`).toBeGreaterThanOrEqual(0);
+    }
+    expect(depth, `${file}: a block without its end`).toBe(0);
+  });
+});
+
 describe('charts/recontext: RBAC', () => {
   const clusterRole = byKind(templateObjects('clusterrole.yaml'), 'ClusterRole');
   const role = byKind(templateObjects('role.yaml'), 'Role');
