@@ -1,13 +1,15 @@
 // `recontext operator`: the controller process, against a Kubernetes API server or (standalone)
 // against a directory of manifests and local libvirt hosts.
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { createLogger, type Level, type Logger } from '../controllers/log.js';
-import { Operator } from '../controllers/manager.js';
+import { Operator, type OperatorOptions } from '../controllers/manager.js';
 import { OperatorMetrics } from '../controllers/metrics.js';
 import { LibvirtDriver } from '../drivers/libvirt/driver.js';
+import { KubeVirtDriver } from '../drivers/kubevirt/driver.js';
 import { ImagesOnlyDriver } from '../drivers/none.js';
+import { ImageUrlSigner } from '../images/server.js';
 import { KubeClient } from '../kube/client.js';
 import { HOSTS_FILE, readHostsFile, resolveHosts } from '../standalone/hosts.js';
 import { StandaloneOperator } from '../standalone/operator.js';
@@ -24,7 +26,17 @@ interface OperatorFlags {
   retryPeriod: string;
   watchdog: string;
   imageDir?: string;
-  driver: 'none';
+  driver: 'none' | 'kubevirt';
+  imageServerAddress?: string;
+  imageBaseUrl?: string;
+  imageSigningKeyFile?: string;
+  imageTlsCert?: string;
+  imageTlsKey?: string;
+  storageClass?: string;
+  accessMode?: 'ReadWriteMany' | 'ReadWriteOnce' | 'ReadOnlyMany';
+  kubevirtWait: string;
+  podName?: string;
+  podNamespace?: string;
   logLevel: Level;
   standalone: boolean;
   dir?: string;
@@ -49,7 +61,17 @@ export function operatorCommand(): Command {
     .option('--retry-period <ms>', 'how often the lease is renewed or tried', '2000')
     .option('--watchdog <ms>', 'restart a watch that delivered nothing, not even a bookmark, for this long', '90000')
     .option('--image-dir <dir>', 'content-addressed image store (default: /var/lib/recontext/images; standalone: <state-dir>/images)', env('RECONTEXT_IMAGE_DIR'))
-    .addOption(new Option('--driver <name>', 'cluster mode: how images reach VMs; none = build and record only (KubeVirt attach: coming)').choices(['none']).default('none'))
+    .addOption(new Option('--driver <name>', 'cluster mode: how images reach VMs; kubevirt = CDI DataVolumes + declarative CD-ROM hotplug, none = build and record only').choices(['none', 'kubevirt']).default(env('RECONTEXT_DRIVER') ?? 'none'))
+    .option('--image-server-address <host:port>', 'kubevirt: serve images to CDI here (default :8090)', env('RECONTEXT_IMAGE_SERVER_ADDRESS'))
+    .option('--image-base-url <url>', 'kubevirt: how CDI reaches the image server, e.g. http://recontext-images.recontext.svc:8090 [env RECONTEXT_IMAGE_BASE_URL]', env('RECONTEXT_IMAGE_BASE_URL'))
+    .option('--image-signing-key-file <path>', 'kubevirt: key that signs image URLs (≥ 16 bytes; shared by all replicas). Default: a random key per process', env('RECONTEXT_IMAGE_SIGNING_KEY_FILE'))
+    .option('--image-tls-cert <path>', 'kubevirt: serve images over HTTPS with this PEM certificate (and --image-tls-key)')
+    .option('--image-tls-key <path>', 'kubevirt: PEM key of --image-tls-cert')
+    .option('--storage-class <name>', 'kubevirt: storage class of the DataVolumes (default: the cluster default)', env('RECONTEXT_STORAGE_CLASS'))
+    .addOption(new Option('--access-mode <mode>', 'kubevirt: access mode of the DataVolumes (default: from the storage profile; live migration needs ReadWriteMany)').choices(['ReadWriteMany', 'ReadWriteOnce', 'ReadOnlyMany']))
+    .option('--kubevirt-wait <ms>', 'kubevirt: how long one reconciliation waits for an import or the VMI before reporting it pending', '60000')
+    .option('--pod-name <name>', 'this replica\'s pod, labelled recontext.dev/leader=true while it leads [env POD_NAME]', env('POD_NAME'))
+    .option('--pod-namespace <namespace>', 'namespace of --pod-name [env POD_NAMESPACE]', env('POD_NAMESPACE'))
     .option('--standalone', 'run without Kubernetes: objects from --dir, VMs on local libvirt hosts', false)
     .option('--dir <dir>', 'standalone: directory of ContextLayer/VMContext/ConfigMap/Secret manifests (re-read on change) [env RECONTEXT_DIR]', env('RECONTEXT_DIR'))
     .option('--libvirt <uri,...>', 'standalone: libvirt hosts to drive, e.g. qemu:///system or qemu+unix:///system?socket=PATH (default: every host of the hosts file)', (value: string, previous: string[] | undefined) => [...(previous ?? []), ...value.split(',').filter(Boolean)])
@@ -83,9 +105,12 @@ Status of each VMContext: <state-dir>/objects/vmcontexts/<namespace>/<name>.json
         return n;
       };
       const client = KubeClient.fromKubeconfig(flags.kubeconfig, { onRequest: (verb, code) => metrics.kubeRequests.inc({ verb, code: String(code) }) });
+      const delivery = flags.driver === 'kubevirt' ? kubevirtDelivery(flags, client, logger, metrics, millis('kubevirt-wait', flags.kubevirtWait)) : { driver: new ImagesOnlyDriver(client) };
+      if (flags.driver !== 'kubevirt' && (flags.imageBaseUrl || flags.imageServerAddress)) throw new Error('--image-base-url and --image-server-address need --driver kubevirt');
       const operator = new Operator({
         client,
-        driver: new ImagesOnlyDriver(client),
+        ...delivery,
+        ...(flags.podName && flags.podNamespace ? { pod: { name: flags.podName, namespace: flags.podNamespace } } : {}),
         logger,
         metrics,
         imageDirectory: flags.imageDir ?? '/var/lib/recontext/images',
@@ -108,6 +133,37 @@ Status of each VMContext: <state-dir>/objects/vmcontexts/<namespace>/<name>.json
       await operator.start();
       await new Promise(() => {}); // runs until a signal stops it
     });
+}
+
+function kubevirtDelivery(flags: OperatorFlags, client: KubeClient, logger: Logger, metrics: OperatorMetrics, waitMs: number): Pick<OperatorOptions, 'driver' | 'imageServer'> {
+  if (!flags.imageBaseUrl) throw new Error('--driver kubevirt needs --image-base-url: the URL under which CDI reaches this operator\'s image server (e.g. http://recontext-images.recontext.svc:8090)');
+  if (Boolean(flags.imageTlsCert) !== Boolean(flags.imageTlsKey)) throw new Error('--image-tls-cert and --image-tls-key go together');
+  let key: Buffer;
+  if (flags.imageSigningKeyFile) {
+    key = Buffer.from(readFileSync(flags.imageSigningKeyFile, 'utf8').trim());
+    if (key.length < 16) throw new Error(`${flags.imageSigningKeyFile}: the signing key must have at least 16 bytes`);
+  } else {
+    key = ImageUrlSigner.randomKey();
+    logger.warn('no --image-signing-key-file: image URLs are signed with a random key and stop working when this process ends (fine for one replica; replicas must share a key)');
+  }
+  const signer = new ImageUrlSigner(key, flags.imageBaseUrl);
+  return {
+    driver: new KubeVirtDriver({
+      client,
+      logger: logger.child({ driver: 'kubevirt' }),
+      metrics,
+      imageUrl: (namespace, digest) => signer.url(namespace, digest),
+      waitMs,
+      ...(flags.namespace ? { namespace: flags.namespace } : {}),
+      ...(flags.storageClass ? { storageClassName: flags.storageClass } : {}),
+      ...(flags.accessMode ? { accessMode: flags.accessMode } : {}),
+    }),
+    imageServer: {
+      address: flags.imageServerAddress ?? ':8090',
+      signer,
+      ...(flags.imageTlsCert && flags.imageTlsKey ? { tls: { cert: readFileSync(flags.imageTlsCert), key: readFileSync(flags.imageTlsKey) } } : {}),
+    },
+  };
 }
 
 async function runStandalone(flags: OperatorFlags, concurrency: number, logger: Logger, metrics: OperatorMetrics): Promise<void> {

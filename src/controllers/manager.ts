@@ -7,6 +7,7 @@ import type { Server } from 'node:http';
 import type { ContextLayer, VMContext } from '../crds/index.js';
 import type { Driver } from '../drivers/driver.js';
 import { LayerImageStore } from '../images/layer-image.js';
+import { startImageServer, type ImageServer, type ImageUrlSigner } from '../images/server.js';
 import type { KubeClient } from '../kube/client.js';
 import { CONFIG_MAPS, CONTEXT_LAYERS, SECRETS, VM_CONTEXTS, type ResourceRef } from '../kube/resources.js';
 import { EventRecorder } from './events.js';
@@ -19,6 +20,9 @@ import type { OperatorMetrics } from './metrics.js';
 import { Reconcilers } from './reconcilers.js';
 import { sourceLookup, type ConfigMapObject, type SecretObject } from './sources.js';
 import { kubeWriter } from './store.js';
+
+/** On the leader's pod; the image Service selects it. */
+export const LEADER_LABEL = 'recontext.dev/leader';
 
 export interface OperatorOptions {
   readonly client: KubeClient;
@@ -47,6 +51,13 @@ export interface OperatorOptions {
   readonly imageGcIntervalMs?: number;
   /** A just-built image is kept this long even before a status names it. Default 600 000 ms. */
   readonly imageGcGraceMs?: number;
+  /** Serve the images over HTTP(S) for platforms that fetch them (the KubeVirt driver's CDI imports). */
+  readonly imageServer?: { readonly address: string; readonly signer: ImageUrlSigner; readonly tls?: { readonly cert: Buffer; readonly key: Buffer } };
+  /**
+   * This replica's pod: labelled recontext.dev/leader=true while it leads, so that a Service can
+   * send image downloads to the one replica that builds the images.
+   */
+  readonly pod?: { readonly name: string; readonly namespace: string };
   /** Called when leadership is lost; the CLI exits so that a restart starts clean. */
   readonly onLostLeadership?: () => void;
 }
@@ -63,10 +74,12 @@ export class Operator {
   #leader: LeaderElector | undefined;
   #leaderLoop: Promise<void> | undefined;
   #server: Server | undefined;
+  #imageServer: ImageServer | undefined;
   #running = false;
   #lostLeadership = false;
   #gcTimer: { cancel(): void } | undefined;
   metricsUrl: string | undefined;
+  imageServerUrl: string | undefined;
 
   constructor(options: OperatorOptions) {
     this.#o = options;
@@ -130,6 +143,12 @@ export class Operator {
       this.metricsUrl = url;
       logger.info('serving health and metrics', { url });
     }
+    if (this.#o.imageServer) {
+      this.#imageServer = await startImageServer({ ...this.#o.imageServer, images, logger: logger.child({ component: 'image-server' }) });
+      this.imageServerUrl = this.#imageServer.url;
+      logger.info('serving images', { url: this.#imageServer.url });
+    }
+    await this.#labelPod(false);
     await Promise.all(this.#informers.map((i) => i.waitForSync()));
     logger.info('caches synced', { resources: this.#informers.map((i) => i.resource.plural) });
 
@@ -169,6 +188,7 @@ export class Operator {
     this.#running = true;
     reconcilers.enqueueAll();
     for (const c of reconcilers.controllers) c.start();
+    void this.#labelPod(true);
     this.#o.logger.info('controllers started', { controllers: reconcilers.controllers.map((c) => c.name) });
     this.#scheduleImageGc();
   }
@@ -188,6 +208,16 @@ export class Operator {
     this.#gcTimer = realClock.setTimeout(tick, every);
   }
 
+  async #labelPod(leading: boolean): Promise<void> {
+    const pod = this.#o.pod;
+    if (!pod) return;
+    try {
+      await this.#o.client.mergePatch(`/api/v1/namespaces/${pod.namespace}/pods/${encodeURIComponent(pod.name)}`, { metadata: { labels: { [LEADER_LABEL]: String(leading) } } });
+    } catch (error: unknown) {
+      this.#o.logger.warn('could not label this pod', { pod: pod.name, leader: leading, error: errorMessage(error) });
+    }
+  }
+
   async #stopControllers(): Promise<void> {
     this.#running = false;
     this.#gcTimer?.cancel();
@@ -201,6 +231,8 @@ export class Operator {
     await this.#leaderLoop;
     await Promise.all(this.#informers.map((i) => i.stopped()));
     await new Promise<void>((resolve) => (this.#server ? this.#server.close(() => resolve()) : resolve()));
+    await this.#imageServer?.close();
+    await this.#o.driver.close?.();
     this.#o.logger.info('operator stopped');
   }
 }

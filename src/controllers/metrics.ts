@@ -55,6 +55,20 @@ export class OperatorMetrics {
     buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
     registers: [this.registry],
   });
+  readonly attachStep = new Histogram({
+    name: 'recontext_attach_step_duration_seconds',
+    help: 'Steps of the attach phase for drivers that have several (KubeVirt: import, apply, ready).',
+    labelNames: ['step', 'driver'] as const,
+    buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+    registers: [this.registry],
+  });
+  readonly sinceMigration = new Histogram({
+    name: 'recontext_migration_to_volume_seconds',
+    help: "From a migration's completion (the platform's timestamp) to the re-rendered volumes being in the VM's spec (stage=volumeInSpec) and reported ready (stage=volumeReady).",
+    labelNames: ['stage', 'driver'] as const,
+    buckets: [0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120],
+    registers: [this.registry],
+  });
   readonly recontextFailures = new Counter({
     name: 'recontext_recontext_failures_total',
     help: 'VMContexts that could not be converged, by condition reason.',

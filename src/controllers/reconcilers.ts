@@ -80,7 +80,7 @@ export class Reconcilers {
   // if it fails or is late, the reconciliation builds what is missing itself.
   #prepare(key: string, node: { node: string; labels: Readonly<Record<string, string>> }): void {
     const started = performance.now();
-    prepareImages(this.#deps, key, { name: node.node, labels: node.labels }).then(
+    prepareImages(this.#deps, key, { name: node.node, labels: node.labels }, AbortSignal.timeout(120_000)).then(
       (built) => this.#deps.logger.info('prepared images for an incoming migration', { key, node: node.node, built, ms: Math.round(performance.now() - started) }),
       (error: unknown) => this.#deps.logger.warn('could not prepare images for an incoming migration', { key, node: node.node, error: errorMessage(error) }),
     );

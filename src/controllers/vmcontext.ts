@@ -1,7 +1,7 @@
 // The VMContext controller's reconciler: observe the VM, plan (pure, src/reconcile/vmcontext),
 // build missing images, let the driver converge the devices, write status. Timed per phase.
 import type { ContextLayer, VMContext } from '../crds/index.js';
-import { describeTarget, PlatformUnavailableError, targetOf, VMConfigurationError, type ConvergeResult, type DesiredLayer, type Driver, type ObservedVM } from '../drivers/driver.js';
+import { ConvergePendingError, describeTarget, PlatformUnavailableError, targetOf, VMConfigurationError, type ConvergeResult, type DesiredLayer, type Driver, type ObservedVM } from '../drivers/driver.js';
 import { KubeVirtMissingError } from '../drivers/kubevirt/observe.js';
 import type { LayerImageStore } from '../images/layer-image.js';
 import { VM_CONTEXTS } from '../kube/resources.js';
@@ -34,10 +34,12 @@ export interface VMContextDeps {
   readonly maxLayerBytes?: number;
 }
 
-export function vmContextReconciler(deps: VMContextDeps): Reconciler {
-  const now = deps.now ?? (() => new Date());
+export function vmContextReconciler(dependencies: VMContextDeps): Reconciler {
+  const now = dependencies.now ?? (() => new Date());
+  const ownWrites = readYourWrites(dependencies.writer);
+  const deps = { ...dependencies, writer: ownWrites.writer };
   return async (key, signal) => {
-    const vmContext = deps.vmContexts.get(key);
+    const vmContext = ownWrites.overlay(deps.vmContexts.get(key));
     if (!vmContext) return; // gone; cleanup ran before its finalizer was removed
     const target = targetOf(vmContext);
 
@@ -59,10 +61,11 @@ export function vmContextReconciler(deps: VMContextDeps): Reconciler {
     try {
       observed = await deps.driver.observe(target, signal);
     } catch (error: unknown) {
-      if (error instanceof PlatformUnavailableError) return unavailable(deps, vmContext, describeTarget(target), error, now());
-      if (!(error instanceof KubeVirtMissingError)) throw error;
-      await writeBlocked(deps, vmContext, describeTarget(target), { kind: 'blocked', reason: 'VMNotFound', message: error.message, waiting: true }, now());
-      throw new TerminalError(error.message);
+      if (error instanceof KubeVirtMissingError) {
+        await writeBlocked(deps, vmContext, describeTarget(target), { kind: 'blocked', reason: 'VMNotFound', message: error.message, waiting: true }, now());
+        throw new TerminalError(error.message);
+      }
+      return blockedBy(deps, vmContext, describeTarget(target), error, now());
     }
     if (observed?.migrating) {
       // Between the source pausing and the destination resuming: which node to render for is
@@ -92,13 +95,7 @@ export function vmContextReconciler(deps: VMContextDeps): Reconciler {
     try {
       result = await deps.driver.converge(target, desired, signal);
     } catch (error: unknown) {
-      if (error instanceof PlatformUnavailableError) return unavailable(deps, vmContext, describeTarget(target), error, now(), observed);
-      if (error instanceof VMConfigurationError) {
-        // Its owner must change the VM; its events (a restart) or a resync bring us back.
-        await writeBlocked(deps, vmContext, describeTarget(target), { kind: 'blocked', reason: error.reason, message: error.message, waiting: false }, now(), observed);
-        return { requeueAfterMs: VM_CONFIGURATION_REQUEUE_MS };
-      }
-      throw error;
+      return blockedBy(deps, vmContext, describeTarget(target), error, now(), observed);
     }
     const status = vmContextStatus({
       vmContext,
@@ -106,7 +103,16 @@ export function vmContextReconciler(deps: VMContextDeps): Reconciler {
       plan,
       attached: result.layers,
       imageBytes: new Map(desired.map((d) => [d.digest, d.bytes])),
-      timing: { startedAt, resolveMs, detachMs: result.detachMs, buildMs, attachMs: result.attachMs, ...(result.releaseMs !== undefined ? { releaseMs: result.releaseMs } : {}) },
+      timing: {
+        startedAt,
+        resolveMs,
+        detachMs: result.detachMs,
+        buildMs,
+        attachMs: result.attachMs,
+        ...(result.releaseMs !== undefined ? { releaseMs: result.releaseMs } : {}),
+        ...(result.attachStepsMs ? { attachStepsMs: result.attachStepsMs } : {}),
+        ...(result.sinceMigrationMs ? { sinceMigrationMs: result.sinceMigrationMs } : {}),
+      },
       ...(observed ? { observed } : {}),
       driver: deps.driver.name,
       now: now(),
@@ -117,6 +123,9 @@ export function vmContextReconciler(deps: VMContextDeps): Reconciler {
       deps.metrics.recontextDuration.observe({ trigger: plan.trigger, driver: deps.driver.name }, status.lastRecontext.totalMs / 1000);
       for (const [phase, ms] of Object.entries(phases)) deps.metrics.recontextPhase.observe({ phase, driver: deps.driver.name }, (ms ?? 0) / 1000);
       if (status.lastRecontext.releaseMs !== undefined) deps.metrics.recontextPhase.observe({ phase: 'release', driver: deps.driver.name }, status.lastRecontext.releaseMs / 1000);
+      for (const [step, ms] of Object.entries(status.lastRecontext.attachStepsMs ?? {})) deps.metrics.attachStep.observe({ step, driver: deps.driver.name }, (ms ?? 0) / 1000);
+      const since = status.lastRecontext.sinceMigrationMs;
+      if (since) for (const [stage, ms] of Object.entries(since)) deps.metrics.sinceMigration.observe({ stage, driver: deps.driver.name }, (ms ?? 0) / 1000);
       deps.events.record(vmContext, 'Normal', plan.trigger === 'Initial' ? 'ContextDelivered' : 'Recontextualized',
         `${plan.trigger}: ${status.layers?.length ?? 0} layers for node ${observed?.node ?? 'unknown'} in ${status.lastRecontext.totalMs} ms`);
       deps.logger.info('recontextualized', { key, trigger: plan.trigger, node: observed?.node, totalMs: status.lastRecontext.totalMs });
@@ -129,7 +138,7 @@ export function vmContextReconciler(deps: VMContextDeps): Reconciler {
  * Builds the images the VMContext `key` will need on `node`, before the VM is there (a live
  * migration toward it has begun). Returns how many were built; nothing is attached or written.
  */
-export async function prepareImages(deps: Pick<VMContextDeps, 'vmContexts' | 'layers' | 'sources' | 'images' | 'metrics' | 'maxLayerBytes'>, key: string, node: NodeFacts): Promise<number> {
+export async function prepareImages(deps: Pick<VMContextDeps, 'vmContexts' | 'layers' | 'sources' | 'images' | 'metrics' | 'maxLayerBytes' | 'driver'>, key: string, node: NodeFacts, signal: AbortSignal): Promise<number> {
   const vmContext = deps.vmContexts.get(key);
   if (!vmContext || vmContext.metadata.deletionTimestamp) return 0;
   const plan = planVMContext({
@@ -142,6 +151,7 @@ export async function prepareImages(deps: Pick<VMContextDeps, 'vmContexts' | 'la
   });
   if (plan.kind === 'blocked') return 0;
   const built = await buildImages(deps, plan);
+  await deps.driver.prepare?.(targetOf(vmContext), built, signal);
   return built.filter((b) => b.built).length;
 }
 
@@ -163,10 +173,25 @@ async function buildImages(deps: Pick<VMContextDeps, 'images' | 'metrics'>, plan
   );
 }
 
-/** The host or API the VM lives on is unreachable: say so, and look again (a reconnect also wakes us). */
-async function unavailable(deps: VMContextDeps, vmContext: VMContext, vm: string, error: Error, now: Date, observed?: ObservedVM): Promise<Result> {
-  await writeBlocked(deps, vmContext, vm, { kind: 'blocked', reason: 'HostUnavailable', message: error.message, waiting: true }, now, observed);
-  return { requeueAfterMs: WAITING_REQUEUE_MS };
+/**
+ * A driver error as a condition: the platform unreachable (look again soon, a reconnect also
+ * wakes us), still at work (soon), or needing someone to act (slowly; their change or a resync
+ * brings us back). Anything else is a failure for the queue's backoff.
+ */
+async function blockedBy(deps: VMContextDeps, vmContext: VMContext, vm: string, error: unknown, now: Date, observed?: ObservedVM): Promise<Result> {
+  if (error instanceof PlatformUnavailableError) {
+    await writeBlocked(deps, vmContext, vm, { kind: 'blocked', reason: 'HostUnavailable', message: error.message, waiting: true }, now, observed);
+    return { requeueAfterMs: WAITING_REQUEUE_MS };
+  }
+  if (error instanceof ConvergePendingError) {
+    await writeBlocked(deps, vmContext, vm, { kind: 'blocked', reason: error.reason, message: error.message, waiting: true }, now, observed);
+    return { requeueAfterMs: WAITING_REQUEUE_MS };
+  }
+  if (error instanceof VMConfigurationError) {
+    await writeBlocked(deps, vmContext, vm, { kind: 'blocked', reason: error.reason, message: error.message, waiting: false }, now, observed);
+    return { requeueAfterMs: VM_CONFIGURATION_REQUEUE_MS };
+  }
+  throw error;
 }
 
 async function writeBlocked(deps: VMContextDeps, vmContext: VMContext, vm: string, plan: Blocked, now: Date, observed?: ObservedVM): Promise<void> {
@@ -177,4 +202,35 @@ async function writeBlocked(deps: VMContextDeps, vmContext: VMContext, vm: strin
     deps.metrics.recontextFailures.inc({ reason: plan.reason });
     deps.events.record(vmContext, plan.waiting ? 'Normal' : 'Warning', plan.reason, plan.message);
   }
+}
+
+/**
+ * The cache lags behind our own status writes: a reconciliation right after one would see the
+ * status from before it and, e.g., count a migration twice. Until the cache has moved past the
+ * version we wrote over, reconcile with the status we wrote.
+ */
+function readYourWrites(writer: ObjectWriter): { writer: ObjectWriter; overlay(vm: VMContext | undefined): VMContext | undefined } {
+  const written = new Map<string, { readonly over: string; readonly status: object }>();
+  const keyOf = (o: { metadata: { name: string; namespace?: string } }) => `${o.metadata.namespace ?? ''}/${o.metadata.name}`;
+  return {
+    writer: {
+      async applyStatus(resource, current, status) {
+        const wrote = await writer.applyStatus(resource, current, status);
+        const over = (current as VMContext).metadata.resourceVersion;
+        if (wrote && over !== undefined) written.set(keyOf(current), { over, status });
+        return wrote;
+      },
+      setFinalizers: (resource, current, finalizers) => writer.setFinalizers(resource, current, finalizers),
+    },
+    overlay(vm) {
+      if (!vm) return vm;
+      const mine = written.get(keyOf(vm));
+      if (!mine) return vm;
+      if (vm.metadata.resourceVersion !== mine.over) {
+        written.delete(keyOf(vm)); // the cache has caught up (or someone else wrote): trust it
+        return vm;
+      }
+      return { ...vm, status: mine.status as VMContext['status'] };
+    },
+  };
 }

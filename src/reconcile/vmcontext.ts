@@ -3,7 +3,7 @@
 // I/O around it (caches, image store, driver, API writes).
 import type { ContextLayer, RecontextTrigger, VMContext, VMContextStatus } from '../crds/index.js';
 import { RECONTEXT_TRIGGERS } from '../crds/index.js';
-import type { AttachedLayer, ObservedVM, VMConfigurationError } from '../drivers/driver.js';
+import type { AttachedLayer, ConvergePendingError, ConvergeResult, ObservedVM, VMConfigurationError } from '../drivers/driver.js';
 import { setConditions, type Condition, type ConditionInput } from './conditions.js';
 import { selectLayers } from './layers.js';
 import { LayerError, layerUsesNode, renderLayer, type NodeFacts, type RenderedLayer, type SourceLookup } from './render.js';
@@ -22,7 +22,7 @@ export interface PlanInputs {
 /** Why the VM cannot get its layers now; becomes Ready=False with this reason. */
 export interface Blocked {
   readonly kind: 'blocked';
-  readonly reason: 'LayerNotFound' | 'VMNotFound' | 'VMNotRunning' | 'HostUnavailable' | VMConfigurationError['reason'] | LayerError['reason'];
+  readonly reason: 'LayerNotFound' | 'VMNotFound' | 'VMNotRunning' | 'HostUnavailable' | VMConfigurationError['reason'] | ConvergePendingError['reason'] | LayerError['reason'];
   readonly message: string;
   /** Waiting for something outside (a VM to start) rather than for the user to fix something. */
   readonly waiting: boolean;
@@ -111,6 +111,8 @@ export interface Timing {
   readonly buildMs: number;
   readonly attachMs: number;
   readonly releaseMs?: number;
+  readonly attachStepsMs?: ConvergeResult['attachStepsMs'];
+  readonly sinceMigrationMs?: ConvergeResult['sinceMigrationMs'];
 }
 
 export interface StatusInputs {
@@ -182,6 +184,11 @@ export function vmContextStatus(inputs: StatusInputs): VMContextStatus {
           phasesMs: { resolve: ms(timing.resolveMs), detach: ms(timing.detachMs), build: ms(timing.buildMs), attach: ms(timing.attachMs) },
           totalMs: ms(timing.resolveMs + timing.detachMs + timing.buildMs + timing.attachMs),
           ...(timing.releaseMs !== undefined ? { releaseMs: ms(timing.releaseMs) } : {}),
+          ...(timing.attachStepsMs ? { attachStepsMs: { import: ms(timing.attachStepsMs.import), apply: ms(timing.attachStepsMs.apply), ready: ms(timing.attachStepsMs.ready) } } : {}),
+          // Only when this recontextualization answers that very migration.
+          ...(timing.sinceMigrationMs && plan.trigger === 'Migration' && timing.sinceMigrationMs.migrationId === inputs.observed?.migrationId
+            ? { sinceMigrationMs: { volumeInSpec: ms(timing.sinceMigrationMs.volumeInSpec), volumeReady: ms(timing.sinceMigrationMs.volumeReady) } }
+            : {}),
         }
       : previous.lastRecontext;
   const conditions = setConditions(

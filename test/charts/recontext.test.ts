@@ -224,22 +224,17 @@ describe('charts/recontext: Deployment, Service, Secret', () => {
     expect(helpers).toContain('printf "http://%s-images.%s.svc:%d"');
   });
 
-  // Flags the lead is adding to `recontext operator` with the KubeVirt driver. Once each exists,
-  // the check below holds without this list; remove entries as they land.
-  const PENDING_FLAGS = new Set(['--image-server-address', '--image-base-url', '--image-signing-key-file', '--pod-name', '--pod-namespace']);
-  const PENDING_DRIVERS = new Set(['kubevirt']);
-
-  it('every flag it passes is one `recontext operator` knows (or is being added)', () => {
+  it('every flag it passes is one `recontext operator` knows', () => {
     const command = operatorCommand();
     const known = new Set(command.options.map((o) => o.long).filter((l): l is string => l !== undefined));
     const flags = container.args.filter((a) => a.startsWith('--')).map((a) => a.split('=')[0] as string);
     const template = read(CHART, 'templates', 'deployment.yaml');
     if (template.includes('--no-leader-elect')) flags.push('--no-leader-elect');
-    const unknown = flags.filter((f) => !known.has(f) && !PENDING_FLAGS.has(f));
+    const unknown = flags.filter((f) => !known.has(f));
     expect(unknown, 'flags recontext operator does not know').toEqual([]);
     const driverChoices = command.options.find((o) => o.long === '--driver')?.argChoices ?? [];
     const values = parse(read(CHART, 'values.yaml')) as { operator: { driver: string } };
-    expect(driverChoices.includes(values.operator.driver) || PENDING_DRIVERS.has(values.operator.driver)).toBe(true);
+    expect(driverChoices).toContain(values.operator.driver);
   });
 
   it('the image Service selects the pod labels plus recontext.dev/leader=true', () => {

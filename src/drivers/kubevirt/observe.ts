@@ -23,8 +23,11 @@ export function observationOf(vmi: V1VirtualMachineInstance, nodeLabels: Record<
   const running = status.phase === 'Running' && Boolean(status.nodeName);
   const migration = status.migrationState;
   const migrationId = migration?.completed && !migration.failed ? migration.migrationUid : undefined;
+  // Started and not finished: the VM still runs on the source; the node it will run on is about to change.
+  const migrating = Boolean(migration?.targetNode && migration.startTimestamp && !migration.completed);
   return {
     running,
+    ...(migrating ? { migrating } : {}),
     ...(status.nodeName ? { node: status.nodeName } : {}),
     ...(migrationId ? { migrationId } : {}),
     ...(nodeLabels ? { nodeLabels } : {}),

@@ -56,6 +56,11 @@ export interface DataVolumeOptions {
   readonly url: string;
   readonly imageBytes: number;
   readonly storageClassName?: string;
+  /**
+   * Unset: CDI takes it from the storage class's profile. KubeVirt live-migrates only VMs whose
+   * volumes are shared (ReadWriteMany), context CD-ROMs included.
+   */
+  readonly accessMode?: 'ReadWriteMany' | 'ReadWriteOnce' | 'ReadOnlyMany';
   /** Smallest volume to ask for (provisioners round up anyway). Default 64 MiB. */
   readonly minBytes?: number;
 }
@@ -90,7 +95,7 @@ export function dataVolumeManifest(target: VMTarget, layer: LayerVolume, options
     spec: {
       source: { http: { url: options.url } },
       storage: {
-        accessModes: ['ReadWriteOnce'],
+        ...(options.accessMode ? { accessModes: [options.accessMode] } : {}),
         resources: { requests: { storage: `${bytes / MIB}Mi` } },
         ...(options.storageClassName ? { storageClassName: options.storageClassName } : {}),
       },

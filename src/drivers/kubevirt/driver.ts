@@ -1,0 +1,394 @@
+// The KubeVirt driver: layer images reach a VM through CDI and KubeVirt's declarative hotplug.
+//
+//   image (operator's store) ── signed URL ──▶ DataVolume (CDI imports it into a PVC)
+//   VirtualMachine spec: disk ctx-<layer> (cdrom, sata) + volume ctx-<layer> → that DataVolume
+//   swap = change the volume's dataVolume.name; KubeVirt moves the new medium into the drive.
+//
+// converge is level-based: it creates missing DataVolumes, waits (bounded) for their import,
+// writes the lists with server-side apply, waits (bounded) for the VMI to report the volumes
+// Ready, then deletes DataVolumes nothing refers to. Waits end on watch events, not polling; a
+// wait that runs out reports "pending" and the next reconciliation takes it from where it is.
+import type { V1beta1DataVolume } from '@kubevirt-ui-ext/kubevirt-api/containerized-data-importer';
+import type { V1VirtualMachine, V1VirtualMachineInstance } from '@kubevirt-ui-ext/kubevirt-api/kubevirt';
+import { Informer, type ObjectMeta } from '../../controllers/informer.js';
+import { errorMessage, type Logger } from '../../controllers/log.js';
+import type { OperatorMetrics } from '../../controllers/metrics.js';
+import { ApiError, type KubeClient } from '../../kube/client.js';
+import { collectionPath, NODES, objectPath, type ResourceRef } from '../../kube/resources.js';
+import { ConvergePendingError, PlatformUnavailableError, VMConfigurationError, type ConvergeResult, type DesiredLayer, type Driver, type ObservedVM, type VMChange, type VMTarget } from '../driver.js';
+import { KUBEVIRT_GROUP, KUBEVIRT_VERSION, observationOf } from './observe.js';
+import {
+  applyBody,
+  dataVolumeManifest,
+  importState,
+  LABEL_MANAGED_BY,
+  LABEL_VM_CONTEXT,
+  layerVolume,
+  MANAGED_BY,
+  mergeLists,
+  restartRequired,
+  sameLists,
+  staleDataVolumes,
+  VolumeNameConflict,
+  volumeReadiness,
+  vmListsOf,
+  dnsLabel,
+  type LayerVolume,
+} from './volumes.js';
+
+export const VIRTUAL_MACHINES: ResourceRef = { group: KUBEVIRT_GROUP, version: KUBEVIRT_VERSION, plural: 'virtualmachines', kind: 'VirtualMachine', namespaced: true };
+export const VIRTUAL_MACHINE_INSTANCES: ResourceRef = { group: KUBEVIRT_GROUP, version: KUBEVIRT_VERSION, plural: 'virtualmachineinstances', kind: 'VirtualMachineInstance', namespaced: true };
+export const DATA_VOLUMES: ResourceRef = { group: 'cdi.kubevirt.io', version: 'v1beta1', plural: 'datavolumes', kind: 'DataVolume', namespaced: true };
+/** Owns the context disks and volumes in VirtualMachines (and nothing else there). */
+export const KUBEVIRT_FIELD_MANAGER = 'recontext-kubevirt';
+
+export interface KubeVirtDriverOptions {
+  readonly client: KubeClient;
+  readonly logger: Logger;
+  readonly metrics: OperatorMetrics;
+  /** Signed URL under which the platform can fetch an image (the operator's image server). */
+  readonly imageUrl: (namespace: string, digest: string) => string;
+  /** Watch one namespace only; all when unset. */
+  readonly namespace?: string;
+  readonly storageClassName?: string;
+  readonly accessMode?: 'ReadWriteMany' | 'ReadWriteOnce' | 'ReadOnlyMany';
+  /** How long one converge waits for imports, then for the VMI, before reporting pending. Default 60 s. */
+  readonly waitMs?: number;
+  readonly now?: () => number;
+}
+
+type Vmi = V1VirtualMachineInstance & ObjectMeta;
+type Vm = V1VirtualMachine & ObjectMeta;
+type Dv = V1beta1DataVolume & ObjectMeta;
+
+/** What of a VMI matters to the core; a change of it is a VMChange. */
+function vmiSummary(vmi: Vmi): string {
+  const s = vmi.status ?? {};
+  const m = s.migrationState;
+  return JSON.stringify([s.phase, s.nodeName, m?.migrationUid, m?.completed, m?.failed, m?.targetNode, (s.volumeStatus ?? []).map((v) => [v.name, v.phase, v.persistentVolumeClaimInfo?.claimName])]);
+}
+
+export class KubeVirtDriver implements Driver {
+  readonly name = 'kubevirt';
+  readonly #o: KubeVirtDriverOptions;
+  readonly #vmis: Informer<Vmi>;
+  readonly #vms: Informer<Vm>;
+  readonly #dataVolumes: Informer<Dv>;
+  readonly #abort = new AbortController();
+  readonly #listeners = new Set<(change: VMChange) => void>();
+  /** Waiters re-check their condition on every watch event. */
+  readonly #waiters = new Set<() => void>();
+  readonly #seen = new Map<string, string>();
+  #started: Promise<void> | undefined;
+  #apiCheck: { at: number; error: Error } | undefined;
+
+  constructor(options: KubeVirtDriverOptions) {
+    this.#o = options;
+    const informer = <T extends ObjectMeta>(resource: ResourceRef, labelSelector?: string) =>
+      new Informer<T>({ client: options.client, resource, logger: options.logger, metrics: options.metrics, ...(options.namespace ? { namespace: options.namespace } : {}), ...(labelSelector ? { labelSelector } : {}) });
+    this.#vmis = informer<Vmi>(VIRTUAL_MACHINE_INSTANCES);
+    this.#vms = informer<Vm>(VIRTUAL_MACHINES);
+    this.#dataVolumes = informer<Dv>(DATA_VOLUMES, `${LABEL_MANAGED_BY}=${MANAGED_BY}`);
+    this.#vmis.onEvent((event, vmi) => this.#vmiEvent(event, vmi));
+    this.#vms.onEvent((event, vm) => {
+      if (event === 'resync') return;
+      const key = `vm/${vm.metadata.namespace}/${vm.metadata.name}`;
+      const generation = `${event === 'delete' ? 'deleted' : (vm.metadata.generation ?? 0)}|${JSON.stringify(vm.status?.conditions?.map((c) => [c.type, c.status]) ?? [])}`;
+      if (this.#seen.get(key) !== generation) {
+        this.#seen.set(key, generation);
+        this.#emit({ kubevirt: { namespace: vm.metadata.namespace ?? '', name: vm.metadata.name }, reason: event === 'delete' ? 'vm-deleted' : 'vm-changed' });
+      }
+      this.#wake();
+    });
+    this.#dataVolumes.onEvent((event, dv) => {
+      if (event === 'resync') return;
+      const vmName = dv.metadata.labels?.['recontext.dev/vm'];
+      if (vmName && (event === 'delete' || dv.status?.phase === 'Succeeded' || dv.status?.phase === 'Failed')) this.#emit({ kubevirt: { namespace: dv.metadata.namespace ?? '', name: vmName }, reason: `datavolume-${dv.status?.phase ?? event}` });
+      this.#wake();
+    });
+  }
+
+  // ── Driver ────────────────────────────────────────────────────────────────────────────────
+
+  watch(listener: (change: VMChange) => void): () => void {
+    this.#listeners.add(listener);
+    void this.#start().catch(() => undefined); // errors surface in observe/converge, as conditions
+    return () => this.#listeners.delete(listener);
+  }
+
+  async observe(target: VMTarget): Promise<ObservedVM | undefined> {
+    const name = this.#vmName(target);
+    await this.#start();
+    const vmi = this.#vmis.get(`${target.namespace}/${name}`);
+    if (!vmi) {
+      // No instance: the VM may still exist (stopped) — its spec can take the volumes for its next start.
+      const vm = this.#vms.get(`${target.namespace}/${name}`);
+      return vm ? { running: false } : undefined;
+    }
+    const nodeName = vmi.status?.nodeName;
+    const node = nodeName ? await this.#o.client.getOrUndefined<{ metadata: { labels?: Record<string, string> } }>(objectPath(NODES, undefined, nodeName)) : undefined;
+    return observationOf(vmi, node ? (node.metadata.labels ?? {}) : undefined);
+  }
+
+  async prepare(target: VMTarget, desired: readonly DesiredLayer[]): Promise<void> {
+    await this.#start();
+    await this.#ensureDataVolumes(target, desired.map((d) => ({ desired: d, volume: layerVolume(target, d) })));
+  }
+
+  async converge(target: VMTarget, desired: readonly DesiredLayer[], signal: AbortSignal): Promise<ConvergeResult> {
+    const name = this.#vmName(target);
+    await this.#start();
+    const key = `${target.namespace}/${name}`;
+    const t0 = performance.now();
+    const vm = this.#vms.get(key);
+    if (!vm) throw new VMConfigurationError('NotAVirtualMachine', `no VirtualMachine ${key}: recontext delivers layers through a VirtualMachine's spec (a bare VirtualMachineInstance cannot take hotplugged CD-ROMs declaratively)`);
+    const layers = desired.map((d) => ({ desired: d, volume: layerVolume(target, d) }));
+    let merged;
+    try {
+      merged = mergeLists(vmListsOf(vm), layers.map((l) => l.volume));
+    } catch (error: unknown) {
+      if (error instanceof VolumeNameConflict) throw new VMConfigurationError('VolumeNameConflict', error.message);
+      throw error;
+    }
+    const changing = !sameLists(vmListsOf(vm), merged);
+    const detachMs = performance.now() - t0;
+
+    // 1. Every image version in a DataVolume, imported.
+    const t1 = performance.now();
+    await this.#ensureDataVolumes(target, layers);
+    const imported = await this.#waitFor(signal, () => {
+      const states = layers.map((l) => importState(this.#dataVolumes.get(`${target.namespace}/${l.volume.dataVolume}`)));
+      const failed = states.find((s) => s.state === 'failed');
+      if (failed && failed.state === 'failed') throw new VMConfigurationError('ImportFailed', failed.message);
+      const waiting = states.filter((s) => s.state === 'importing');
+      return waiting.length === 0 ? true : undefined;
+    });
+    if (!imported) {
+      const waiting = layers.map((l) => importState(this.#dataVolumes.get(`${target.namespace}/${l.volume.dataVolume}`))).flatMap((s) => (s.state === 'importing' ? [s.message] : []));
+      throw new ConvergePendingError('ImportInProgress', waiting.join('; '));
+    }
+    const importMs = performance.now() - t1;
+
+    // 2. The lists in the VM's spec.
+    const t2 = performance.now();
+    if (changing) await this.#applyLists(key, layers.map((l) => l.volume));
+    const applyMs = performance.now() - t2;
+    const inSpecAt = this.#now();
+
+    // 3. The VMI reports them (only a running VM has one; a stopped VM gets them at its next start).
+    const t3 = performance.now();
+    const vmi = this.#vmis.get(key);
+    let readyMs = 0;
+    if (vmi && vmi.status?.phase === 'Running') {
+      const ready = await this.#waitFor(signal, () => {
+        const current = this.#vmis.get(key);
+        if (!current) return true; // stopped meanwhile: nothing to wait for
+        const restart = restartRequired(this.#vms.get(key));
+        if (restart && !volumeReadiness(current, layers.map((l) => l.volume)).ready) {
+          throw new VMConfigurationError('RestartRequired', `KubeVirt did not hot-plug the context volumes: ${restart}. A disk added to a running VM needs a restart; swaps need the DeclarativeHotplugVolumes feature gate (docs/kubevirt.md)`);
+        }
+        return volumeReadiness(current, layers.map((l) => l.volume)).ready ? true : undefined;
+      });
+      if (!ready) {
+        const readiness = volumeReadiness(this.#vmis.get(key) ?? vmi, layers.map((l) => l.volume));
+        throw new ConvergePendingError('VolumeNotReady', `waiting for the VMI to report ${readiness.ready ? 'the volumes' : readiness.waiting.join('; ')}`);
+      }
+      readyMs = performance.now() - t3;
+    }
+    const readyAt = this.#now();
+
+    // 4. DataVolumes nothing refers to any more.
+    await this.#collect(target, layers.map((l) => l.volume));
+
+    const current = this.#vmis.get(key);
+    const migration = current?.status?.migrationState;
+    const endedAt = migration?.completed && !migration.failed && migration.endTimestamp ? Date.parse(migration.endTimestamp) : Number.NaN;
+    const attachedAt = new Date(readyAt).toISOString();
+    return {
+      layers: layers.map((l) => ({ name: l.desired.name, digest: l.desired.digest, device: l.volume.volume, attachedAt })),
+      detachMs,
+      attachMs: importMs + applyMs + readyMs,
+      attachStepsMs: { import: importMs, apply: applyMs, ready: readyMs },
+      ...(changing && Number.isFinite(endedAt) && migration?.migrationUid
+        ? { sinceMigrationMs: { migrationId: migration.migrationUid, volumeInSpec: Math.max(0, inSpecAt - endedAt), volumeReady: Math.max(0, readyAt - endedAt) } }
+        : {}),
+    };
+  }
+
+  async release(target: VMTarget, signal: AbortSignal): Promise<void> {
+    const name = this.#vmName(target);
+    await this.#start();
+    const key = `${target.namespace}/${name}`;
+    if (this.#vms.get(key)) await this.#applyLists(key, []);
+    // Wait a little for the VMI to let go, so that the DataVolumes are not deleted under it.
+    await this.#waitFor(signal, () => ((this.#vmis.get(key)?.status?.volumeStatus ?? []).some((v) => v.name.startsWith('ctx-')) ? undefined : true), 10_000);
+    for (const dv of this.#ownedDataVolumes(target)) await this.#o.client.delete(objectPath(DATA_VOLUMES, target.namespace, dv.metadata.name));
+  }
+
+  async close(): Promise<void> {
+    this.#abort.abort();
+    for (const wake of this.#waiters) wake();
+    await Promise.all([this.#vmis.stopped(), this.#vms.stopped(), this.#dataVolumes.stopped()]);
+  }
+
+  // ── internals ─────────────────────────────────────────────────────────────────────────────
+
+  #vmName(target: VMTarget): string {
+    if (!target.kubevirt) throw new TypeError(`VMContext ${target.namespace}/${target.vmContext} has no KubeVirt target; this operator runs the kubevirt driver`);
+    return target.kubevirt.name;
+  }
+
+  #now(): number {
+    return (this.#o.now ?? Date.now)();
+  }
+
+  /** Checks that KubeVirt and CDI are served, then starts the informers and waits for them. */
+  async #start(): Promise<void> {
+    if (!this.#started) {
+      await this.#checkApis();
+      this.#started = (async () => {
+        for (const informer of [this.#vmis, this.#vms, this.#dataVolumes]) informer.start(this.#abort.signal);
+        await Promise.all([this.#vmis.waitForSync(), this.#vms.waitForSync(), this.#dataVolumes.waitForSync()]);
+        this.#o.logger.info('kubevirt driver caches synced', { vms: this.#vms.list().length, vmis: this.#vmis.list().length, dataVolumes: this.#dataVolumes.list().length });
+      })();
+    }
+    return this.#started;
+  }
+
+  // Asked again at most every 30 s: installing KubeVirt or CDI later heals without a restart.
+  async #checkApis(): Promise<void> {
+    if (this.#apiCheck && this.#now() - this.#apiCheck.at < 30_000) throw this.#apiCheck.error;
+    const served = async (path: string) => {
+      try {
+        await this.#o.client.get(path);
+        return true;
+      } catch (error: unknown) {
+        if (error instanceof ApiError && error.notFound) return false;
+        throw new PlatformUnavailableError(`cannot reach the API server: ${errorMessage(error)}`);
+      }
+    };
+    let error: Error | undefined;
+    if (!(await served(`/apis/${KUBEVIRT_GROUP}/${KUBEVIRT_VERSION}`))) error = new VMConfigurationError('KubeVirtMissing', `the ${KUBEVIRT_GROUP}/${KUBEVIRT_VERSION} API is not served: install KubeVirt ≥ 1.6 (docs/kubevirt.md)`);
+    else if (!(await served('/apis/cdi.kubevirt.io/v1beta1'))) error = new VMConfigurationError('CDIMissing', 'the cdi.kubevirt.io/v1beta1 API is not served: install CDI, which imports the context images (docs/kubevirt.md)');
+    this.#apiCheck = error ? { at: this.#now(), error } : undefined;
+    if (error) throw error;
+  }
+
+  async #ensureDataVolumes(target: VMTarget, layers: readonly { desired: DesiredLayer; volume: LayerVolume }[]): Promise<void> {
+    for (const { desired, volume } of layers) {
+      if (this.#dataVolumes.get(`${target.namespace}/${volume.dataVolume}`)) continue;
+      const manifest = dataVolumeManifest(target, volume, {
+        url: this.#o.imageUrl(target.namespace, desired.digest),
+        imageBytes: desired.bytes,
+        ...(this.#o.storageClassName ? { storageClassName: this.#o.storageClassName } : {}),
+        ...(this.#o.accessMode ? { accessMode: this.#o.accessMode } : {}),
+      });
+      try {
+        await this.#o.client.create(collectionPath(DATA_VOLUMES, target.namespace), manifest);
+        this.#o.logger.info('created DataVolume', { namespace: target.namespace, dataVolume: volume.dataVolume, layer: volume.layer });
+      } catch (error: unknown) {
+        if (!(error instanceof ApiError && error.conflict)) throw error; // 409: created meanwhile (our cache is behind)
+      }
+    }
+  }
+
+  /** Server-side apply of the merged lists; on a lost race (409) read again and redo once more. */
+  async #applyLists(key: string, desired: readonly LayerVolume[]): Promise<void> {
+    const [namespace, name] = key.split('/') as [string, string];
+    for (let attempt = 1; ; attempt++) {
+      const vm = await this.#o.client.getOrUndefined<Vm>(objectPath(VIRTUAL_MACHINES, namespace, name));
+      if (!vm) return;
+      const merged = mergeLists(vmListsOf(vm), desired);
+      if (sameLists(vmListsOf(vm), merged)) return;
+      try {
+        // force: KubeVirt's disks/volumes are atomic lists; whoever applied them before owns them
+        // whole. We keep their entries as they are (mergeLists), and take the lists over.
+        await this.#o.client.apply(objectPath(VIRTUAL_MACHINES, namespace, name), applyBody(vm, merged), KUBEVIRT_FIELD_MANAGER, true);
+        return;
+      } catch (error: unknown) {
+        if (!(error instanceof ApiError && error.conflict) || attempt >= 3) throw error;
+      }
+    }
+  }
+
+  #ownedDataVolumes(target: VMTarget): Dv[] {
+    const label = dnsLabel([target.vmContext]);
+    return this.#dataVolumes.list().filter((dv) => dv.metadata.namespace === target.namespace && dv.metadata.labels?.[LABEL_VM_CONTEXT] === label);
+  }
+
+  async #collect(target: VMTarget, desired: readonly LayerVolume[]): Promise<void> {
+    const key = `${target.namespace}/${this.#vmName(target)}`;
+    const stale = staleDataVolumes(this.#ownedDataVolumes(target), desired, this.#vms.get(key), this.#vmis.get(key));
+    for (const name of stale) {
+      await this.#o.client.delete(objectPath(DATA_VOLUMES, target.namespace, name));
+      this.#o.logger.info('deleted unused DataVolume', { namespace: target.namespace, dataVolume: name });
+    }
+  }
+
+  /**
+   * Resolves with the probe's first defined answer, re-probing on every watch event; undefined
+   * after `timeoutMs`. A probe that throws ends the wait with that error.
+   */
+  #waitFor<T>(signal: AbortSignal, probe: () => T | undefined, timeoutMs = this.#o.waitMs ?? 60_000): Promise<T | undefined> {
+    return new Promise<T | undefined>((resolve, reject) => {
+      const finish = (value: T | undefined, error?: unknown) => {
+        clearTimeout(timer);
+        this.#waiters.delete(check);
+        signal.removeEventListener('abort', onAbort);
+        if (error !== undefined) reject(error);
+        else resolve(value);
+      };
+      const check = () => {
+        if (this.#abort.signal.aborted) return finish(undefined);
+        try {
+          const value = probe();
+          if (value !== undefined) finish(value);
+        } catch (error: unknown) {
+          finish(undefined, error);
+        }
+      };
+      const onAbort = () => finish(undefined, signal.reason ?? new Error('aborted'));
+      const timer = setTimeout(() => finish(undefined), timeoutMs);
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.#waiters.add(check);
+      check();
+    });
+  }
+
+  #wake(): void {
+    for (const check of [...this.#waiters]) check();
+  }
+
+  #emit(change: VMChange): void {
+    for (const listener of this.#listeners) listener(change);
+  }
+
+  #vmiEvent(event: string, vmi: Vmi): void {
+    this.#wake();
+    if (event === 'resync') return;
+    const namespace = vmi.metadata.namespace ?? '';
+    const name = vmi.metadata.name;
+    const key = `vmi/${namespace}/${name}`;
+    if (event === 'delete') {
+      this.#seen.delete(key);
+      this.#emit({ kubevirt: { namespace, name }, reason: 'vmi-deleted' });
+      return;
+    }
+    const summary = vmiSummary(vmi);
+    const before = this.#seen.get(key);
+    if (before === summary) return;
+    this.#seen.set(key, summary);
+    const migration = vmi.status?.migrationState;
+    const beforeTarget = before ? (JSON.parse(before) as unknown[])[5] : undefined;
+    if (migration?.targetNode && !migration.completed && migration.targetNode !== beforeTarget) {
+      // A migration has begun: build (and import) the images for the target while memory is copied.
+      const targetNode = migration.targetNode;
+      void this.#o.client.getOrUndefined<{ metadata: { labels?: Record<string, string> } }>(objectPath(NODES, undefined, targetNode)).then(
+        (node) => this.#emit({ kubevirt: { namespace, name }, reason: 'migration-started', incoming: { node: targetNode, labels: node?.metadata.labels ?? {} } }),
+        (error: unknown) => this.#o.logger.debug('could not read the migration target node', { node: targetNode, error: errorMessage(error) }),
+      );
+    }
+    const reason = migration?.completed && !migration.failed && (JSON.parse(before ?? '[]') as unknown[])[3] !== true ? 'migrated' : 'vmi-changed';
+    this.#emit({ kubevirt: { namespace, name }, reason });
+  }
+}

@@ -1,0 +1,266 @@
+// The KubeVirt driver against a real kube-apiserver + etcd with KubeVirt's and CDI's CRDs: the
+// DataVolumes it creates (their signed URLs serve the exact image over real HTTP), the VM spec it
+// writes next to a GitOps field manager that owns the rest of the VM, swaps, removal, garbage
+// collection, and one re-render per migration even across an operator restart.
+//
+// Nothing runs KubeVirt or CDI here, so this file plays their part at the API: `platform` below
+// downloads each DataVolume's URL (as CDI's importer would) and reports volumes Ready in the VMI
+// status once their DataVolume is imported (as virt-handler would). The chain with real guests,
+// real imports and real live migrations is test/integration/kubevirt-e2e.test.ts.
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { V1beta1DataVolume } from '@kubevirt-ui-ext/kubevirt-api/containerized-data-importer';
+import type { V1VirtualMachine, V1VirtualMachineInstance } from '@kubevirt-ui-ext/kubevirt-api/kubevirt';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLogger } from '../../src/controllers/log.js';
+import { Operator } from '../../src/controllers/manager.js';
+import { OperatorMetrics } from '../../src/controllers/metrics.js';
+import { KubeVirtDriver, KUBEVIRT_FIELD_MANAGER } from '../../src/drivers/kubevirt/driver.js';
+import { MANAGED_VOLUMES_ANNOTATION } from '../../src/drivers/kubevirt/volumes.js';
+import { ImageUrlSigner } from '../../src/images/server.js';
+import { KubeClient } from '../../src/kube/client.js';
+import { controlPlaneSkipReason, installCrds, useControlPlane, type SharedControlPlane } from '../controlplane/shared.js';
+import { REPO, ZONE_A, ZONE_B, digestOf, getVMContext, isReady, nodeYaml, strict, until } from './scenario.js';
+
+const NS = 'kubevirt-it';
+const VM = 'gluster-client-1';
+const GITOPS = 'argocd-controller';
+const vmPath = `/apis/kubevirt.io/v1/namespaces/${NS}/virtualmachines/${VM}`;
+const vmiPath = `/apis/kubevirt.io/v1/namespaces/${NS}/virtualmachineinstances/${VM}`;
+const dvPath = `/apis/cdi.kubevirt.io/v1beta1/namespaces/${NS}/datavolumes`;
+
+/** The VM as a GitOps tool keeps it in Git: everything but the context CD-ROMs. */
+function gitopsVm(memory: string, extra: { disks?: object[]; volumes?: object[] } = {}): string {
+  return JSON.stringify({
+    apiVersion: 'kubevirt.io/v1',
+    kind: 'VirtualMachine',
+    metadata: { name: VM, labels: { app: 'gluster-client' } },
+    spec: {
+      runStrategy: 'Always',
+      template: {
+        metadata: { labels: { app: 'gluster-client' } },
+        spec: {
+          domain: { resources: { requests: { memory } }, devices: { disks: extra.disks ?? [{ name: 'rootdisk', disk: { bus: 'virtio' } }] } },
+          volumes: extra.volumes ?? [{ name: 'rootdisk', containerDisk: { image: 'quay.io/containerdisks/debian:12' } }],
+        },
+      },
+    },
+  });
+}
+
+describe.skipIf(controlPlaneSkipReason())('KubeVirt driver on a real API server', () => {
+  let plane: SharedControlPlane;
+  let client: KubeClient;
+  let kubectl: ReturnType<typeof strict>;
+  let operator: Operator;
+  let metrics: OperatorMetrics;
+  const imageDirectory = mkdtempSync(join(tmpdir(), 'kubevirt-it-images-'));
+  const signer = new ImageUrlSigner(ImageUrlSigner.randomKey(), 'http://placeholder');
+  const downloads: string[] = [];
+  const platformAbort = new AbortController();
+
+  const vm = () => client.get<V1VirtualMachine>(vmPath);
+  const dataVolumes = async () => (await client.list<V1beta1DataVolume>(dvPath)).items;
+  const ctxVolumes = (v: V1VirtualMachine) => (v.spec.template?.spec?.volumes ?? []).filter((x) => x.name.startsWith('ctx-'));
+  const vmContext = () => getVMContext(client, NS, VM);
+
+  async function startOperator(): Promise<Operator> {
+    metrics = new OperatorMetrics({ defaultMetrics: false });
+    const logger = createLogger({ level: 'warn', write: () => {} });
+    const started = new Operator({
+      client,
+      driver: new KubeVirtDriver({ client, logger, metrics, namespace: NS, imageUrl: (ns, digest) => signer.url(ns, digest).replace('http://placeholder', imageBase), waitMs: 5_000 }),
+      logger,
+      metrics,
+      imageDirectory,
+      namespace: NS,
+      leaderElection: false,
+      imageServer: { address: '127.0.0.1:0', signer },
+    });
+    await started.start();
+    return started;
+  }
+  let imageBase = 'http://placeholder';
+
+  /**
+   * CDI's importer and virt-handler, at the API only: download every new DataVolume's URL and
+   * check it against the store, then report the VM's context volumes Ready in the VMI.
+   */
+  async function platform(signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
+      try {
+        for (const dv of await dataVolumes()) {
+          if (dv.status?.phase === 'Succeeded') continue;
+          const url = dv.spec.source?.http?.url ?? '';
+          const response = await fetch(url);
+          const body = Buffer.from(await response.arrayBuffer());
+          const hex = /\/v1\/images\/([0-9a-f]{64})\.iso/.exec(url)?.[1] ?? '';
+          if (response.status !== 200 || createHash('sha256').update(body).digest('hex') !== createHash('sha256').update(readFileSync(join(imageDirectory, `${hex}.iso`))).digest('hex')) throw new Error(`bad download ${response.status}`);
+          downloads.push(dv.metadata?.name ?? '');
+          await client.mergePatch(`${dvPath}/${dv.metadata?.name}/status`, { status: { phase: 'Succeeded', progress: '100.0%' } });
+        }
+        const imported = new Set((await dataVolumes()).filter((d) => d.status?.phase === 'Succeeded').map((d) => d.metadata?.name));
+        const spec = (await vm()).spec.template?.spec;
+        const volumeStatus = (spec?.volumes ?? []).flatMap((v, i) => {
+          const claim = v.dataVolume?.name;
+          return claim && imported.has(claim) ? [{ name: v.name, target: `sd${String.fromCharCode(97 + i)}`, phase: 'Ready', reason: 'VolumeReady', persistentVolumeClaimInfo: { claimName: claim } }] : [];
+        });
+        const vmi = await client.get<V1VirtualMachineInstance>(vmiPath);
+        if (JSON.stringify(vmi.status?.volumeStatus ?? []) !== JSON.stringify(volumeStatus)) await client.mergePatch(`${vmiPath}/status`, { status: { volumeStatus } });
+      } catch {
+        // the API server may be busy; the next round catches up
+      }
+      await new Promise((r) => setTimeout(r, 150));
+    }
+  }
+
+  beforeAll(async () => {
+    plane = await useControlPlane();
+    kubectl = strict(plane.kubectl);
+    await installCrds(plane);
+    const fixtures = ['vm-crd.yaml', 'vmi-crd.yaml', 'vmim-crd.yaml', 'datavolume-crd.yaml', 'kubevirt-crd.yaml'].map((f) => join(REPO, 'test', 'fixtures', 'kubevirt', f));
+    await kubectl(['apply', '--server-side', '--field-manager=recontext-tests', ...fixtures.flatMap((f) => ['-f', f])]);
+    await kubectl(['wait', '--for=condition=Established', '--timeout=60s', ...fixtures.flatMap((f) => ['-f', f])]);
+    await kubectl(['create', 'namespace', NS]);
+    await kubectl(['apply', '-f', '-'], nodeYaml('kv-node-a', ZONE_A));
+    await kubectl(['apply', '-f', '-'], nodeYaml('kv-node-b', ZONE_B));
+    await kubectl(['apply', '--server-side', `--field-manager=${GITOPS}`, '-n', NS, '-f', '-'], gitopsVm('512Mi'));
+    await kubectl(['apply', '-n', NS, '-f', '-'], `apiVersion: kubevirt.io/v1\nkind: VirtualMachineInstance\nmetadata:\n  name: ${VM}\nspec: {}\n`);
+    await kubectl(['patch', '-n', NS, 'vmi', VM, '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: { phase: 'Running', nodeName: 'kv-node-a' } })]);
+    await kubectl(['apply', '--server-side', '-n', NS, '-f', join(REPO, 'examples', 'gluster')]);
+    client = KubeClient.fromKubeconfig(plane.kubeconfigPath);
+    operator = await startOperator();
+    imageBase = operator.imageServerUrl ?? '';
+    void platform(platformAbort.signal);
+  });
+
+  afterAll(async () => {
+    platformAbort.abort();
+    await operator?.stop();
+  });
+
+  it('imports every layer image through a signed URL and adds one CD-ROM per layer next to the GitOps-owned disks', async () => {
+    const ready = await until('VMContext Ready', async () => {
+      const v = await vmContext();
+      return isReady(v) ? v : undefined;
+    }, 30_000);
+    expect(ready.status?.conditions?.find((c) => c.type === 'Ready')?.reason).toBe('Converged');
+    const dvs = await dataVolumes();
+    expect(dvs).toHaveLength(4);
+    for (const dv of dvs) {
+      expect(dv.spec.source?.http?.url).toMatch(/\/v1\/images\/[0-9a-f]{64}\.iso\?ns=kubevirt-it&exp=\d+&sig=/);
+      expect(dv.metadata?.ownerReferences?.[0]).toMatchObject({ kind: 'VMContext', name: VM, uid: ready.metadata.uid });
+    }
+    expect(downloads.sort()).toEqual(dvs.map((d) => d.metadata?.name).sort());
+
+    const current = await vm();
+    const disks = current.spec.template?.spec?.domain?.devices?.disks ?? [];
+    expect(disks[0]).toEqual({ name: 'rootdisk', disk: { bus: 'virtio' } });
+    expect(disks.slice(1).every((d) => d.cdrom?.bus === 'sata')).toBe(true);
+    expect(ctxVolumes(current).map((v) => v.dataVolume?.name).sort()).toEqual(dvs.map((d) => d.metadata?.name).sort());
+    expect(ready.status?.layers?.every((l) => l.device?.startsWith('ctx-'))).toBe(true);
+    expect(ready.status?.lastRecontext?.attachStepsMs).toMatchObject({ import: expect.any(Number), apply: expect.any(Number), ready: expect.any(Number) });
+
+    // Field ownership: the GitOps manager keeps everything it set except the two atomic lists.
+    const managers = new Map((current.metadata?.managedFields ?? []).map((m) => [m.manager, JSON.stringify(m.fieldsV1)]));
+    expect(managers.get(GITOPS)).toContain('"f:runStrategy"');
+    expect(managers.get(GITOPS)).toContain('"f:resources"');
+    expect(managers.get(KUBEVIRT_FIELD_MANAGER)).toContain('"f:disks"');
+    expect(managers.get(KUBEVIRT_FIELD_MANAGER)).toContain(`"f:${MANAGED_VOLUMES_ANNOTATION}"`);
+    expect(managers.get(KUBEVIRT_FIELD_MANAGER)).not.toContain('"f:resources"');
+  });
+
+  it('lives next to a GitOps manager: its other changes never conflict, and a forced revert of the lists is healed', async () => {
+    // The GitOps tool changes the memory (its manifest without the lists it no longer owns): no conflict.
+    await kubectl(['apply', '--server-side', `--field-manager=${GITOPS}`, '-n', NS, '-f', '-'], JSON.stringify({ ...JSON.parse(gitopsVm('1Gi')), spec: { runStrategy: 'Always', template: { metadata: { labels: { app: 'gluster-client' } }, spec: { domain: { resources: { requests: { memory: '1Gi' } } } } } } }));
+    let current = await vm();
+    expect(current.spec.template?.spec?.domain?.resources?.requests).toEqual({ memory: '1Gi' });
+    expect(ctxVolumes(current)).toHaveLength(4);
+
+    // Argo CD with RespectIgnoreDifferences applies the live lists back: same values, no conflict.
+    const live = current.spec.template?.spec;
+    await kubectl(['apply', '--server-side', `--field-manager=${GITOPS}`, '-n', NS, '-f', '-'], gitopsVm('1Gi', { disks: live?.domain?.devices?.disks ?? [], volumes: live?.volumes ?? [] }));
+    expect(ctxVolumes(await vm())).toHaveLength(4);
+
+    // A tool that force-applies its own lists drops the CD-ROMs: recontext puts them back, keeping the tool's entries.
+    await kubectl(['apply', '--server-side', '--force-conflicts', `--field-manager=${GITOPS}`, '-n', NS, '-f', '-'], gitopsVm('1Gi', { disks: [{ name: 'rootdisk', disk: { bus: 'virtio' } }, { name: 'data', disk: { bus: 'virtio' } }], volumes: [{ name: 'rootdisk', containerDisk: { image: 'quay.io/containerdisks/debian:12' } }, { name: 'data', emptyDisk: { capacity: '1Gi' } }] }));
+    current = await until('context volumes restored', async () => {
+      const v = await vm();
+      return ctxVolumes(v).length === 4 ? v : undefined;
+    }, 20_000);
+    expect((current.spec.template?.spec?.volumes ?? []).slice(0, 2).map((v) => v.name)).toEqual(['rootdisk', 'data']);
+  });
+
+  it('swaps a layer by changing only its DataVolume, then deletes the old DataVolume', async () => {
+    const before = await vmContext();
+    const beforeVm = await vm();
+    const diskOrder = (beforeVm.spec.template?.spec?.domain?.devices?.disks ?? []).map((d) => d.name);
+    await kubectl(['patch', '-n', NS, 'configmap', 'gluster-volume', '--type=merge', '-p', '{"data":{"client.vol":"volume gv0-swapped\\n"}}']);
+    const after = await until('gluster-service swapped', async () => {
+      const v = await vmContext();
+      return isReady(v) && digestOf(v, 'gluster-service') !== digestOf(before, 'gluster-service') ? v : undefined;
+    }, 30_000);
+    const afterVm = await vm();
+    expect((afterVm.spec.template?.spec?.domain?.devices?.disks ?? []).map((d) => d.name)).toEqual(diskOrder);
+    const changed = ctxVolumes(afterVm).filter((v) => !ctxVolumes(beforeVm).some((b) => b.dataVolume?.name === v.dataVolume?.name));
+    expect(changed.map((v) => v.name)).toEqual(['ctx-gluster-service']);
+    expect(after.status?.lastRecontext?.trigger).toBe('LayerChange');
+    await until('old DataVolume deleted', async () => ((await dataVolumes()).length === 4 ? true : undefined), 20_000);
+    expect((await dataVolumes()).map((d) => d.metadata?.name).sort()).toEqual(ctxVolumes(afterVm).map((v) => v.dataVolume?.name).sort());
+  });
+
+  it('re-renders once per migration: DataVolumes for the target while it migrates, the swap after, none again on resync or restart', async () => {
+    const before = await vmContext();
+    const beforeVolumes = ctxVolumes(await vm()).map((v) => v.dataVolume?.name).sort();
+    const uid = 'migration-0001';
+    // Migration begins (target known): the images for kv-node-b are built and imported early.
+    await kubectl(['patch', '-n', NS, 'vmi', VM, '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: { migrationState: { migrationUid: uid, sourceNode: 'kv-node-a', targetNode: 'kv-node-b', startTimestamp: new Date().toISOString().replace(/\.\d+Z$/, 'Z'), mode: 'PreCopy' } } })]);
+    await until('DataVolumes prepared for the target', async () => ((await dataVolumes()).length > 4 ? true : undefined), 20_000);
+    // …while the VM still runs on kv-node-a with its old volumes (a swap waits for the migration's end).
+    expect(ctxVolumes(await vm()).map((v) => v.dataVolume?.name).sort()).toEqual(beforeVolumes);
+    const end = new Date();
+    await kubectl(['patch', '-n', NS, 'vmi', VM, '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: { nodeName: 'kv-node-b', migrationState: { completed: true, failed: false, endTimestamp: end.toISOString().replace(/\.\d+Z$/, 'Z') } } })]);
+    const after = await until('re-rendered for kv-node-b', async () => {
+      const v = await vmContext();
+      return isReady(v) && v.status?.lastMigrationId === uid ? v : undefined;
+    }, 30_000);
+    expect(after.status?.node).toBe('kv-node-b');
+    expect(after.status?.lastRecontext?.trigger).toBe('Migration');
+    expect(digestOf(after, 'site-cache')).not.toBe(digestOf(before, 'site-cache'));
+    expect(digestOf(after, 'data-residency')).not.toBe(digestOf(before, 'data-residency'));
+    expect(digestOf(after, 'gluster-service')).toBe(digestOf(before, 'gluster-service'));
+    expect(after.status?.lastRecontext?.sinceMigrationMs?.volumeReady).toBeGreaterThanOrEqual(after.status?.lastRecontext?.sinceMigrationMs?.volumeInSpec ?? Infinity);
+
+    const migrations = async () => (await metrics.recontextDuration.get()).values.filter((v) => v.labels.trigger === 'Migration' && v.metricName?.endsWith('_count')).reduce((sum, v) => sum + v.value, 0);
+    expect(await migrations()).toBe(1);
+    // A status write the VMI makes again (resync-like) and a restart of the operator: no second re-render.
+    await kubectl(['patch', '-n', NS, 'vmi', VM, '--subresource=status', '--type=merge', '-p', '{"status":{"phase":"Running"}}']);
+    await operator.stop();
+    operator = await startOperator();
+    imageBase = operator.imageServerUrl ?? '';
+    await new Promise((r) => setTimeout(r, 3_000));
+    expect(await migrations()).toBe(0);
+    const again = await vmContext();
+    expect(again.status?.lastRecontext?.startedAt).toBe(after.status?.lastRecontext?.startedAt);
+  });
+
+  it('removes a layer it no longer carries, and everything when the VMContext goes', async () => {
+    await kubectl(['patch', '-n', NS, 'vmcontext', VM, '--type=json', '-p', '[{"op":"remove","path":"/spec/layers/2"}]']);
+    await until('data-residency removed from the VM', async () => {
+      const v = await vm();
+      return ctxVolumes(v).length === 3 && !ctxVolumes(v).some((x) => x.name === 'ctx-data-residency') && !(v.spec.template?.spec?.domain?.devices?.disks ?? []).some((d) => d.name === 'ctx-data-residency') ? true : undefined;
+    }, 30_000);
+    await kubectl(['delete', '-n', NS, 'vmcontext', VM, '--wait=false']);
+    const cleaned = await until('VM without context volumes', async () => {
+      const v = await vm();
+      return ctxVolumes(v).length === 0 ? v : undefined;
+    }, 30_000);
+    expect((cleaned.spec.template?.spec?.volumes ?? []).map((v) => v.name)).toEqual(['rootdisk', 'data']);
+    expect(cleaned.metadata?.annotations?.[MANAGED_VOLUMES_ANNOTATION]).toBe('');
+    await until('no DataVolume left', async () => ((await dataVolumes()).length === 0 ? true : undefined), 30_000);
+    await until('VMContext gone', async () => ((await client.getOrUndefined(`/apis/recontext.dev/v1alpha1/namespaces/${NS}/vmcontexts/${VM}`)) ? undefined : true), 20_000);
+    expect(await operator.collectImages()).toBeDefined();
+  });
+});
