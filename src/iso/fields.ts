@@ -14,14 +14,36 @@ export function zeroed(size: number): Buffer {
 
 /** ECMA-119 7.2.3: 16-bit value, little-endian then big-endian (4 bytes). */
 export function writeBoth16(target: Buffer, offset: number, value: number): void {
-  target.writeUInt16LE(value, offset);
-  target.writeUInt16BE(value, offset + 2);
+  checkUint(value, 0xffff);
+  if (offset < 0 || offset + 4 > target.length) throw new RangeError(`offset ${offset} out of range`);
+  target[offset] = target[offset + 3] = value & 0xff;
+  target[offset + 1] = target[offset + 2] = value >>> 8;
 }
 
-/** ECMA-119 7.3.3: 32-bit value, little-endian then big-endian (8 bytes). */
+/**
+ * ECMA-119 7.3.3: 32-bit value, little-endian then big-endian (8 bytes). Byte stores: a directory
+ * record takes several of these, and Buffer#writeUInt32LE/BE's argument checks cost more than the writes.
+ */
 export function writeBoth32(target: Buffer, offset: number, value: number): void {
-  target.writeUInt32LE(value, offset);
-  target.writeUInt32BE(value, offset + 4);
+  checkUint(value, 0xffff_ffff);
+  if (offset < 0 || offset + 8 > target.length) throw new RangeError(`offset ${offset} out of range`);
+  const b0 = value & 0xff;
+  const b1 = (value >>> 8) & 0xff;
+  const b2 = (value >>> 16) & 0xff;
+  const b3 = value >>> 24;
+  target[offset] = b0;
+  target[offset + 1] = b1;
+  target[offset + 2] = b2;
+  target[offset + 3] = b3;
+  target[offset + 4] = b3;
+  target[offset + 5] = b2;
+  target[offset + 6] = b1;
+  target[offset + 7] = b0;
+}
+
+/** What Buffer#writeUInt* would have thrown for: a value that does not fit the field is a bug, never truncated. */
+function checkUint(value: number, max: number): void {
+  if (!(value >= 0 && value <= max && Number.isInteger(value))) throw new RangeError(`value ${value} out of range 0–${max}`);
 }
 
 /** ECMA-119 9.1.5: years since 1900, month, day, hour, minute, second, GMT offset (always UTC here). */

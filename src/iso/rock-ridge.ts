@@ -81,7 +81,12 @@ export function singleNmEntrySize(byteLength: number): number | undefined {
 export function writeSingleNmEntry(target: Buffer, offset: number, name: string, size: number): void {
   writeSuspHeader(target, offset, 'NM', 1, size);
   target[offset + 4] = 0;
-  target.write(name, offset + 5, 'utf8');
+  // ASCII (the NM is one byte longer than the name's units): byte stores beat Buffer#write for short names.
+  if (size === 5 + name.length) {
+    for (let i = 0; i < name.length; i++) target[offset + 5 + i] = name.charCodeAt(i);
+  } else {
+    target.write(name, offset + 5, 'utf8');
+  }
 }
 
 /** RRIP 4.1.3 SL: the target as component records; entries chained with the CONTINUE flag. */
