@@ -18,7 +18,7 @@ import { cdromsOf } from '../../src/drivers/libvirt/devices.js';
 import { buildIso } from '../../src/iso/index.js';
 import { KubeClient } from '../../src/kube/client.js';
 import { objectPath } from '../../src/kube/resources.js';
-import { controlPlaneSkipReason, useControlPlane } from '../controlplane/shared.js';
+import { controlPlaneSkipReason, startExclusiveControlPlane, useControlPlane, type ControlPlane } from '../controlplane/shared.js';
 import { DATA_VOLUMES, KubeVirtStandIn, VMIMS, VMIS, VMS, domainName, installKubeVirtCrds } from '../kubevirt-standin/index.js';
 import { guestReads } from '../testbed/agent.js';
 import { testbedSkipReason, useTestbed, type Testbed } from '../testbed/shared.js';
@@ -29,6 +29,7 @@ const VM = 'vm1';
 const DOMAIN = domainName(NS, VM);
 const ZONE_A = { 'topology.kubernetes.io/zone': 'zone-a' };
 const ZONE_B = { 'topology.kubernetes.io/zone': 'zone-b' };
+const ZONE_C = { 'topology.kubernetes.io/zone': 'zone-c' };
 const USER = 'importer';
 const PASSWORD = 's3cret';
 
@@ -105,6 +106,8 @@ describe.skipIf(skip)('KubeVirt/CDI stand-in on a real API server and real libvi
       nodes: [
         { name: 'node-a', host: tb.host('host-a'), labels: ZONE_A },
         { name: 'node-b', host: tb.host('host-b'), labels: ZONE_B },
+        // A node on host A again: a migration node-a -> node-c is one libvirt refuses (same host).
+        { name: 'node-c', host: tb.host('host-a'), labels: ZONE_C },
       ],
       storageDir: mkdtempSync(join(tmpdir(), 'kv-standin-storage-')),
       namespace: NS,
@@ -212,6 +215,25 @@ describe.skipIf(skip)('KubeVirt/CDI stand-in on a real API server and real libvi
     expect(vmi.status.volumeStatus).toEqual([expect.objectContaining({ name: 'ctx', target: 'sda', phase: 'Ready', reason: 'VolumeReady' })]);
   }, 60_000);
 
+  it('records a migration libvirt refuses as failed: completed + failed + failureReason, VMIM Failed, nodeName unchanged', async () => {
+    const vmim = await client.create<Obj>(`/apis/kubevirt.io/v1/namespaces/${NS}/virtualmachineinstancemigrations`, {
+      apiVersion: 'kubevirt.io/v1',
+      kind: 'VirtualMachineInstanceMigration',
+      metadata: { name: 'same-host' },
+      spec: { vmiName: VM, addedNodeSelector: ZONE_C },
+    });
+    const failed = await until('VMIM Failed', async () => {
+      const got = await get(VMIMS, 'same-host');
+      return got.status?.phase === 'Failed' ? got : undefined;
+    }, 60_000);
+    expect(failed.status.conditions[0]).toMatchObject({ type: 'Failed', status: 'True', reason: 'MigrationFailed' });
+    const vmi = await get(VMIS, VM);
+    expect(vmi.status.nodeName).toBe('node-a');
+    expect(vmi.status.migrationState).toMatchObject({ migrationUid: vmim.metadata.uid, sourceNode: 'node-a', targetNode: 'node-c', completed: true, failed: true });
+    expect(vmi.status.migrationState.failureReason).toMatch(/.+/);
+    expect(await onHost('host-a')).toBe(true);
+  }, 60_000);
+
   it('performs a VirtualMachineInstanceMigration as a real live migration, writing migrationState as KubeVirt does', async () => {
     const vmim = await client.create<Obj>(`/apis/kubevirt.io/v1/namespaces/${NS}/virtualmachineinstancemigrations`, {
       apiVersion: 'kubevirt.io/v1',
@@ -314,4 +336,54 @@ describe.skipIf(skip)('KubeVirt/CDI stand-in on a real API server and real libvi
       await lv.close();
     }
   }, 60_000);
+});
+
+describe.skipIf(skip)('KubeVirt/CDI stand-in across API server restarts (own control plane)', () => {
+  let cp: ControlPlane;
+  let client: KubeClient;
+  let standIn: KubeVirtStandIn;
+  let server: Server;
+  let base: string;
+  const iso = Buffer.from('not really an ISO, bytes are bytes\n');
+
+  beforeAll(async () => {
+    cp = await startExclusiveControlPlane();
+    await installKubeVirtCrds({ kubectl: (args) => cp.kubectl(args) });
+    client = KubeClient.fromKubeconfig(cp.kubeconfigPath);
+    await client.apply(`/api/v1/namespaces/${NS}`, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } }, 'kubevirt-standin-test');
+    server = createServer((_req, res) => void res.writeHead(200, { 'Content-Length': iso.length }).end(iso));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const tb = await useTestbed();
+    standIn = new KubeVirtStandIn({
+      client,
+      domainXml: (options) => tb.domainXml(options),
+      nodes: [{ name: 'node-a', host: tb.host('host-a') }],
+      storageDir: mkdtempSync(join(tmpdir(), 'kv-standin-restart-')),
+      log: (line) => console.log(line),
+    });
+    await standIn.start();
+  }, 300_000);
+
+  afterAll(async () => {
+    await standIn?.stop();
+    await new Promise((resolve) => server?.close(resolve));
+    await cp?.stop();
+  });
+
+  const importAfter = async (name: string) => {
+    await until(`DataVolume ${name} created`, () => client.create(`/apis/cdi.kubevirt.io/v1beta1/namespaces/${NS}/datavolumes`, { apiVersion: 'cdi.kubevirt.io/v1beta1', kind: 'DataVolume', metadata: { name }, spec: { source: { http: { url: `${base}/${name}` } } } }), 30_000);
+    await until(`DataVolume ${name} Succeeded`, async () => ((await client.get<Obj>(objectPath(DATA_VOLUMES, NS, name))).status?.phase === 'Succeeded' ? true : undefined), 60_000);
+    expect(readFileSync(standIn.dataVolumeFile(NS, name)).equals(iso)).toBe(true);
+  };
+
+  // (410 Gone / relist is the informer's own business: src/controllers/informer.test.ts, faults.test.ts.)
+  it('keeps watching after the API server restarts', async () => {
+    await importAfter('before');
+    const restarting = Date.now();
+    await cp.restartApiServer();
+    const restarted = Date.now();
+    await importAfter('after-restart');
+    console.log(`API server restart took ${restarted - restarting} ms; then the next import Succeeded in ${Date.now() - restarted} ms`);
+  }, 120_000);
 });

@@ -1,6 +1,6 @@
 // Installs the KubeVirt and CDI CRDs of test/fixtures/kubevirt (VirtualMachine, VMI, migration,
 // KubeVirt, DataVolume) into a test API server with server-side apply and waits until each is
-// Established. Idempotent per process.
+// Established.
 import { readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,15 +18,19 @@ export function kubevirtCrdFiles(): string[] {
     .map((name) => join(KUBEVIRT_CRD_DIR, name));
 }
 
-let installed: Promise<void> | undefined;
+const installed = new WeakMap<object, Promise<void>>();
 
+/** Once per control plane object (several files share one plane; fault tests take their own). */
 export function installKubeVirtCrds(plane: Kubectl): Promise<void> {
-  installed ??= (async () => {
+  const done = installed.get(plane);
+  if (done) return done;
+  const installing = (async () => {
     const files = kubevirtCrdFiles().flatMap((file) => ['-f', file]);
     const applied = await plane.kubectl(['apply', '--server-side', '--field-manager=kubevirt-standin', ...files]);
     if (applied.code !== 0) throw new Error(`installing the KubeVirt/CDI CRDs failed:\n${applied.stderr}${applied.stdout}`);
     const waited = await plane.kubectl(['wait', '--for=condition=Established', '--timeout=60s', ...files]);
     if (waited.code !== 0) throw new Error(`KubeVirt/CDI CRDs did not become Established:\n${waited.stderr}${waited.stdout}`);
   })();
-  return installed;
+  installed.set(plane, installing);
+  return installing;
 }

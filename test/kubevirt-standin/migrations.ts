@@ -6,7 +6,7 @@
 import type { LibvirtClient } from '../../src/drivers/libvirt/client.js';
 import type { KubeClient } from '../../src/kube/client.js';
 import { objectPath } from '../../src/kube/resources.js';
-import { VMIMS, VMIS, domainName, matches, now, patchStatus, type Condition, type KeyedLock, type Log, type Meta, type StandInNode } from './common.js';
+import { VMIMS, VMIS, VMS, domainName, matches, now, patchStatus, type Condition, type KeyedLock, type Log, type Meta, type StandInNode } from './common.js';
 import type { VirtualMachineInstance } from './virt.js';
 
 export interface VirtualMachineInstanceMigration {
@@ -77,6 +77,8 @@ export class MigrationController {
     await this.#phase(vmim, 'PreparingTarget', { migrationState: startState });
     await this.#phase(vmim, 'TargetReady');
     await this.#phase(vmim, 'Running');
+    // The VM shows Migrating until its next reconcile (after this, under the same lock) says Running.
+    await client.mergePatch(`${objectPath(VMS, namespace, vmiName)}/status`, { status: { printableStatus: 'Migrating' } }).catch(() => undefined);
     const dom = domainName(namespace, vmiName);
     const sourceClient = await this.#o.libvirt(source.name);
     const started = Date.now();
