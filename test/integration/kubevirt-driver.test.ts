@@ -21,7 +21,7 @@ import { KubeVirtDriver, KUBEVIRT_FIELD_MANAGER } from '../../src/drivers/kubevi
 import { MANAGED_VOLUMES_ANNOTATION } from '../../src/drivers/kubevirt/volumes.js';
 import { ImageUrlSigner } from '../../src/images/server.js';
 import { KubeClient } from '../../src/kube/client.js';
-import { controlPlaneSkipReason, installCrds, useControlPlane, type SharedControlPlane } from '../controlplane/shared.js';
+import { controlPlaneSkipReason, installCrds, startExclusiveControlPlane, useControlPlane, type ControlPlane, type SharedControlPlane } from '../controlplane/shared.js';
 import { REPO, ZONE_A, ZONE_B, digestOf, getVMContext, isReady, nodeYaml, strict, until } from './scenario.js';
 
 const NS = 'kubevirt-it';
@@ -60,6 +60,8 @@ describe.skipIf(controlPlaneSkipReason())('KubeVirt driver on a real API server'
   const signer = new ImageUrlSigner(ImageUrlSigner.randomKey(), 'http://placeholder');
   const downloads: string[] = [];
   const platformAbort = new AbortController();
+  /** What the platform does in its loop (a test pauses one part to hold a state). */
+  const plays = { imports: true, reportsVolumes: true };
 
   const vm = () => client.get<V1VirtualMachine>(vmPath);
   const dataVolumes = async () => (await client.list<V1beta1DataVolume>(dvPath)).items;
@@ -92,7 +94,7 @@ describe.skipIf(controlPlaneSkipReason())('KubeVirt driver on a real API server'
     while (!signal.aborted) {
       try {
         for (const dv of await dataVolumes()) {
-          if (dv.status?.phase === 'Succeeded') continue;
+          if (dv.status?.phase === 'Succeeded' || !plays.imports) continue;
           const url = dv.spec.source?.http?.url ?? '';
           const response = await fetch(url);
           const body = Buffer.from(await response.arrayBuffer());
@@ -101,6 +103,7 @@ describe.skipIf(controlPlaneSkipReason())('KubeVirt driver on a real API server'
           downloads.push(dv.metadata?.name ?? '');
           await client.mergePatch(`${dvPath}/${dv.metadata?.name}/status`, { status: { phase: 'Succeeded', progress: '100.0%' } });
         }
+        if (!plays.reportsVolumes) throw new Error('paused');
         const imported = new Set((await dataVolumes()).filter((d) => d.status?.phase === 'Succeeded').map((d) => d.metadata?.name));
         const spec = (await vm()).spec.template?.spec;
         const volumeStatus = (spec?.volumes ?? []).flatMap((v, i) => {
@@ -246,6 +249,22 @@ describe.skipIf(controlPlaneSkipReason())('KubeVirt driver on a real API server'
     expect(again.status?.lastRecontext?.startedAt).toBe(after.status?.lastRecontext?.startedAt);
   });
 
+  it('says RestartRequired when KubeVirt will not hot-plug, and heals when it does', async () => {
+    plays.reportsVolumes = false;
+    await client.mergePatch(`${vmPath}/status`, { status: { conditions: [{ type: 'RestartRequired', status: 'True', message: 'a non-live-updatable field was changed in the template spec' }] } });
+    await kubectl(['patch', '-n', NS, 'configmap', 'gluster-volume', '--type=merge', '-p', '{"data":{"client.vol":"volume gv0-restart\\n"}}']);
+    const blocked = await until('RestartRequired', async () => {
+      const v = await vmContext();
+      return v.status?.conditions?.find((c) => c.type === 'Ready' && c.reason === 'RestartRequired') ? v : undefined;
+    }, 30_000);
+    expect(blocked.status?.conditions?.find((c) => c.type === 'Degraded')?.status).toBe('True');
+    expect(blocked.status?.conditions?.find((c) => c.type === 'Ready')?.message).toMatch(/DeclarativeHotplugVolumes/);
+    // The VM restarts (KubeVirt clears the condition) and reports the volumes: Ready again, without waiting for a resync.
+    await client.mergePatch(`${vmPath}/status`, { status: { conditions: [] } });
+    plays.reportsVolumes = true;
+    await until('Ready again', async () => (isReady(await vmContext()) ? true : undefined), 20_000);
+  });
+
   it('removes a layer it no longer carries, and everything when the VMContext goes', async () => {
     await kubectl(['patch', '-n', NS, 'vmcontext', VM, '--type=json', '-p', '[{"op":"remove","path":"/spec/layers/2"}]']);
     await until('data-residency removed from the VM', async () => {
@@ -262,5 +281,59 @@ describe.skipIf(controlPlaneSkipReason())('KubeVirt driver on a real API server'
     await until('no DataVolume left', async () => ((await dataVolumes()).length === 0 ? true : undefined), 30_000);
     await until('VMContext gone', async () => ((await client.getOrUndefined(`/apis/recontext.dev/v1alpha1/namespaces/${NS}/vmcontexts/${VM}`)) ? undefined : true), 20_000);
     expect(await operator.collectImages()).toBeDefined();
+  });
+
+  it('a VM that vanishes mid-swap: VMNotFound, and nothing left once its VMContext goes too', async () => {
+    await kubectl(['apply', '--server-side', '-n', NS, '-f', join(REPO, 'examples', 'gluster', 'vmcontext-gluster-client.yaml')]);
+    await until('Ready', async () => (isReady(await vmContext()) ? true : undefined), 30_000);
+    plays.imports = false; // the next images stay importing
+    await kubectl(['patch', '-n', NS, 'configmap', 'gluster-volume', '--type=merge', '-p', '{"data":{"client.vol":"volume gv0-vanish\\n"}}']);
+    await until('a DataVolume importing', async () => ((await dataVolumes()).some((d) => d.status?.phase !== 'Succeeded') ? true : undefined), 20_000);
+    await kubectl(['delete', '-n', NS, 'vm', VM, '--wait=false']);
+    await kubectl(['delete', '-n', NS, 'vmi', VM, '--wait=false']);
+    const gone = await until('VMNotFound', async () => {
+      const v = await vmContext();
+      return v.status?.conditions?.find((c) => c.type === 'Ready' && c.reason === 'VMNotFound') ? v : undefined;
+    }, 30_000);
+    expect(gone.status?.layers).toBeUndefined();
+    await kubectl(['delete', '-n', NS, 'vmcontext', VM, '--wait=false']);
+    await until('no DataVolume left', async () => ((await dataVolumes()).length === 0 ? true : undefined), 30_000);
+    plays.imports = true;
+  });
+});
+
+describe.skipIf(controlPlaneSkipReason())('KubeVirt driver without CDI', () => {
+  let cp: ControlPlane | undefined;
+  let operator: Operator | undefined;
+  afterAll(async () => {
+    await operator?.stop();
+    await cp?.stop();
+  });
+
+  it('reports CDIMissing as a condition and does not spin', async () => {
+    cp = await startExclusiveControlPlane();
+    const kubectl = strict(cp.kubectl.bind(cp));
+    await kubectl(['apply', '--server-side', '-f', join(REPO, 'config', 'crd')]);
+    const fixtures = ['vm-crd.yaml', 'vmi-crd.yaml'].map((f) => join(REPO, 'test', 'fixtures', 'kubevirt', f));
+    await kubectl(['apply', '--server-side', ...fixtures.flatMap((f) => ['-f', f])]);
+    await kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd/vmcontexts.recontext.dev', 'crd/virtualmachines.kubevirt.io']);
+    await kubectl(['create', 'namespace', NS]);
+    await kubectl(['apply', '--server-side', '-n', NS, '-f', join(REPO, 'examples', 'gluster')]);
+    const admin = KubeClient.fromKubeconfig(cp.kubeconfigPath);
+    const metrics = new OperatorMetrics({ defaultMetrics: false });
+    const logger = createLogger({ level: 'warn', write: () => {} });
+    operator = new Operator({ client: admin, driver: new KubeVirtDriver({ client: admin, logger, metrics, imageUrl: () => 'http://unused' }), logger, metrics, imageDirectory: mkdtempSync(join(tmpdir(), 'kv-nocdi-')), leaderElection: false });
+    await operator.start();
+    const blocked = await until('CDIMissing', async () => {
+      const v = await getVMContext(admin, NS, VM);
+      return v.status?.conditions?.find((c) => c.type === 'Ready' && c.reason === 'CDIMissing') ? v : undefined;
+    }, 30_000);
+    expect(blocked.status?.conditions?.find((c) => c.type === 'Ready')?.message).toMatch(/install CDI/);
+    const reconciles = async () => (await metrics.reconcileTotal.get()).values.filter((v) => v.labels.controller === 'vmcontext').reduce((sum, v) => sum + v.value, 0);
+    await new Promise((r) => setTimeout(r, 2_000)); // startup churn (layer statuses re-enqueue their VMs) settles
+    const before = await reconciles();
+    await new Promise((r) => setTimeout(r, 4_000));
+    expect((await reconciles()) - before).toBeLessThanOrEqual(1); // next look: in 60 s
+
   });
 });
