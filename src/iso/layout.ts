@@ -116,9 +116,7 @@ const PARENT_ID = '\x01';
 
 export function layoutIso(root: TreeNode, options: LayoutOptions): IsoPlan {
   checkOptions(options);
-  checkDirectoryCount(root);
-  const files = collectFiles(root);
-  const serials = assignSerials(root);
+  const { files, serials } = visitTree(root);
   const fileOf = new Map(files.map((f) => [f.node, f]));
   // Every record carries the same times: encode TF once.
   const tf = tfEntry(options.timestamp);
@@ -166,28 +164,6 @@ function checkOptions(options: LayoutOptions): void {
   }
 }
 
-/** Fails before any work when the path table cannot number every directory. */
-function checkDirectoryCount(root: TreeNode): void {
-  let count = 0;
-  const visit = (node: TreeNode): void => {
-    if (node.kind !== 'dir') return;
-    count++;
-    if (count > MAX_DIRECTORIES) throw new IsoLimitError(node.path, `more than ${MAX_DIRECTORIES} directories (ECMA-119 path table limit)`);
-    for (const child of node.children) visit(child);
-  };
-  visit(root);
-}
-
-function collectFiles(root: TreeNode): FilePlan[] {
-  const out: FilePlan[] = [];
-  const visit = (node: TreeNode): void => {
-    if (node.kind === 'file') out.push({ node, sector: 0 });
-    for (const child of node.children) visit(child);
-  };
-  visit(root);
-  return out;
-}
-
 export interface Identity {
   /** Rock Ridge PX serial number ("inode number"): depth-first order, root = 1. */
   readonly serial: number;
@@ -197,16 +173,28 @@ export interface Identity {
   px: Buffer | undefined;
 }
 
-function assignSerials(root: TreeNode): Map<TreeNode, Identity> {
-  const out = new Map<TreeNode, Identity>();
+/**
+ * One depth-first walk: the files in content order, each node's identity (serials in the same
+ * order, root = 1), and the check that the path table can number every directory.
+ */
+function visitTree(root: TreeNode): { files: FilePlan[]; serials: Map<TreeNode, Identity> } {
+  const files: FilePlan[] = [];
+  const serials = new Map<TreeNode, Identity>();
+  let directories = 0;
   const visit = (node: TreeNode): void => {
     let subdirectories = 0;
-    for (const child of node.children) if (child.kind === 'dir') subdirectories++;
-    out.set(node, { serial: out.size + 1, links: node.kind === 'dir' ? 2 + subdirectories : 1, px: undefined });
+    if (node.kind === 'dir') {
+      directories++;
+      if (directories > MAX_DIRECTORIES) throw new IsoLimitError(node.path, `more than ${MAX_DIRECTORIES} directories (ECMA-119 path table limit)`);
+      for (const child of node.children) if (child.kind === 'dir') subdirectories++;
+    } else if (node.kind === 'file') {
+      files.push({ node, sector: 0 });
+    }
+    serials.set(node, { serial: serials.size + 1, links: node.kind === 'dir' ? 2 + subdirectories : 1, px: undefined });
     for (const child of node.children) visit(child);
   };
   visit(root);
-  return out;
+  return { files, serials };
 }
 
 function planHierarchy(root: TreeNode, kind: 'iso' | 'joliet', identities: Map<TreeNode, Identity>, tf: Buffer): HierarchyPlan {

@@ -44,6 +44,9 @@ const LONE_SURROGATE = /\p{Cs}/u;
 const SURROGATE = /[\uD800-\uDFFF]/;
 const DEFAULT_MODE = { file: 0o644, dir: 0o755, symlink: 0o777 } as const;
 
+/** Files and symlinks share one empty map: insert() never adds to a node that is not a directory. */
+const NO_CHILDREN = new Map<string, MutableNode>();
+
 interface MutableNode {
   name: string;
   path: string;
@@ -107,7 +110,7 @@ function toNode(entry: IsoEntry, name: string): MutableNode {
       if (size > MAX_FILE_SIZE) {
         throw new IsoLimitError(entry.path, `file is ${size} bytes; ISO9660 files must be smaller than 4 GiB (multi-extent files are not supported)`);
       }
-      return { name, path: entry.path, kind: 'file', mode, size, content: entry.content, target: undefined, explicit: true, children: new Map() };
+      return { name, path: entry.path, kind: 'file', mode, size, content: entry.content, target: undefined, explicit: true, children: NO_CHILDREN };
     }
     case 'symlink': {
       const target = entry.target;
@@ -117,7 +120,7 @@ function toNode(entry: IsoEntry, name: string): MutableNode {
       if (Buffer.byteLength(target, 'utf8') > MAX_SYMLINK_TARGET_BYTES) {
         throw new IsoLimitError(entry.path, `symlink target longer than ${MAX_SYMLINK_TARGET_BYTES} bytes`);
       }
-      return { name, path: entry.path, kind: 'symlink', mode, size: 0, content: undefined, target, explicit: true, children: new Map() };
+      return { name, path: entry.path, kind: 'symlink', mode, size: 0, content: undefined, target, explicit: true, children: NO_CHILDREN };
     }
     default:
       throw new IsoInputError(entry.path, `unknown kind ${String((entry as { kind: unknown }).kind)}`);
