@@ -84,6 +84,13 @@ export function vmContextReconciler(dependencies: VMContextDeps): Reconciler {
     });
     const resolveMs = performance.now() - t0;
     if (plan.kind === 'blocked') {
+      if (plan.layers && observed && deps.driver.reserve) {
+        try {
+          await deps.driver.reserve(target, plan.layers, signal);
+        } catch (error: unknown) {
+          return blockedBy(deps, vmContext, describeTarget(target), error, now(), observed);
+        }
+      }
       await writeBlocked(deps, vmContext, describeTarget(target), plan, now(), observed);
       return plan.waiting ? { requeueAfterMs: WAITING_REQUEUE_MS } : undefined;
     }

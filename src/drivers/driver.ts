@@ -113,6 +113,12 @@ export interface Driver {
    * converge must not rely on it having run.
    */
   prepare?(target: VMTarget, desired: readonly DesiredLayer[], signal: AbortSignal): Promise<void>;
+  /**
+   * The VM exists but does not run, so node-dependent layers cannot be rendered yet: make room
+   * for `layers` now if the VM cannot gain devices while it runs (KubeVirt: empty CD-ROM drives,
+   * since SATA has no hotplug). Optional, idempotent.
+   */
+  reserve?(target: VMTarget, layers: readonly string[], signal: AbortSignal): Promise<void>;
   /** The VMContext is going away: remove its devices. Idempotent; a vanished VM is not an error. */
   release(target: VMTarget, signal: AbortSignal): Promise<void>;
   /** Platform events about VMs (optional: without it, changes are seen on resync only). */

@@ -26,6 +26,8 @@ export interface Blocked {
   readonly message: string;
   /** Waiting for something outside (a VM to start) rather than for the user to fix something. */
   readonly waiting: boolean;
+  /** VMNotRunning: the layers the VM will carry once it runs (a driver may make room for them now). */
+  readonly layers?: readonly string[];
 }
 
 /** A layer as it should be on the VM. `rendered` is what to build; absent for a layer kept as it is. */
@@ -59,6 +61,7 @@ export function planVMContext(inputs: PlanInputs): Blocked | Converge {
       reason: 'VMNotRunning',
       message: `layers ${needsNode.map((l) => l.metadata.name).join(', ')} depend on the node, and the VM is not running on one`,
       waiting: true,
+      layers: selection.layers.map((l) => l.metadata.name),
     };
   }
   const vm = {

@@ -32,6 +32,7 @@ import {
   VolumeNameConflict,
   volumeReadiness,
   vmListsOf,
+  volumeNameOf,
   dnsLabel,
   type LayerVolume,
 } from './volumes.js';
@@ -60,6 +61,15 @@ export interface KubeVirtDriverOptions {
 type Vmi = V1VirtualMachineInstance & ObjectMeta;
 type Vm = V1VirtualMachine & ObjectMeta;
 type Dv = V1beta1DataVolume & ObjectMeta;
+
+function mergeWithoutConflict(...args: Parameters<typeof mergeLists>): ReturnType<typeof mergeLists> {
+  try {
+    return mergeLists(...args);
+  } catch (error: unknown) {
+    if (error instanceof VolumeNameConflict) throw new VMConfigurationError('VolumeNameConflict', error.message);
+    throw error;
+  }
+}
 
 /** What of a VMI matters to the core; a change of it is a VMChange. */
 function vmiSummary(vmi: Vmi): string {
@@ -143,13 +153,7 @@ export class KubeVirtDriver implements Driver {
     const vm = this.#vms.get(key);
     if (!vm) throw new VMConfigurationError('NotAVirtualMachine', `no VirtualMachine ${key}: recontext delivers layers through a VirtualMachine's spec (a bare VirtualMachineInstance cannot take hotplugged CD-ROMs declaratively)`);
     const layers = desired.map((d) => ({ desired: d, volume: layerVolume(target, d) }));
-    let merged;
-    try {
-      merged = mergeLists(vmListsOf(vm), layers.map((l) => l.volume));
-    } catch (error: unknown) {
-      if (error instanceof VolumeNameConflict) throw new VMConfigurationError('VolumeNameConflict', error.message);
-      throw error;
-    }
+    const merged = mergeWithoutConflict(vmListsOf(vm), layers.map((l) => l.volume));
     const changing = !sameLists(vmListsOf(vm), merged);
     const detachMs = performance.now() - t0;
 
@@ -213,6 +217,22 @@ export class KubeVirtDriver implements Driver {
         ? { sinceMigrationMs: { migrationId: migration.migrationUid, volumeInSpec: Math.max(0, inSpecAt - endedAt), volumeReady: Math.max(0, readyAt - endedAt) } }
         : {}),
     };
+  }
+
+  async reserve(target: VMTarget, layers: readonly string[]): Promise<void> {
+    const name = this.#vmName(target);
+    await this.#start();
+    const key = `${target.namespace}/${name}`;
+    const vm = this.#vms.get(key);
+    if (!vm) return;
+    // Keep the volumes of layers it already carries; add empty drives for the rest.
+    const lists = vmListsOf(vm);
+    const carried = lists.volumes.filter((v) => lists.managed.includes(v.name) && v.dataVolume);
+    const keep = layers.flatMap((layer) => {
+      const volume = carried.find((v) => v.name === volumeNameOf(layer));
+      return volume?.dataVolume ? [{ layer, digest: '', volume: volume.name, dataVolume: volume.dataVolume.name }] : [];
+    });
+    await this.#applyLists(key, keep, layers.map(volumeNameOf));
   }
 
   async release(target: VMTarget, signal: AbortSignal): Promise<void> {
@@ -293,12 +313,12 @@ export class KubeVirtDriver implements Driver {
   }
 
   /** Server-side apply of the merged lists; on a lost race (409) read again and redo once more. */
-  async #applyLists(key: string, desired: readonly LayerVolume[]): Promise<void> {
+  async #applyLists(key: string, desired: readonly LayerVolume[], reserved: readonly string[] = []): Promise<void> {
     const [namespace, name] = key.split('/') as [string, string];
     for (let attempt = 1; ; attempt++) {
       const vm = await this.#o.client.getOrUndefined<Vm>(objectPath(VIRTUAL_MACHINES, namespace, name));
       if (!vm) return;
-      const merged = mergeLists(vmListsOf(vm), desired);
+      const merged = mergeWithoutConflict(vmListsOf(vm), desired, reserved);
       if (sameLists(vmListsOf(vm), merged)) return;
       try {
         // force: KubeVirt's disks/volumes are atomic lists; whoever applied them before owns them

@@ -81,8 +81,25 @@ describe('mergeLists', () => {
     expect(sameLists(once, twice)).toBe(true);
   });
 
+  it('makes empty drives for layers it cannot render yet, and fills them later in place', () => {
+    const reserved = mergeLists(vmListsOf(vm([rootDisk], [rootVolume])), [], [site.volume, law.volume]);
+    expect(reserved.disks.map((d) => d.name)).toEqual(['rootdisk', site.volume, law.volume]);
+    expect(reserved.volumes).toEqual([rootVolume]);
+    const filled = mergeLists(vmListsOf(vm(reserved.disks as object[], reserved.volumes as object[], reserved.managed.join(','))), [law, site]);
+    expect(filled.disks.map((d) => d.name)).toEqual(['rootdisk', site.volume, law.volume]);
+    expect(filled.volumes.map((v) => v.name)).toEqual(['rootdisk', law.volume, site.volume]);
+  });
+
+  it('adopts an empty CD-ROM drive declared for it in the VM manifest', () => {
+    const declared = { name: site.volume, cdrom: { bus: 'sata' } };
+    const merged = mergeLists(vmListsOf(vm([rootDisk, declared], [rootVolume])), [site]);
+    expect(merged.disks).toEqual([rootDisk, declared]);
+    expect(merged.managed).toEqual([site.volume]);
+  });
+
   it('refuses to take over an entry of someone else with the same name', () => {
     expect(() => mergeLists(vmListsOf(vm([{ name: site.volume, disk: {} }], [])), [site])).toThrow(VolumeNameConflict);
+    expect(() => mergeLists(vmListsOf(vm([], [{ name: site.volume, emptyDisk: {} }])), [site])).toThrow(VolumeNameConflict);
   });
 
   it('applies only the two lists and its annotation, conditional on the version read', () => {

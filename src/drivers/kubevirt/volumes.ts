@@ -47,7 +47,7 @@ export function layerVolume(target: VMTarget, layer: Pick<DesiredLayer, 'name' |
   return {
     layer: layer.name,
     digest: layer.digest,
-    volume: dnsLabel(['ctx', layer.name]),
+    volume: volumeNameOf(layer.name),
     dataVolume: dnsLabel([target.vmContext, layer.name], hex.slice(0, 12)),
   };
 }
@@ -140,16 +140,23 @@ export class VolumeNameConflict extends Error {
 }
 
 /**
- * The lists with exactly `desired` as this driver's entries: entries of others untouched and in
- * place; a managed disk stays where it is (its position is its SATA slot at boot); new ones last.
+ * The lists with exactly `desired` as this driver's entries, plus empty drives for `reserved`
+ * (disk names of layers that cannot be rendered yet): entries of others untouched and in place; a
+ * managed disk stays where it is (its position is its SATA slot at boot); new ones last. A CD-ROM
+ * disk someone declared under a name this driver wants (an empty drive in the VM's manifest, made
+ * for it) is adopted; any other entry of that name is a conflict.
  */
-export function mergeLists(current: VMLists, desired: readonly LayerVolume[]): VMLists {
+export function mergeLists(current: VMLists, desired: readonly LayerVolume[], reserved: readonly string[] = []): VMLists {
   const managed = new Set(current.managed);
-  const wanted = new Map(desired.map((d) => [d.volume, d]));
+  const wanted = new Map<string, LayerVolume | undefined>(reserved.map((name) => [name, undefined]));
+  for (const d of desired) wanted.set(d.volume, d);
   for (const name of wanted.keys()) {
-    if (!managed.has(name) && (current.disks.some((d) => d.name === name) || current.volumes.some((v) => v.name === name))) {
+    if (managed.has(name)) continue;
+    const disk = current.disks.find((d) => d.name === name);
+    if (current.volumes.some((v) => v.name === name) || (disk && !disk.cdrom)) {
       throw new VolumeNameConflict(`the VM already has a disk or volume named ${name} that recontext does not manage; rename it`);
     }
+    if (disk) managed.add(name); // adopted
   }
   const disks: V1Disk[] = [];
   for (const disk of current.disks) {
@@ -160,6 +167,11 @@ export function mergeLists(current: VMLists, desired: readonly LayerVolume[]): V
   const volumes: V1Volume[] = current.volumes.filter((v) => !managed.has(v.name));
   for (const d of desired) volumes.push({ name: d.volume, dataVolume: { name: d.dataVolume, hotpluggable: true } });
   return { disks, volumes, managed: [...wanted.keys()].sort() };
+}
+
+/** The disk and volume name of a layer in the VM. */
+export function volumeNameOf(layer: string): string {
+  return dnsLabel(['ctx', layer]);
 }
 
 function contextDisk(name: string): V1Disk {
