@@ -338,7 +338,7 @@ describe.skipIf(skip)('KubeVirt/CDI stand-in on a real API server and real libvi
   }, 60_000);
 });
 
-describe.skipIf(skip)('KubeVirt/CDI stand-in across API server restarts (own control plane)', () => {
+describe.skipIf(skip)('KubeVirt/CDI stand-in without the DeclarativeHotplugVolumes gate, across an API server restart (own control plane)', () => {
   let cp: ControlPlane;
   let client: KubeClient;
   let standIn: KubeVirtStandIn;
@@ -360,6 +360,7 @@ describe.skipIf(skip)('KubeVirt/CDI stand-in across API server restarts (own con
       domainXml: (options) => tb.domainXml(options),
       nodes: [{ name: 'node-a', host: tb.host('host-a') }],
       storageDir: mkdtempSync(join(tmpdir(), 'kv-standin-restart-')),
+      featureGates: [],
       log: (line) => console.log(line),
     });
     await standIn.start();
@@ -369,6 +370,8 @@ describe.skipIf(skip)('KubeVirt/CDI stand-in across API server restarts (own con
     await standIn?.stop();
     await new Promise((resolve) => server?.close(resolve));
     await cp?.stop();
+    const tb = await useTestbed();
+    for (const host of ['host-a', 'host-b'] as const) await tb.virsh(host, ['destroy', domainName(NS, 'vm3')]).catch(() => undefined);
   });
 
   const importAfter = async (name: string) => {
@@ -376,6 +379,26 @@ describe.skipIf(skip)('KubeVirt/CDI stand-in across API server restarts (own con
     await until(`DataVolume ${name} Succeeded`, async () => ((await client.get<Obj>(objectPath(DATA_VOLUMES, NS, name))).status?.phase === 'Succeeded' ? true : undefined), 60_000);
     expect(readFileSync(standIn.dataVolumeFile(NS, name)).equals(iso)).toBe(true);
   };
+
+  it('without the gate a volume change is not applied: RestartRequired, VMI and drive unchanged', async () => {
+    expect((await client.get<Obj>('/apis/kubevirt.io/v1/namespaces/kubevirt/kubevirts/kubevirt')).spec.configuration.developerConfiguration.featureGates).toEqual([]);
+    await importAfter('gate-one');
+    await importAfter('gate-two');
+    const vm = (dv: string) => ({ domain: { devices: { disks: [{ name: 'ctx', cdrom: { bus: 'sata' } }] } }, volumes: [{ name: 'ctx', dataVolume: { name: dv, hotpluggable: true } }] });
+    await client.create(`/apis/kubevirt.io/v1/namespaces/${NS}/virtualmachines`, { apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachine', metadata: { name: 'vm3' }, spec: { runStrategy: 'Always', template: { spec: vm('gate-one') } } });
+    await until('VMI Running', async () => ((await client.getOrUndefined<Obj>(objectPath(VMIS, NS, 'vm3')))?.status?.phase === 'Running' ? true : undefined), 30_000);
+    await client.mergePatch(objectPath(VMS, NS, 'vm3'), { spec: { template: { spec: vm('gate-two') } } });
+    await until('RestartRequired', async () => (await client.get<Obj>(objectPath(VMS, NS, 'vm3'))).status?.conditions?.find((c: { type: string }) => c.type === 'RestartRequired'));
+    expect((await client.get<Obj>(objectPath(VMIS, NS, 'vm3'))).spec.volumes).toEqual([{ name: 'ctx', dataVolume: { name: 'gate-one', hotpluggable: true } }]);
+    const lv = await LibvirtClient.connect({ socketPath: (await useTestbed()).host('host-a').socket });
+    try {
+      expect(cdromsOf(await lv.domainXml((await lv.lookupDomain(domainName(NS, 'vm3')))!))[0]?.source).toBe(standIn.dataVolumeFile(NS, 'gate-one'));
+    } finally {
+      await lv.close();
+    }
+    await client.delete(objectPath(VMS, NS, 'vm3'));
+    await until('domain gone', async () => ((await standIn.domainRunning(NS, 'vm3')) ? undefined : true), 30_000);
+  }, 60_000);
 
   // (410 Gone / relist is the informer's own business: src/controllers/informer.test.ts, faults.test.ts.)
   it('keeps watching after the API server restarts', async () => {

@@ -14,7 +14,7 @@ import { ApiError, type KubeClient } from '../../src/kube/client.js';
 import { keyOf, objectPath, splitKey, type ResourceRef } from '../../src/kube/resources.js';
 import type { DomainOptions } from '../testbed/domain.js';
 import { CdiImporter, type DataVolume } from './cdi.js';
-import { DATA_VOLUMES, KUBEVIRTS, KeyedLock, VMIMS, VMIS, VMS, type Log, type StandInNode } from './common.js';
+import { DATA_VOLUMES, KUBEVIRTS, KeyedLock, VMIMS, VMIS, VMS, domainName, type Log, type StandInNode } from './common.js';
 import { MigrationController } from './migrations.js';
 import { DECLARATIVE_HOTPLUG, VirtController } from './virt.js';
 
@@ -129,6 +129,11 @@ export class KubeVirtStandIn {
   /** The file a DataVolume is imported to (whether or not the import is done). */
   dataVolumeFile(namespace: string, name: string): string {
     return this.#cdi.filePath(namespace, name);
+  }
+
+  /** The node whose host runs the VM's domain now, or undefined. */
+  async domainRunning(namespace: string, name: string): Promise<string | undefined> {
+    return (await this.#virt.findDomain(domainName(namespace, name)))?.node.name;
   }
 
   /** Nodes, the KubeVirt CR, libvirt connections, informers, workers. Resolves once the caches are synced. */
