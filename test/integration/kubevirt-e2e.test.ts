@@ -1,0 +1,155 @@
+// The whole KubeVirt chain with real parts, KubeVirt itself played by the test-only stand-in
+// (test/kubevirt-standin: VMs as real libvirt domains, DataVolumes imported over real HTTP from
+// the operator's image server, declarative CD-ROM hotplug into the running QEMU guest,
+// VirtualMachineInstanceMigrations as real live migrations):
+//
+//   kubectl apply → layer images → DataVolumes → CD-ROMs in the running guest → FFS in the guest
+//   → VirtualMachineInstanceMigration (live, host-a → host-b) → re-render for node-b → swap →
+//   FFS shows node-b's cache address and the layer's hook runs.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { V1VirtualMachine } from '@kubevirt-ui-ext/kubevirt-api/kubevirt';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLogger } from '../../src/controllers/log.js';
+import { Operator } from '../../src/controllers/manager.js';
+import { OperatorMetrics } from '../../src/controllers/metrics.js';
+import { KubeVirtDriver } from '../../src/drivers/kubevirt/driver.js';
+import { ImageUrlSigner } from '../../src/images/server.js';
+import { KubeClient } from '../../src/kube/client.js';
+import { controlPlaneSkipReason, installCrds, useControlPlane, type SharedControlPlane } from '../controlplane/shared.js';
+import { domainName, installKubeVirtCrds, KubeVirtStandIn } from '../kubevirt-standin/index.js';
+import { FFS_DEVD } from '../testbed/fat.js';
+import { ensureGuest } from '../testbed/guest.js';
+import { testbedSkipReason, useTestbed, type Testbed } from '../testbed/shared.js';
+import { REPO, ZONE_A, ZONE_B, getVMContext, isReady, strict, until } from './scenario.js';
+
+const NS = 'kubevirt-e2e';
+const VM = 'gluster-client-1';
+const CONTEXT = '/run/recontext/context';
+
+function vmManifest(runStrategy: 'Halted' | 'Always'): string {
+  return JSON.stringify({
+    apiVersion: 'kubevirt.io/v1',
+    kind: 'VirtualMachine',
+    metadata: { name: VM },
+    spec: {
+      runStrategy,
+      template: {
+        metadata: { labels: { app: 'gluster-client' } },
+        spec: {
+          domain: { resources: { requests: { memory: '512Mi' } }, devices: { disks: [{ name: 'rootdisk', disk: { bus: 'virtio' } }] } },
+          volumes: [{ name: 'rootdisk', containerDisk: { image: 'quay.io/containerdisks/debian:12' } }],
+        },
+      },
+    },
+  });
+}
+
+describe.skipIf(controlPlaneSkipReason() ?? testbedSkipReason())('KubeVirt chain end to end (API server + stand-in with real QEMU guests)', () => {
+  let plane: SharedControlPlane;
+  let tb: Testbed;
+  let client: KubeClient;
+  let kubectl: ReturnType<typeof strict>;
+  let standIn: KubeVirtStandIn | undefined;
+  let operator: Operator | undefined;
+  let imageBase = 'http://placeholder';
+  const storageDir = mkdtempSync(join(tmpdir(), 'kv-e2e-dv-'));
+  const imageDirectory = mkdtempSync(join(tmpdir(), 'kv-e2e-images-'));
+  const signer = new ImageUrlSigner(ImageUrlSigner.randomKey(), 'http://placeholder');
+  const domain = domainName(NS, VM);
+  const vmContext = () => getVMContext(client, NS, VM);
+  /** The hook's report on the guest console: what FFS shows as the cache address. */
+  const hookSees = (pattern: RegExp, from: number) => tb.waitForConsole(domain, new RegExp(`APP-HOOK .*${pattern.source}`), 90_000, from);
+
+  beforeAll(async () => {
+    const fat = await ensureGuest({ variant: 'fat', log: (line) => console.log(line) });
+    [plane, tb] = await Promise.all([useControlPlane(), useTestbed()]);
+    kubectl = strict(plane.kubectl);
+    await installCrds(plane);
+    await installKubeVirtCrds(plane);
+    client = KubeClient.fromKubeconfig(plane.kubeconfigPath);
+    await kubectl(['create', 'namespace', NS]);
+    standIn = new KubeVirtStandIn({
+      client,
+      domainXml: (o) => tb.domainXml(o),
+      nodes: [
+        { name: 'kv-e2e-node-a', host: tb.host('host-a'), labels: ZONE_A },
+        { name: 'kv-e2e-node-b', host: tb.host('host-b'), labels: ZONE_B },
+      ],
+      storageDir,
+      namespace: NS,
+      guest: fat,
+      memoryMiB: 512,
+      // FFS handles the drives in the guest; the test agent only sends its heartbeat.
+      cmdlineExtra: `ctx.devices=off ctx.run=recontext-ffs,mount,${CONTEXT},--devices,/${FFS_DEVD},--media-dir,/run/recontext-ffs/media`,
+    });
+    await standIn.start();
+    const metrics = new OperatorMetrics({ defaultMetrics: false });
+    const logger = createLogger({ level: 'info', write: (line) => void process.stdout.write(`[operator] ${line}`) });
+    operator = new Operator({
+      client,
+      driver: new KubeVirtDriver({ client, logger, metrics, namespace: NS, imageUrl: (ns, digest) => signer.url(ns, digest).replace('http://placeholder', imageBase) }),
+      logger,
+      metrics,
+      imageDirectory,
+      namespace: NS,
+      leaderElection: false,
+      imageServer: { address: '127.0.0.1:0', signer },
+    });
+    await operator.start();
+    imageBase = operator.imageServerUrl ?? '';
+  }, 400_000);
+
+  afterAll(async () => {
+    await operator?.stop();
+    await standIn?.stop();
+    rmSync(storageDir, { recursive: true, force: true });
+    rmSync(imageDirectory, { recursive: true, force: true });
+  });
+
+  it('kubectl apply: empty drives while the VM is stopped, then the layers hot-plugged into the running guest, merged by FFS', async () => {
+    await kubectl(['apply', '--server-side', '--field-manager=argocd-controller', '-n', NS, '-f', '-'], vmManifest('Halted'));
+    await kubectl(['apply', '--server-side', '-n', NS, '-f', join(REPO, 'examples', 'gluster')]);
+    // The GlusterFS client of the paper, told of a change under etc/glusterfs/: reads the cache address anew.
+    await kubectl(['patch', '-n', NS, 'ctxl', 'gluster-service', '--type=merge', '-p', JSON.stringify({ spec: { hooks: [{ name: 'gluster-reload', paths: ['etc/glusterfs/'], debounceMs: 0, run: ['/bin/sh', '-c', 'echo "APP-HOOK $(grep -m1 cache-server $RECONTEXT_MOUNTPOINT/etc/glusterfs/cache.conf)" > /dev/console'] }] } })]);
+    await until('empty CD-ROM drives reserved', async () => {
+      const vm = await client.get<V1VirtualMachine>(`/apis/kubevirt.io/v1/namespaces/${NS}/virtualmachines/${VM}`);
+      const disks = vm.spec.template?.spec?.domain?.devices?.disks ?? [];
+      return disks.filter((d) => d.name.startsWith('ctx-') && d.cdrom).length === 4 ? true : undefined;
+    }, 30_000);
+    expect((await vmContext()).status?.conditions?.find((c) => c.type === 'Ready')?.reason).toBe('VMNotRunning');
+
+    await kubectl(['patch', '-n', NS, 'vm', VM, '--type=merge', '-p', '{"spec":{"runStrategy":"Always"}}']);
+    await tb.waitForConsole(domain, /"msg":"watching context devices"/, 180_000);
+    const from = 0;
+    const ready = await until('VMContext Ready on node-a', async () => {
+      const v = await vmContext();
+      return isReady(v) && v.status?.node === 'kv-e2e-node-a' ? v : undefined;
+    }, 180_000);
+    expect(ready.status?.layers?.every((l) => l.device?.startsWith('ctx-'))).toBe(true);
+    await hookSees(/cache-server = cache-a\.zone-a/, from);
+    console.log(`[e2e] first delivery: attach steps ${JSON.stringify(ready.status?.lastRecontext?.attachStepsMs)} ms`);
+  }, 400_000);
+
+  it('live migration by a VirtualMachineInstanceMigration: re-rendered for node-b, swapped, and the guest application reads the new address', async () => {
+    const before = await vmContext();
+    const from = tb.consoleOffset(domain);
+    await kubectl(['create', '-n', NS, '-f', '-'], JSON.stringify({ apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachineInstanceMigration', metadata: { name: 'move-to-b' }, spec: { vmiName: VM, addedNodeSelector: { 'topology.kubernetes.io/zone': 'zone-b' } } }));
+    const uid = (await client.get<{ metadata: { uid: string } }>(`/apis/kubevirt.io/v1/namespaces/${NS}/virtualmachineinstancemigrations/move-to-b`)).metadata.uid;
+    const after = await until('re-rendered for node-b', async () => {
+      const v = await vmContext();
+      return isReady(v) && v.status?.lastMigrationId === uid ? v : undefined;
+    }, 180_000);
+    expect(after.status?.node).toBe('kv-e2e-node-b');
+    expect(after.status?.lastRecontext?.trigger).toBe('Migration');
+    const changed = (after.status?.layers ?? []).filter((l) => before.status?.layers?.find((b) => b.name === l.name)?.digest !== l.digest).map((l) => l.name).sort();
+    expect(changed).toEqual(['data-residency', 'site-cache']);
+    await hookSees(/cache-server = cache-b\.zone-b/, from);
+    // The guest ran on throughout: its heartbeat never stopped across the migration and the swap.
+    expect(tb.consoleLog(domain).slice(from).match(/CTX ALIVE \d+/g)?.length ?? 0).toBeGreaterThanOrEqual(2);
+    const last = after.status?.lastRecontext;
+    console.log(`[e2e] migration ${uid}: phases ${JSON.stringify(last?.phasesMs)} attach steps ${JSON.stringify(last?.attachStepsMs)} since migration end ${JSON.stringify(last?.sinceMigrationMs)} ms`);
+    expect(last?.sinceMigrationMs?.volumeReady).toBeGreaterThanOrEqual(0);
+  }, 400_000);
+});
