@@ -84,6 +84,11 @@ describe('buildIso', () => {
     truncateSync(source, 50);
     await expect(image.toBuffer()).rejects.toThrow(IsoWriteError);
     await expect(image.toBuffer()).rejects.toThrow(/^conf\/app\.yaml: source .* has 50 bytes, but the layout was made for 100 bytes/);
+    // Grown: the small-image path reads one byte past the expected end to notice (writer.ts, copySource).
+    writeFileSync(source, Buffer.alloc(2048, 1));
+    const grown = buildIso([{ path: 'conf/app.yaml', kind: 'file', content: { fromFile: source, size: 2047 } }], { volumeId: 'CTX', timestamp });
+    await expect(grown.toBuffer()).rejects.toThrow(/^conf\/app\.yaml: source .* has 2048 bytes, but the layout was made for 2047 bytes/);
+    await expect(grown.writeToFile(join(work, 'grown.iso'))).rejects.toThrow(/has 2048 bytes, but the layout was made for 2047 bytes/);
     const missing = buildIso([{ path: 'gone', kind: 'file', content: { fromFile: join(work, 'nope'), size: 1 } }], { volumeId: 'CTX', timestamp });
     await expect(missing.toBuffer()).rejects.toThrow(/^gone: cannot read source .*ENOENT/);
   });

@@ -5,7 +5,7 @@
 // in one buffer (one allocation, one write); a larger one streams as chunks of about 1 MiB with file
 // contents read straight into them, so memory stays bounded by the chunk size, not by the size of
 // the tree. Both ways share every encoder; the bytes are the same (writer.test.ts).
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync, readvSync } from 'node:fs';
 import { IsoWriteError } from './errors.js';
 import { SECTOR_SIZE, sectorsFor } from './fields.js';
 import { RECORD_HEADER_SIZE, directoryRecordSize, encodeDirectoryRecord, recordPrefixSize, writeRecordHeader } from './directory-record.js';
@@ -185,27 +185,34 @@ function writeContinuationAreas(plan: IsoPlan, target: Buffer): void {
 }
 
 /**
- * Opens a source file and checks its size against the layout. Blocking calls: on a warm page cache
+ * Opens a source file and checks its size against the layout (unless the caller proves the size
+ * another way, as copySource does). Blocking calls: on a warm page cache
  * a read takes microseconds while a thread-pool round trip costs a hand-off, and on a busy machine
  * each hand-off waits for a time slice. The file writer yields to the event loop between chunks
  * (build.ts), so the loop is never held for long. A source whose size changed since layout is an
  * error, never a silently corrupt image.
  */
-function openSource(node: TreeNode, source: string): number {
+function openSource(node: TreeNode, source: string, checkSize = true): number {
   let fd: number;
   try {
     fd = openSync(source, 'r');
   } catch (error: unknown) {
     throw new IsoWriteError(`${node.path}: cannot read source ${source}: ${error instanceof Error ? error.message : String(error)}`, { path: node.path, cause: error });
   }
-  try {
-    const size = fstatSync(fd).size;
-    if (size !== node.size) throw sourceChanged(node, source, `has ${size} bytes`);
-  } catch (error: unknown) {
-    closeSync(fd);
-    throw error;
+  if (checkSize) {
+    try {
+      checkSourceSize(fd, node, source);
+    } catch (error: unknown) {
+      closeSync(fd);
+      throw error;
+    }
   }
   return fd;
+}
+
+function checkSourceSize(fd: number, node: TreeNode, source: string): void {
+  const size = fstatSync(fd).size;
+  if (size !== node.size) throw sourceChanged(node, source, `has ${size} bytes`);
 }
 
 /** One read of a source at `position`; a source that ends before its size is an error. */
@@ -215,15 +222,28 @@ function readSource(fd: number, node: TreeNode, source: string, buffer: Buffer, 
   return read;
 }
 
-/** Reads a whole source into `target` at `at`. */
+/**
+ * Reads a whole source into `target` at `at`: open, one readv, close. The readv asks for one byte
+ * more than the layout expects, into PROBE: a source that still has its size fills the contents and
+ * stops short of the probe, which proves the size without an fstat (one system call less per file,
+ * the small-image path). Anything else — grown, shrunk, or a short read — is left to fstat.
+ */
 function copySource(node: TreeNode, source: string, target: Buffer, at: number): void {
-  const fd = openSource(node, source);
+  const fd = openSource(node, source, false);
   try {
-    for (let position = 0; position < node.size; ) position += readSource(fd, node, source, target, at + position, node.size - position, position);
+    let position = readvSync(fd, [target.subarray(at, at + node.size), PROBE], 0);
+    if (position !== node.size) {
+      checkSourceSize(fd, node, source);
+      if (position > node.size) throw sourceChanged(node, source, 'has grown');
+      while (position < node.size) position += readSource(fd, node, source, target, at + position, node.size - position, position);
+    }
   } finally {
     closeSync(fd);
   }
 }
+
+/** The byte past a source's expected end: a read that reaches it means the source grew. */
+const PROBE = Buffer.alloc(1);
 
 /** Reads a source into the batch, yielding each chunk it fills. */
 function* streamSource(batch: ChunkBatch, node: TreeNode, source: string): Generator<Buffer> {
