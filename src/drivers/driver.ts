@@ -32,6 +32,33 @@ export class ConvergePendingError extends Error {
   }
 }
 
+/** A migration cannot be asked for: no node of the target array, or the VM cannot move live. */
+export class MigrationImpossibleError extends Error {
+  override readonly name: string = 'MigrationImpossibleError';
+  constructor(
+    readonly reason: 'NoTargetNode' | 'NotMigratable' | 'NotRunning',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Move the VM, live, to a node (or libvirt host) whose labels include `nodeSelector`. */
+export interface MigrationRequest {
+  readonly nodeSelector: Readonly<Record<string, string>>;
+  /** Who asks (e.g. MigrationPolicy ns/name), for labels and logs. */
+  readonly requester: string;
+}
+
+export interface MigrationResult {
+  /** The platform's handle: a VirtualMachineInstanceMigration's name, a libvirt host pair. */
+  readonly id: string;
+  /** Requested: the platform took the request and migrates on its own time (KubeVirt). */
+  readonly state: 'Requested' | 'Succeeded' | 'Failed';
+  readonly node?: string;
+  readonly message?: string;
+}
+
 /** The VM a VMContext targets. */
 export interface VMTarget {
   readonly namespace: string;
@@ -119,6 +146,10 @@ export interface Driver {
    * since SATA has no hotplug). Optional, idempotent.
    */
   reserve?(target: VMTarget, layers: readonly string[], signal: AbortSignal): Promise<void>;
+  /** Live-migrate the VM (MigrationPolicy). Throws MigrationImpossibleError when it cannot be asked for. */
+  migrate?(target: VMTarget, request: MigrationRequest, signal: AbortSignal): Promise<MigrationResult>;
+  /** Where a migration `migrate` answered Requested for stands now; undefined if the platform forgot it. */
+  migrationStatus?(target: VMTarget, id: string): Promise<MigrationResult | undefined>;
   /** The VMContext is going away: remove its devices. Idempotent; a vanished VM is not an error. */
   release(target: VMTarget, signal: AbortSignal): Promise<void>;
   /** Platform events about VMs (optional: without it, changes are seen on resync only). */
@@ -134,6 +165,11 @@ export function targetOf(vmContext: { metadata: { name: string; namespace?: stri
     ...(vmContext.spec.target.kubevirt ? { kubevirt: vmContext.spec.target.kubevirt } : {}),
     ...(vmContext.spec.target.libvirt ? { libvirt: vmContext.spec.target.libvirt } : {}),
   };
+}
+
+/** Whether `labels` has every key/value of `selector`. */
+export function matchesSelector(labels: Readonly<Record<string, string>>, selector: Readonly<Record<string, string>>): boolean {
+  return Object.entries(selector).every(([key, value]) => labels[key] === value);
 }
 
 export function describeTarget(target: VMTarget): string {

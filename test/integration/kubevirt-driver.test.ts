@@ -251,6 +251,31 @@ describe.skipIf(controlPlaneSkipReason())('KubeVirt driver on a real API server'
     expect(again.status?.lastRecontext?.startedAt).toBe(after.status?.lastRecontext?.startedAt);
   });
 
+  it('asks KubeVirt for a migration toward an array (MigrationPolicy), and refuses the impossible up front', async () => {
+    const driver = new KubeVirtDriver({ client, logger: createLogger({ level: 'warn', write: () => {} }), metrics: new OperatorMetrics({ defaultMetrics: false }), namespace: NS, imageUrl: () => 'http://unused' });
+    const target = { namespace: NS, vmContext: VM, kubevirt: { name: VM } };
+    try {
+      const asked = await driver.migrate(target, { nodeSelector: ZONE_A, requester: `${NS}/cpu-policy` });
+      expect(asked.state).toBe('Requested');
+      const vmim = await client.get<{ spec: object; metadata: { labels: Record<string, string> } }>(`/apis/kubevirt.io/v1/namespaces/${NS}/virtualmachineinstancemigrations/${asked.id}`);
+      expect(vmim.spec).toEqual({ vmiName: VM, addedNodeSelector: ZONE_A });
+      expect(vmim.metadata.labels['recontext.dev/requested-by']).toMatch(/^kubevirt-it-cpu-policy-[0-9a-f]{8}$/);
+      expect((await driver.migrationStatus(target, asked.id))?.state).toBe('Requested');
+      await client.mergePatch(`/apis/kubevirt.io/v1/namespaces/${NS}/virtualmachineinstancemigrations/${asked.id}/status`, { status: { phase: 'Succeeded', migrationState: { targetNode: 'kv-node-a' } } });
+      expect(await driver.migrationStatus(target, asked.id)).toEqual({ id: asked.id, state: 'Succeeded', node: 'kv-node-a' });
+
+      await expect(driver.migrate(target, { nodeSelector: { 'recontext.dev/array': 'nowhere' }, requester: 'p' })).rejects.toMatchObject({ name: 'MigrationImpossibleError', reason: 'NoTargetNode' });
+      await client.mergePatch(`${vmiPath}/status`, { status: { conditions: [{ type: 'LiveMigratable', status: 'False', reason: 'DisksNotLiveMigratable', message: 'PVC x is not shared' }] } });
+      await until('the driver sees it', async () => (await driver.migrate(target, { nodeSelector: ZONE_A, requester: 'p' }).then(() => undefined, (error: unknown) => error)) as Error | undefined, 10_000).then((error) => {
+        expect(error).toMatchObject({ reason: 'NotMigratable' });
+        expect(error.message).toMatch(/DisksNotLiveMigratable/);
+      });
+      await client.mergePatch(`${vmiPath}/status`, { status: { conditions: [] } });
+    } finally {
+      await driver.close();
+    }
+  });
+
   it('says RestartRequired when KubeVirt will not hot-plug, and heals when it does', async () => {
     plays.reportsVolumes = false;
     await client.mergePatch(`${vmPath}/status`, { status: { conditions: [{ type: 'RestartRequired', status: 'True', message: 'a non-live-updatable field was changed in the template spec' }] } });

@@ -15,7 +15,7 @@ import { errorMessage, type Logger } from '../../controllers/log.js';
 import type { OperatorMetrics } from '../../controllers/metrics.js';
 import { ApiError, type KubeClient } from '../../kube/client.js';
 import { collectionPath, NODES, objectPath, type ResourceRef } from '../../kube/resources.js';
-import { ConvergePendingError, PlatformUnavailableError, VMConfigurationError, type ConvergeResult, type DesiredLayer, type Driver, type ObservedVM, type VMChange, type VMTarget } from '../driver.js';
+import { ConvergePendingError, MigrationImpossibleError, PlatformUnavailableError, VMConfigurationError, type ConvergeResult, type DesiredLayer, type Driver, type MigrationRequest, type MigrationResult, type ObservedVM, type VMChange, type VMTarget } from '../driver.js';
 import { KUBEVIRT_GROUP, KUBEVIRT_VERSION, observationOf } from './observe.js';
 import {
   applyBody,
@@ -39,6 +39,7 @@ import {
 
 export const VIRTUAL_MACHINES: ResourceRef = { group: KUBEVIRT_GROUP, version: KUBEVIRT_VERSION, plural: 'virtualmachines', kind: 'VirtualMachine', namespaced: true };
 export const VIRTUAL_MACHINE_INSTANCES: ResourceRef = { group: KUBEVIRT_GROUP, version: KUBEVIRT_VERSION, plural: 'virtualmachineinstances', kind: 'VirtualMachineInstance', namespaced: true };
+export const MIGRATIONS: ResourceRef = { group: KUBEVIRT_GROUP, version: KUBEVIRT_VERSION, plural: 'virtualmachineinstancemigrations', kind: 'VirtualMachineInstanceMigration', namespaced: true };
 export const DATA_VOLUMES: ResourceRef = { group: 'cdi.kubevirt.io', version: 'v1beta1', plural: 'datavolumes', kind: 'DataVolume', namespaced: true };
 /** Owns the context disks and volumes in VirtualMachines (and nothing else there). */
 export const KUBEVIRT_FIELD_MANAGER = 'recontext-kubevirt';
@@ -233,6 +234,43 @@ export class KubeVirtDriver implements Driver {
       return volume?.dataVolume ? [{ layer, digest: '', volume: volume.name, dataVolume: volume.dataVolume.name }] : [];
     });
     await this.#applyLists(key, keep, layers.map(volumeNameOf));
+  }
+
+  /**
+   * A VirtualMachineInstanceMigration toward the nodes of `nodeSelector` (addedNodeSelector,
+   * KubeVirt ≥ 1.6). Refused up front when KubeVirt says the VMI cannot migrate live or no other
+   * node has those labels: asking anyway would only fail, again and again.
+   */
+  async migrate(target: VMTarget, request: MigrationRequest): Promise<MigrationResult> {
+    const name = this.#vmName(target);
+    await this.#start();
+    const vmi = this.#vmis.get(`${target.namespace}/${name}`);
+    if (!vmi || vmi.status?.phase !== 'Running') throw new MigrationImpossibleError('NotRunning', `VMI ${target.namespace}/${name} is not running`);
+    const migratable = vmi.status.conditions?.find((c) => c.type === 'LiveMigratable');
+    if (migratable?.status === 'False') throw new MigrationImpossibleError('NotMigratable', `KubeVirt cannot live-migrate ${target.namespace}/${name}: ${migratable.reason ?? ''} ${migratable.message ?? ''}`.trim());
+    const selector = Object.entries(request.nodeSelector).map(([k, v]) => `${k}=${v}`).join(',');
+    const nodes = await this.#o.client.list<{ metadata: { name: string } }>(collectionPath(NODES), { labelSelector: selector });
+    if (!nodes.items.some((n) => n.metadata.name !== vmi.status?.nodeName)) {
+      throw new MigrationImpossibleError('NoTargetNode', `no node other than ${vmi.status.nodeName ?? '?'} has the labels ${selector}`);
+    }
+    const created = await this.#o.client.create<{ metadata: { name: string } }>(collectionPath(MIGRATIONS, target.namespace), {
+      apiVersion: `${KUBEVIRT_GROUP}/${KUBEVIRT_VERSION}`,
+      kind: 'VirtualMachineInstanceMigration',
+      metadata: { generateName: `${dnsLabel([name]).slice(0, 40)}-recontext-`, labels: { [LABEL_MANAGED_BY]: MANAGED_BY, 'recontext.dev/requested-by': dnsLabel([request.requester]) } },
+      spec: { vmiName: name, addedNodeSelector: { ...request.nodeSelector } },
+    });
+    this.#o.logger.info('requested a migration', { namespace: target.namespace, vmi: name, migration: created.metadata.name, nodeSelector: selector });
+    return { id: created.metadata.name, state: 'Requested' };
+  }
+
+  async migrationStatus(target: VMTarget, id: string): Promise<MigrationResult | undefined> {
+    const vmim = await this.#o.client.getOrUndefined<{ status?: { phase?: string; migrationState?: { targetNode?: string; failureReason?: string } } }>(objectPath(MIGRATIONS, target.namespace, id));
+    if (!vmim) return undefined;
+    const phase = vmim.status?.phase;
+    const node = vmim.status?.migrationState?.targetNode;
+    if (phase === 'Succeeded') return { id, state: 'Succeeded', ...(node ? { node } : {}) };
+    if (phase === 'Failed') return { id, state: 'Failed', message: vmim.status?.migrationState?.failureReason ?? 'KubeVirt reports the migration Failed' };
+    return { id, state: 'Requested', message: `phase ${phase ?? 'Pending'}` };
   }
 
   async release(target: VMTarget, signal: AbortSignal): Promise<void> {

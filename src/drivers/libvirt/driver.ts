@@ -6,7 +6,7 @@
 // layer → drive assignment is recorded in the domain's metadata before and after acting. watch() turns the hosts' domain events into
 // VM changes for the core; each host's connection is kept up (and its events re-registered) by a
 // LibvirtSession.
-import type { AttachedLayer, ConvergeResult, DesiredLayer, Driver, ObservedVM, VMChange, VMTarget } from '../driver.js';
+import { matchesSelector, MigrationImpossibleError, type AttachedLayer, type ConvergeResult, type DesiredLayer, type Driver, type MigrationRequest, type MigrationResult, type ObservedVM, type VMChange, type VMTarget } from '../driver.js';
 import { applyDeviceAction } from './actions.js';
 import type { LibvirtClient, DomainRef } from './client.js';
 import { changeOfEvent } from './events.js';
@@ -29,8 +29,10 @@ export class LibvirtDriver implements Driver {
   readonly name = 'libvirt';
   readonly #hosts: readonly LibvirtHost[];
   readonly #sessions: ReadonlyMap<string, LibvirtSession>;
+  readonly #migrateUri: string;
 
-  constructor(hosts: readonly LibvirtHost[], options: { log?: SessionLog } = {}) {
+  constructor(hosts: readonly LibvirtHost[], options: { log?: SessionLog; migrateUri?: string } = {}) {
+    this.#migrateUri = options.migrateUri ?? 'tcp://127.0.0.1';
     if (hosts.length === 0) throw new TypeError('the libvirt driver needs at least one host');
     this.#hosts = hosts;
     this.#sessions = new Map(
@@ -95,6 +97,27 @@ export class LibvirtDriver implements Driver {
     const changed = new Set(plan.actions.filter(isMaking).map((a) => a.layer));
     const layers: AttachedLayer[] = plan.assignments.map((a) => ({ name: a.layer, digest: a.digest, device: a.target, ...(changed.has(a.layer) ? { attachedAt: now } : {}) }));
     return { layers, detachMs, attachMs, releaseMs: performance.now() - releaseStarted };
+  }
+
+  /**
+   * Live migration to the first other host whose labels match. Peer to peer: the source daemon
+   * connects to the destination's socket (hosts are local daemons) and copies memory over
+   * `migrateUri` (default tcp://127.0.0.1, for hosts on one machine).
+   */
+  async migrate(target: VMTarget, request: MigrationRequest): Promise<MigrationResult> {
+    const found = await this.#find(target);
+    if (!found) throw new MigrationImpossibleError('NotRunning', `domain ${domainName(target)} runs on none of the hosts`);
+    const destination = this.#hosts.find((h) => h.name !== found.host.name && matchesSelector(h.labels, request.nodeSelector));
+    if (!destination) {
+      throw new MigrationImpossibleError('NoTargetNode', `no host other than ${found.host.name} has the labels ${JSON.stringify(request.nodeSelector)} (hosts: ${this.#hosts.map((h) => h.name).join(', ')})`);
+    }
+    const id = `${found.host.name}->${destination.name}`;
+    try {
+      await found.client.migrate(found.domain, peerUri(destination), { migrateUri: this.#migrateUri });
+      return { id, state: 'Succeeded', node: destination.name };
+    } catch (error: unknown) {
+      return { id, state: 'Failed', message: error instanceof Error ? error.message : String(error) };
+    }
   }
 
   async release(target: VMTarget): Promise<void> {
@@ -162,4 +185,10 @@ interface Found {
 function domainName(target: VMTarget): string {
   if (!target.libvirt) throw new TypeError(`VMContext ${target.namespace}/${target.vmContext} does not target a libvirt domain`);
   return target.libvirt.domain;
+}
+
+/** The URI a source daemon opens to reach `host` for a peer-to-peer migration. */
+export function peerUri(host: LibvirtHost): string {
+  const driver = new URL(host.uri ?? 'qemu:///system');
+  return `${driver.protocol.replace(/:$/, '')}+unix://${driver.pathname || '/system'}?socket=${host.socketPath}`;
 }
