@@ -69,6 +69,18 @@ export class OperatorMetrics {
     buckets: [0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120],
     registers: [this.registry],
   });
+  readonly policyDecisions = new Counter({
+    name: 'recontext_policy_decisions_total',
+    help: 'MigrationPolicy decisions by policy type and action (stay, migrate, hold, sleep).',
+    labelNames: ['policy_type', 'action'] as const,
+    registers: [this.registry],
+  });
+  readonly policyMigrations = new Counter({
+    name: 'recontext_policy_migrations_total',
+    help: 'Migrations MigrationPolicies asked for, by result (requested, succeeded, failed, impossible, dry_run).',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
   readonly recontextFailures = new Counter({
     name: 'recontext_recontext_failures_total',
     help: 'VMContexts that could not be converged, by condition reason.',
