@@ -12,10 +12,10 @@ export function parseDuration(text: string): number {
   return Math.round(total);
 }
 
-/** 90000 → "1m30s", 0 → "0s"; for reasons, so they read like the spec's own durations. */
+/** 90000 → "1m30s", 0 → "0s"; for reasons, so they read like the spec's own durations (whole seconds from 1s up). */
 export function formatDuration(ms: number): string {
   if (ms <= 0) return '0s';
-  let rest = Math.round(ms);
+  let rest = ms >= 1000 ? Math.round(ms / 1000) * 1000 : Math.round(ms);
   const parts: string[] = [];
   for (const [unit, size] of [['h', 3_600_000], ['m', 60_000], ['s', 1000]] as const) {
     const n = Math.floor(rest / size);

@@ -318,15 +318,7 @@ function siteAware(input: DecideInput): Outcome {
 
 /** The decision for one VM at `now`. Pure: the same input gives the same outcome. */
 export function decide(input: DecideInput): Outcome {
-  const outcome = decideRaw(input);
-  // Invariant every policy keeps; asserted so a future edit cannot break it silently.
-  if ((outcome.action === 'migrate' || outcome.action === 'hold') && (outcome.action === 'migrate' ? outcome.to : outcome.wanted) === input.currentArray) {
-    return { action: 'stay', reason: `already in ${where(input.currentArray)}` };
-  }
-  return outcome;
-}
-
-function decideRaw(input: DecideInput): Outcome {
+  // Every policy keeps: `to` / `wanted` is never input.currentArray (property-tested).
   switch (input.spec.type) {
     case 'Threshold':
       return threshold(input);
