@@ -1,7 +1,7 @@
 // Table-driven tests of the four policies on hand-written series.
 import { describe, expect, it } from 'vitest';
 import type { MigrationPolicySpec } from '../../crds/migrationpolicy.js';
-import { decide, EMPTY_MEMORY, remember, samplesNeeded, type Outcome, type PolicyMemory, type Sample } from './index.js';
+import { decide, EMPTY_MEMORY, remember, samplesNeeded, type PolicyMemory, type Sample } from './index.js';
 import { baseSpec, endingAt, siteSpec, thresholdSpec, T } from './fixtures.js';
 
 const NOW = T('2026-05-06T12:00:00Z');
@@ -18,7 +18,7 @@ interface Case {
   readonly expect: Partial<Record<'action' | 'to' | 'wanted', string>> & { reason?: RegExp };
 }
 
-function check(c: Case): Outcome {
+function check(c: Case): void {
   const outcome = decide({
     spec: c.spec,
     now: c.now ?? NOW,
@@ -30,7 +30,6 @@ function check(c: Case): Outcome {
   const { reason, ...fields } = c.expect;
   expect(outcome).toMatchObject(fields);
   if (reason) expect(outcome.reason).toMatch(reason);
-  return outcome;
 }
 
 const at30 = (values: number[]) => endingAt(NOW, 30, values);

@@ -113,7 +113,7 @@ describe('policy 3: Schedule', () => {
   });
 
   it('New York across its spring change', () => {
-    const ny = scheduleSpec({ schedule: newYork });
+    const ny = scheduleSpec({ schedule: newYork as NonNullable<MigrationPolicySpec['schedule']> });
     expect(run(T('2026-03-07T15:00:00Z'), [0.5], 'base', EMPTY_MEMORY, ny)).toMatchObject({ action: 'sleep', until: T('2026-03-09T13:00:00Z') });
     expect(run(T('2026-03-09T13:05:00Z'), [0.9, 0.9, 0.9], 'base', EMPTY_MEMORY, ny)).toMatchObject({ action: 'migrate', to: 'fast' });
   });
