@@ -10,25 +10,45 @@ import type { Stats } from 'node:fs';
 import { lookupIn, namesIn, type EntryKind, type Resolved } from '../resolve.js';
 import type { Stack } from '../stack.js';
 
-interface Entry {
+export interface Entry {
   readonly kind: EntryKind;
   readonly realPath: string;
   readonly stats: Stats;
 }
 
-/** Every path of the union view of a stack ("/etc/x.conf"), the reserved directory left out. */
-export async function indexView(stack: Stack): Promise<Map<string, Entry>> {
+/**
+ * Every path of the union view of a stack ("/etc/x.conf"), the reserved directory left out. With
+ * `within` (union paths, as hooks name them: "/etc/glusterfs"; "/" is everything), only the paths
+ * at or under one of them are indexed, and only their ancestors are walked to get there: a change
+ * elsewhere concerns no hook, and walking (and later hashing) it would only delay the hooks.
+ */
+export async function indexView(stack: Stack, within?: readonly string[]): Promise<Map<string, Entry>> {
   const index = new Map<string, Entry>();
+  const all = within === undefined || within.includes('/');
+  const wanted = (path: string): 'in' | 'towards' | 'out' => {
+    if (all) return 'in';
+    let towards = false;
+    for (const w of within) {
+      if (path === w || path.startsWith(w + '/')) return 'in';
+      if (w.startsWith(path + '/')) towards = true;
+    }
+    return towards ? 'towards' : 'out';
+  };
   const root = await lookupIn(stack.layers, '');
   if (root === undefined || root.kind !== 'dir') return index;
   const visit = async (dir: Resolved, rel: string): Promise<void> => {
-    for (const name of await namesIn(dir, rel)) {
-      const childRel = rel === '' ? name : `${rel}/${name}`;
-      const child = await lookupIn(dir.contributors, childRel);
-      if (child === undefined) continue;
-      index.set('/' + childRel, { kind: child.kind, realPath: child.realPath, stats: child.stats });
-      if (child.kind === 'dir') await visit(child, childRel);
-    }
+    const names = await namesIn(dir, rel);
+    await Promise.all(
+      names.map(async (name) => {
+        const childRel = rel === '' ? name : `${rel}/${name}`;
+        const where = wanted('/' + childRel);
+        if (where === 'out') return;
+        const child = await lookupIn(dir.contributors, childRel);
+        if (child === undefined) return;
+        if (where === 'in') index.set('/' + childRel, { kind: child.kind, realPath: child.realPath, stats: child.stats });
+        if (child.kind === 'dir') await visit(child, childRel);
+      }),
+    );
   };
   await visit(root, '');
   return index;

@@ -12,7 +12,7 @@ import { HOOKS_PATH, isErrno, type Layer } from '../layer.js';
 import type { Stack } from '../stack.js';
 import type { StackChange, Union } from '../union.js';
 import { silentLogger, type Logger } from '../log.js';
-import { ContentHashes, diffViews, indexView } from './diff.js';
+import { ContentHashes, diffViews, indexView, type Entry } from './diff.js';
 import { HookFormatError, mergeHooks, parseHooksFile, pathMatches, type Hook, type HookEntry } from './format.js';
 
 /** How a run ended: exitCode for a command (null when killed), else signal or error. */
@@ -43,6 +43,8 @@ interface HookState {
   pending: Set<string>;
   generation: number;
   timer: NodeJS.Timeout | undefined;
+  /** When the pending timer fires (performance.now()). */
+  due: number;
   running: Promise<void> | undefined;
   lastRun: HookRun | undefined;
   runs: number;
@@ -54,6 +56,7 @@ export class HookRunner {
   readonly #log: Logger;
   readonly #now: () => Date;
   readonly #hashes = new ContentHashes();
+  #indexes: { stack: Stack; key: string; index: Promise<Map<string, Entry>> }[] = [];
   readonly #states = new Map<string, HookState>();
   #inForce: Hook[] = [];
   #fileErrors: { layer: string; error: string }[] = [];
@@ -100,17 +103,30 @@ export class HookRunner {
   }
 
   async #onChange({ previous, current }: StackChange): Promise<void> {
+    // The debounce counts from the stack change, not from the end of the comparison below
+    // (which reads the layers and, under emulation, takes a good part of the attach → hook time).
+    const changedAt = performance.now();
     this.#analysing++;
     try {
       const hooks = await this.#loadHooks(current);
+      const loaded = performance.now();
       // Status shows the hooks of the newest stack; each change still fires the hooks of its own new stack.
       if (current === this.#union.stack) this.#inForce = hooks;
       if (previous.generation === 0 || hooks.length === 0) return;
-      const [before, after] = await Promise.all([indexView(previous), indexView(current)]);
+      // Only what some hook watches is compared (the rest would only delay the hooks).
+      const within = hooks.flatMap((h) => h.paths);
+      const [before, after] = await Promise.all([this.#index(previous, within), this.#index(current, within)]);
+      const indexed = performance.now();
       const changed = await diffViews(before, after, this.#hashes);
+      const done = performance.now();
+      this.#log.info('stack compared', {
+        generation: current.generation,
+        changed: changed.length,
+        ms: { hooks: Math.round(loaded - changedAt), index: Math.round(indexed - loaded), diff: Math.round(done - indexed) },
+      });
       for (const hook of hooks) {
         const mine = changed.filter((p) => hook.paths.some((hp) => pathMatches(hp, p)));
-        if (mine.length > 0 && !this.#closed) this.#schedule(hook, mine, current.generation);
+        if (mine.length > 0 && !this.#closed) this.#schedule(hook, mine, current.generation, changedAt);
       }
     } catch (error: unknown) {
       this.#log.error('hooks: cannot compare the stacks', { generation: current.generation, error: message(error) });
@@ -118,6 +134,20 @@ export class HookRunner {
       this.#analysing--;
       this.#settleIdle();
     }
+  }
+
+  /**
+   * The view of a stack under `within`; the last two are kept, so the stack a change leaves is
+   * usually indexed already (it was the new stack of the change before). A stack never changes.
+   */
+  #index(stack: Stack, within: readonly string[]): Promise<Map<string, Entry>> {
+    const key = within.join('\0');
+    const hit = this.#indexes.find((i) => i.stack === stack && i.key === key);
+    if (hit) return hit.index;
+    const index = indexView(stack, within);
+    this.#indexes = [{ stack, key, index }, ...this.#indexes].slice(0, 2);
+    index.catch(() => (this.#indexes = this.#indexes.filter((i) => i.index !== index)));
+    return index;
   }
 
   async #loadHooks(stack: Stack): Promise<Hook[]> {
@@ -146,21 +176,24 @@ export class HookRunner {
     return mergeHooks(perLayer);
   }
 
-  #schedule(hook: Hook, paths: readonly string[], generation: number): void {
+  /** Runs the hook debounceMs after the stack change (`changedAt`, performance.now()) — or after the latest such change while one is pending. */
+  #schedule(hook: Hook, paths: readonly string[], generation: number, changedAt: number): void {
     let state = this.#states.get(hook.name);
     if (state === undefined) {
-      state = { hook, pending: new Set(), generation, timer: undefined, running: undefined, lastRun: undefined, runs: 0 };
+      state = { hook, pending: new Set(), generation, timer: undefined, due: 0, running: undefined, lastRun: undefined, runs: 0 };
       this.#states.set(hook.name, state);
     }
     state.hook = hook;
     state.generation = generation;
     for (const p of paths) state.pending.add(p);
+    const due = changedAt + hook.debounceMs;
+    state.due = state.timer !== undefined ? Math.max(state.due, due) : due;
     clearTimeout(state.timer);
     const s = state;
     s.timer = setTimeout(() => {
       s.timer = undefined;
       this.#fire(s);
-    }, hook.debounceMs);
+    }, Math.max(0, s.due - performance.now()));
   }
 
   #fire(state: HookState): void {
