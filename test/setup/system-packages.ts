@@ -22,6 +22,13 @@ export const BENCH_TOOLS: readonly RequiredTool[] = [{ command: '/usr/bin/time',
 /** Linters the tests run over files of the repository (test/lint). */
 export const LINT_TOOLS: readonly RequiredTool[] = [{ command: 'shellcheck', debianPackage: 'shellcheck' }];
 
+/**
+ * A real Prometheus server for the metric-source tests (test/support/prometheus.ts starts a private
+ * one per test file). Its postinst would start the Debian service where an init system runs: see
+ * ensurePrometheus() there.
+ */
+export const PROMETHEUS_TOOLS: readonly RequiredTool[] = [{ command: 'prometheus', debianPackage: 'prometheus' }];
+
 export function hasCommand(command: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' }).status === 0;
 }
