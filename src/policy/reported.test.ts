@@ -87,6 +87,8 @@ describe('parseReport', () => {
       value: -1,
       at: Date.parse('2026-11-23T14:00:00Z'),
     });
+    // Standalone mode identifies a VM by its libvirt domain name, which need not be DNS-1123.
+    expect(parseReport({ namespace: 'default', name: 'Web_Server 1', key: 'k', value: 1 }).vm.name).toBe('Web_Server 1');
     expect(parseReport({ namespace: 'ns', name: 'vm-a', key: 'k', value: 0, time: '2026-11-23T15:00:00.5+01:00' }).at).toBe(Date.parse('2026-11-23T14:00:00.500Z'));
   });
 
@@ -103,8 +105,10 @@ describe('parseReport', () => {
     ['a key starting with a digit', { ...base, key: '9lives' }, /key/],
     ['a too long key', { ...base, key: 'k'.repeat(129) }, /at most 128/],
     ['a missing key', { namespace: 'ns', name: 'vm-a', value: 1 }, /key must be a string/],
-    ['an uppercase name', { ...base, name: 'VM' }, /not a Kubernetes object name/],
-    ['a name with quotes', { ...base, name: 'a"} or up{x="' }, /not a Kubernetes object name/],
+    ['an empty name', { ...base, name: '' }, /not a VM name/],
+    ['a name with a slash', { ...base, name: 'ns/vm' }, /not a VM name/],
+    ['a name with a line break', { ...base, name: 'a\nb' }, /not a VM name/],
+    ['a too long name', { ...base, name: 'a'.repeat(254) }, /not a VM name/],
     ['a namespace with a dot', { ...base, namespace: 'a.b' }, /namespace/],
     ['an unknown field', { ...base, extra: 1 }, /unknown field "extra"/],
     ['a bad time', { ...base, time: 'yesterday' }, /RFC 3339/],

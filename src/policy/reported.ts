@@ -10,8 +10,12 @@ import { MetricError, type Metric, type MetricReading, type MetricSource, type V
 /** As the CRD's metric.reported.key. */
 export const REPORT_KEY_PATTERN = /^[A-Za-z_][A-Za-z0-9_.]*$/;
 const KEY_MAX = 128;
-/** Kubernetes object names (DNS-1123 subdomain) and namespaces (DNS-1123 label). */
-const NAME_PATTERN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+/**
+ * The VM's name as the policy controller identifies it: a KubeVirt VM name (DNS-1123) or, in
+ * standalone mode, a libvirt domain name (almost any text). So only what no name holds is refused:
+ * control characters and '/'. Namespaces are Kubernetes namespaces (DNS-1123 label).
+ */
+const NAME_PATTERN = /^[^\u0000-\u001f\u007f/]+$/;
 const NAMESPACE_PATTERN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
 /** A report that does not validate (the HTTP endpoint answers 400 with the message). */
@@ -139,7 +143,7 @@ function toReport(value: unknown, where: string): Report {
 
 function validate(vm: VMIdentity, key: string, value: unknown, at: number | undefined): asserts value is number {
   if (vm.namespace.length > 63 || !NAMESPACE_PATTERN.test(vm.namespace)) throw new ReportError(`namespace ${JSON.stringify(vm.namespace)} is not a Kubernetes namespace name`);
-  if (vm.name.length > 253 || !NAME_PATTERN.test(vm.name)) throw new ReportError(`name ${JSON.stringify(vm.name)} is not a Kubernetes object name`);
+  if (vm.name.length > 253 || !NAME_PATTERN.test(vm.name)) throw new ReportError(`name ${JSON.stringify(vm.name)} is not a VM name (1 to 253 characters, no control characters or /)`);
   if (key.length > KEY_MAX || !REPORT_KEY_PATTERN.test(key)) throw new ReportError(`key ${JSON.stringify(key)} must match ${REPORT_KEY_PATTERN.source} (at most ${KEY_MAX} characters)`);
   if (typeof value !== 'number' || !Number.isFinite(value)) throw new ReportError(`value must be a finite number, not ${typeof value === 'number' ? String(value) : (JSON.stringify(value) ?? String(value))}`);
   if (at !== undefined && !Number.isFinite(at)) throw new ReportError('time must be a finite epoch time');
