@@ -3,6 +3,7 @@
 import { Command, CommanderError } from 'commander';
 import { isoCommand } from './iso.js';
 import { operatorCommand } from './operator.js';
+import { policyCommand } from './policy.js';
 import { renderCommand } from './render.js';
 import { validateCommand } from './validate.js';
 
@@ -18,6 +19,7 @@ export function program(): Command {
   root.addCommand(renderCommand());
   root.addCommand(operatorCommand());
   root.addCommand(isoCommand());
+  root.addCommand(policyCommand());
   // --help, usage errors: return through main() instead of process.exit(), on every subcommand too.
   for (const command of root.commands) command.exitOverride().showHelpAfterError();
   return root;

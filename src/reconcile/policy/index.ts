@@ -80,6 +80,8 @@ const num = (v: number): string => (Number.isInteger(v) ? String(v) : String(Num
 const iso = (t: number): string => new Date(t).toISOString().replace('.000Z', 'Z');
 const where = (array: string | undefined): string => array ?? 'no array';
 const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
+/** "3 of 5 samples": how far a run has got towards the count it needs. */
+const of = (count: number, need: number): string => `${count} of ${need} sample${need === 1 ? '' : 's'}`;
 
 function intervalOf(spec: MigrationPolicySpec): number {
   return parseDuration(spec.sampleInterval ?? '30s');
@@ -106,7 +108,8 @@ function usable(samples: readonly Sample[], now: number, after: number): Sample[
   return samples.filter((s) => s.at > after && s.at <= now).sort((a, b) => a.at - b.at);
 }
 
-function runOf(samples: readonly Sample[], now: number, interval: number, predicate: (v: number) => boolean): Run {
+/** The run of samples satisfying `predicate`, newest backwards, counted up to `limit` (reasons say "5 of 5", not "7 of 5"). */
+function runOf(samples: readonly Sample[], now: number, interval: number, predicate: (v: number) => boolean, limit: number): Run {
   const latest = samples[samples.length - 1];
   if (!latest) return { count: 0, latest };
   const maxGap = 2 * interval;
@@ -114,7 +117,7 @@ function runOf(samples: readonly Sample[], now: number, interval: number, predic
     return { count: 0, latest, stale: `the newest sample is ${formatDuration(now - latest.at)} old (more than 2 × sampleInterval ${formatDuration(interval)})` };
   }
   let count = 0;
-  for (let i = samples.length - 1; i >= 0; i--) {
+  for (let i = samples.length - 1; i >= 0 && count < limit; i--) {
     const s = samples[i]!;
     if (!Number.isFinite(s.value) || !predicate(s.value)) break;
     if (i < samples.length - 1 && samples[i + 1]!.at - s.at > maxGap) break;
@@ -166,13 +169,13 @@ function threshold(input: DecideInput): Outcome {
   const high = spec.high ?? Number.POSITIVE_INFINITY;
   const need = spec.highFor ?? 1;
   const samples = usable(input.samples, now, lastMigration(memory) ?? Number.NEGATIVE_INFINITY);
-  const run = runOf(samples, now, intervalOf(spec), (v) => v >= high);
+  const run = runOf(samples, now, intervalOf(spec), (v) => v >= high, need);
   const here = where(currentArray);
   if (!run.latest) return { action: 'stay', reason: `no samples yet (0 of ${need}): stay in ${here}` };
   if (run.stale) return { action: 'stay', reason: `${run.stale}: stay in ${here}` };
   const v = run.latest.value;
   if (run.count === 0) return { action: 'stay', reason: `value ${num(v)} < high ${num(high)}: stay in ${here}` };
-  const measured = `value ${num(v)} >= high ${num(high)} for ${run.count} of ${need} samples`;
+  const measured = `value ${num(v)} >= high ${num(high)} for ${of(run.count, need)}`;
   if (run.count < need) return { action: 'stay', reason: `${measured}: stay in ${here}` };
   // "the virtual machine is requesting to be shifted to the next host in this array" (3.4).
   const to = nextAfter(
@@ -195,8 +198,8 @@ function baseAware(input: DecideInput, countFrom: number, context: string): Outc
   const base = spec.base ?? spec.arrays[0]!.name;
   const interval = intervalOf(spec);
   const samples = usable(input.samples, now, Math.max(lastMigration(memory) ?? Number.NEGATIVE_INFINITY, countFrom));
-  const highRun = runOf(samples, now, interval, (v) => v >= high);
-  const lowRun = runOf(samples, now, interval, (v) => v <= low);
+  const highRun = runOf(samples, now, interval, (v) => v >= high, highFor);
+  const lowRun = runOf(samples, now, interval, (v) => v <= low, lowFor);
   const here = where(currentArray);
   const need = Math.max(highFor, lowFor);
   if (!highRun.latest) return { action: 'stay', reason: `${context}no samples yet (0 of ${need}): stay in ${here}` };
@@ -204,14 +207,14 @@ function baseAware(input: DecideInput, countFrom: number, context: string): Outc
   const v = highRun.latest.value;
 
   if (lowRun.count > 0) {
-    const measured = `${context}value ${num(v)} <= low ${num(low)} for ${lowRun.count} of ${lowFor} samples`;
+    const measured = `${context}value ${num(v)} <= low ${num(low)} for ${of(lowRun.count, lowFor)}`;
     if (lowRun.count < lowFor) return { action: 'stay', reason: `${measured}: stay in ${here}` };
-    if (currentArray === base) return { action: 'stay', reason: `${measured}: already at base ${base}` };
+    if (currentArray === base) return { action: 'stay', reason: `${measured}: already at ${base} (base)` };
     // "the virtual machine requests a move to base if it is not already located at the base".
-    return guarded(spec, memory, now, base, `${measured}: move from ${here} to base ${base}`);
+    return guarded(spec, memory, now, base, `${measured}: move from ${here} to ${base} (base)`);
   }
   if (highRun.count > 0) {
-    const measured = `${context}value ${num(v)} >= high ${num(high)} for ${highRun.count} of ${highFor} samples`;
+    const measured = `${context}value ${num(v)} >= high ${num(high)} for ${of(highRun.count, highFor)}`;
     if (highRun.count < highFor) return { action: 'stay', reason: `${measured}: stay in ${here}` };
     // Above high: "a migration to a different location other than the base". From base (or from
     // no array) that is `preferred`, else the first array that is not base. From an array that is
@@ -248,10 +251,10 @@ function scheduleAware(input: DecideInput): Outcome {
     // A scheduled state, not a reaction to the metric: it cannot flap (one per period end), and the
     // caller does not sample again before the next window (nextSampleAt), so a hold here would
     // leave the VM off base all night. It therefore bypasses cooldown and maxMigrationsPerHour.
-    return { action: 'migrate', to: base, reason: `outside working hours (next window ${next}): move from ${where(currentArray)} to base ${base}` };
+    return { action: 'migrate', to: base, reason: `outside working hours (next window ${next}): move from ${where(currentArray)} to ${base} (base)` };
   }
   // "… and stays there without any monitoring until the start of another working period".
-  return { action: 'sleep', until, reason: `outside working hours: at base ${base}, no sampling until ${next}` };
+  return { action: 'sleep', until, reason: `outside working hours: at ${base} (base), no sampling until ${next}` };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -280,8 +283,8 @@ function siteAware(input: DecideInput): Outcome {
   const doneFor = spec.lowFor ?? SITE_DEFAULT_DONE_SAMPLES;
   const interval = intervalOf(spec);
   const grades = usable(input.grades ?? [], now, lastMigration(memory) ?? Number.NEGATIVE_INFINITY);
-  const bigRun = runOf(grades, now, interval, (g) => g >= big);
-  const doneRun = runOf(grades, now, interval, (g) => g < big);
+  const bigRun = runOf(grades, now, interval, (g) => g >= big, enterFor);
+  const doneRun = runOf(grades, now, interval, (g) => g < big, doneFor);
   const here = where(currentArray);
   const job: SiteJob = memory.site?.job ?? 'none';
   const since = memory.site?.since;
@@ -292,25 +295,25 @@ function siteAware(input: DecideInput): Outcome {
     to === currentArray ? { action: 'stay', reason: `${reason}: already at ${to}`, job: nextJob } : guarded(spec, memory, now, to, `${reason}: move from ${here} to ${to}`, nextJob);
 
   if (job === 'running') {
-    if (doneRun.count >= doneFor) return toward(site.home, 'none', `grade ${num(g!)} < big-job grade ${num(big)} for ${doneRun.count} of ${doneFor} samples: queue done`);
+    if (doneRun.count >= doneFor) return toward(site.home, 'none', `grade ${num(g!)} < big-job grade ${num(big)} for ${of(doneRun.count, doneFor)}: queue done`);
     const measured =
       g === undefined
         ? `${jobNote}, no grade samples since the move`
         : bigRun.stale
           ? `${jobNote}, ${bigRun.stale}`
           : doneRun.count > 0
-            ? `${jobNote}, grade ${num(g)} < big-job grade ${num(big)} for ${doneRun.count} of ${doneFor} samples`
+            ? `${jobNote}, grade ${num(g)} < big-job grade ${num(big)} for ${of(doneRun.count, doneFor)}`
             : `${jobNote}, grade ${num(g)} >= big-job grade ${num(big)}`;
     if (currentArray === site.fast) return { action: 'stay', reason: `${measured}: stay in ${site.fast}`, job: 'running' };
     return guarded(spec, memory, now, site.fast, `${measured}: the job belongs at ${site.fast}, move from ${here} to ${site.fast}`, 'running');
   }
   if (g === undefined) return { action: 'stay', reason: `no grade samples yet (0 of ${Math.max(enterFor, doneFor)}): stay in ${here}` };
   if (bigRun.stale) return { action: 'stay', reason: `${bigRun.stale}: stay in ${here}` };
-  if (bigRun.count >= enterFor) return toward(site.fast, 'running', `grade ${num(g)} >= big-job grade ${num(big)} for ${bigRun.count} of ${enterFor} samples: big job`);
-  if (bigRun.count > 0) return { action: 'stay', reason: `grade ${num(g)} >= big-job grade ${num(big)} for ${bigRun.count} of ${enterFor} samples: stay in ${here}` };
-  if (currentArray === site.home) return { action: 'stay', reason: `grade ${num(g)} < big-job grade ${num(big)}: stay at home ${site.home}`, job: 'none' };
-  if (doneRun.count >= doneFor) return toward(site.home, 'none', `${jobNote}, grade ${num(g)} < big-job grade ${num(big)} for ${doneRun.count} of ${doneFor} samples`);
-  return { action: 'stay', reason: `${jobNote}, grade ${num(g)} < big-job grade ${num(big)} for ${doneRun.count} of ${doneFor} samples: stay in ${here}` };
+  if (bigRun.count >= enterFor) return toward(site.fast, 'running', `grade ${num(g)} >= big-job grade ${num(big)} for ${of(bigRun.count, enterFor)}: big job`);
+  if (bigRun.count > 0) return { action: 'stay', reason: `grade ${num(g)} >= big-job grade ${num(big)} for ${of(bigRun.count, enterFor)}: stay in ${here}` };
+  if (currentArray === site.home) return { action: 'stay', reason: `grade ${num(g)} < big-job grade ${num(big)}: stay at ${site.home} (home)`, job: 'none' };
+  if (doneRun.count >= doneFor) return toward(site.home, 'none', `${jobNote}, grade ${num(g)} < big-job grade ${num(big)} for ${of(doneRun.count, doneFor)}`);
+  return { action: 'stay', reason: `${jobNote}, grade ${num(g)} < big-job grade ${num(big)} for ${of(doneRun.count, doneFor)}: stay in ${here}` };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -144,9 +144,9 @@ describe('policy 2: Base', () => {
   const low10 = at60(Array(10).fill(0.1));
   const high4 = at60([0.5, 0.9, 0.9, 0.9, 0.95]);
   const cases: Case[] = [
-    { name: 'low for lowFor samples away from base: move to base', spec, samples: low10, current: 'fast', expect: { action: 'migrate', to: 'base', reason: /value 0\.1 <= low 0\.2 for 10 of 10 samples: move from fast to base base/ } },
+    { name: 'low for lowFor samples away from base: move to base', spec, samples: low10, current: 'fast', expect: { action: 'migrate', to: 'base', reason: /value 0\.1 <= low 0\.2 for 10 of 10 samples: move from fast to base \(base\)/ } },
     { name: 'low for lowFor − 1: stay', spec, samples: at60([0.5, ...Array(9).fill(0.2)]), current: 'fast', expect: { action: 'stay', reason: /for 9 of 10 samples: stay in fast/ } },
-    { name: 'low at base: already there', spec, samples: low10, current: 'base', expect: { action: 'stay', reason: /already at base base/ } },
+    { name: 'low at base: already there', spec, samples: low10, current: 'base', expect: { action: 'stay', reason: /already at base \(base\)/ } },
     { name: 'high at base: to preferred', spec, samples: high4, current: 'base', expect: { action: 'migrate', to: 'fast', reason: /value 0\.95 >= high 0\.85 for 4 of 4 samples: move from base to fast/ } },
     { name: 'high at base, no preferred: the first non-base array', spec: baseSpec({ preferred: undefined, arrays: [...spec.arrays].reverse() }), samples: high4, current: 'base', expect: { action: 'migrate', to: 'faster' } },
     { name: 'high away from base: the next non-base array', spec, samples: high4, current: 'fast', expect: { action: 'migrate', to: 'faster' } },
@@ -187,8 +187,8 @@ describe('policy 4: Site', () => {
   const spec = siteSpec(); // bigJobGrade 8, home → burst; enter after 1 sample, done after 3; 30s; cooldown 5m
   const running = (minutesAgo: number): PolicyMemory => ({ migrations: [NOW - minutesAgo * MIN], site: { job: 'running', since: NOW - minutesAgo * MIN } });
   const cases: Case[] = [
-    { name: 'big grade at home: move to fast, job running', spec, grades: at30([2, 3, 9]), current: 'home', expect: { action: 'migrate', to: 'burst', reason: /grade 9 >= big-job grade 8 for 1 of 1 samples: big job: move from home to burst/ } },
-    { name: 'small grades at home: stay', spec, grades: at30([2, 3, 7.9]), current: 'home', expect: { action: 'stay', reason: /stay at home home/ } },
+    { name: 'big grade at home: move to fast, job running', spec, grades: at30([2, 3, 9]), current: 'home', expect: { action: 'migrate', to: 'burst', reason: /grade 9 >= big-job grade 8 for 1 of 1 sample: big job: move from home to burst/ } },
+    { name: 'small grades at home: stay', spec, grades: at30([2, 3, 7.9]), current: 'home', expect: { action: 'stay', reason: /stay at home \(home\)/ } },
     { name: 'no grades: stay, n of N', spec, grades: [], current: 'home', expect: { action: 'stay', reason: /0 of 3/ } },
     { name: 'the metric samples are not the grade', spec, samples: at30([9, 9, 9]), current: 'home', expect: { action: 'stay', reason: /no grade samples/ } },
     {

@@ -93,7 +93,7 @@ describe('policy 3: Schedule', () => {
 
   it('outside the windows at base: sleep until the next window start', () => {
     const outcome = run(T('2026-03-28T12:00:00Z'), [0.9, 0.9, 0.9], 'base');
-    expect(outcome).toEqual({ action: 'sleep', until: T('2026-03-30T06:00:00Z'), reason: 'outside working hours: at base base, no sampling until Mon 2026-03-30 08:00 Europe/Stockholm' });
+    expect(outcome).toEqual({ action: 'sleep', until: T('2026-03-30T06:00:00Z'), reason: 'outside working hours: at base (base), no sampling until Mon 2026-03-30 08:00 Europe/Stockholm' });
   });
 
   it('outside the windows elsewhere: move to base, even within cooldown or over the hourly maximum', () => {
@@ -102,7 +102,7 @@ describe('policy 3: Schedule', () => {
     expect(run(now, [0.9, 0.9, 0.9], 'fast', busy)).toEqual({
       action: 'migrate',
       to: 'base',
-      reason: 'outside working hours (next window Mon 2026-03-30 08:00 Europe/Stockholm): move from fast to base base',
+      reason: 'outside working hours (next window Mon 2026-03-30 08:00 Europe/Stockholm): move from fast to base (base)',
     });
     expect(run(now, [], undefined)).toMatchObject({ action: 'migrate', to: 'base' });
   });
