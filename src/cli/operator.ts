@@ -10,6 +10,7 @@ import { LibvirtDriver } from '../drivers/libvirt/driver.js';
 import { KubeVirtDriver } from '../drivers/kubevirt/driver.js';
 import { ImagesOnlyDriver } from '../drivers/none.js';
 import { ImageUrlSigner } from '../images/server.js';
+import { MetricSources, PrometheusSource, ReportedSource, type MetricSource } from '../policy/metrics.js';
 import { KubeClient } from '../kube/client.js';
 import { HOSTS_FILE, readHostsFile, resolveHosts } from '../standalone/hosts.js';
 import { StandaloneOperator } from '../standalone/operator.js';
@@ -37,6 +38,8 @@ interface OperatorFlags {
   kubevirtWait: string;
   podName?: string;
   podNamespace?: string;
+  prometheusUrl?: string;
+  acceptReports: boolean;
   logLevel: Level;
   standalone: boolean;
   dir?: string;
@@ -70,6 +73,8 @@ export function operatorCommand(): Command {
     .option('--storage-class <name>', 'kubevirt: storage class of the DataVolumes (default: the cluster default)', env('RECONTEXT_STORAGE_CLASS'))
     .addOption(new Option('--access-mode <mode>', 'kubevirt: access mode of the DataVolumes (default: from the storage profile; live migration needs ReadWriteMany)').choices(['ReadWriteMany', 'ReadWriteOnce', 'ReadOnlyMany']))
     .option('--kubevirt-wait <ms>', 'kubevirt: how long one reconciliation waits for an import or the VMI before reporting it pending', '60000')
+    .option('--prometheus-url <url>', 'MigrationPolicy: Prometheus HTTP API for metrics that name no address [env RECONTEXT_PROMETHEUS_URL]', env('RECONTEXT_PROMETHEUS_URL'))
+    .option('--accept-reports', 'MigrationPolicy: accept metric.reported values on POST /v1/reports at --metrics-address (trusted networks only)', false)
     .option('--pod-name <name>', 'this replica\'s pod, labelled recontext.dev/leader=true while it leads [env POD_NAME]', env('POD_NAME'))
     .option('--pod-namespace <namespace>', 'namespace of --pod-name [env POD_NAMESPACE]', env('POD_NAMESPACE'))
     .option('--standalone', 'run without Kubernetes: objects from --dir, VMs on local libvirt hosts', false)
@@ -110,6 +115,7 @@ Status of each VMContext: <state-dir>/objects/vmcontexts/<namespace>/<name>.json
       const operator = new Operator({
         client,
         ...delivery,
+        policyMetrics: policyMetrics(flags),
         ...(flags.podName && flags.podNamespace ? { pod: { name: flags.podName, namespace: flags.podNamespace } } : {}),
         logger,
         metrics,
@@ -133,6 +139,14 @@ Status of each VMContext: <state-dir>/objects/vmcontexts/<namespace>/<name>.json
       await operator.start();
       await new Promise(() => {}); // runs until a signal stops it
     });
+}
+
+/** MigrationPolicy metrics: Prometheus always (a metric may name its own address), reported values if accepted. */
+function policyMetrics(flags: OperatorFlags): { source: MetricSource; reported?: ReportedSource } {
+  if (flags.prometheusUrl && !/^https?:\/\//.test(flags.prometheusUrl)) throw new Error(`--prometheus-url must be an http(s) URL, got ${flags.prometheusUrl}`);
+  const prometheus = new PrometheusSource(flags.prometheusUrl ? { defaultAddress: flags.prometheusUrl } : {});
+  const reported = flags.acceptReports ? new ReportedSource() : undefined;
+  return { source: new MetricSources({ prometheus, ...(reported ? { reported } : {}) }), ...(reported ? { reported } : {}) };
 }
 
 function kubevirtDelivery(flags: OperatorFlags, client: KubeClient, logger: Logger, metrics: OperatorMetrics, waitMs: number): Pick<OperatorOptions, 'driver' | 'imageServer'> {
@@ -181,6 +195,7 @@ async function runStandalone(flags: OperatorFlags, concurrency: number, logger: 
     metrics,
     concurrency,
     metricsAddress: flags.metricsAddress,
+    policyMetrics: policyMetrics(flags),
     exclude: [hostsFile],
   });
   stopOnSignals(operator, logger);

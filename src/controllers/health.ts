@@ -8,7 +8,14 @@ export interface HealthServerOptions {
   readonly address: string;
   readonly registry: Registry;
   readonly ready: () => boolean;
+  /**
+   * POST /v1/reports: metric values reported for VMs (MigrationPolicy metric.reported), JSON
+   * body as parseReports reads it. Off unless given: the port must then be trusted.
+   */
+  readonly reports?: (body: string) => number;
 }
+
+const MAX_REPORT_BYTES = 64 * 1024;
 
 export async function startHealthServer(options: HealthServerOptions): Promise<{ server: Server; url: string }> {
   const server = createServer((req, res) => {
@@ -17,6 +24,26 @@ export async function startHealthServer(options: HealthServerOptions): Promise<{
     if (path === '/readyz') {
       const ready = options.ready();
       return void res.writeHead(ready ? 200 : 503, { 'Content-Type': 'text/plain' }).end(ready ? 'ok\n' : 'caches not synced\n');
+    }
+    if (path === '/v1/reports' && options.reports) {
+      if (req.method !== 'POST') return void res.writeHead(405, { Allow: 'POST' }).end();
+      let body = '';
+      let tooBig = false;
+      req.setEncoding('utf8');
+      req.on('data', (chunk: string) => {
+        body += chunk;
+        if (body.length > MAX_REPORT_BYTES) tooBig = true;
+      });
+      req.on('end', () => {
+        if (tooBig) return void res.writeHead(413, { 'Content-Type': 'text/plain' }).end(`a report body holds at most ${MAX_REPORT_BYTES} bytes\n`);
+        try {
+          const accepted = options.reports!(body);
+          res.writeHead(200, { 'Content-Type': 'application/json' }).end(`${JSON.stringify({ accepted })}\n`);
+        } catch (error: unknown) {
+          res.writeHead(400, { 'Content-Type': 'text/plain' }).end(`${error instanceof Error ? error.message : String(error)}\n`);
+        }
+      });
+      return;
     }
     if (path === '/metrics') {
       options.registry.metrics().then(

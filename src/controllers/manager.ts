@@ -4,12 +4,13 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Server } from 'node:http';
-import type { ContextLayer, VMContext } from '../crds/index.js';
+import type { ContextLayer, MigrationPolicy, VMContext } from '../crds/index.js';
 import type { Driver } from '../drivers/driver.js';
 import { LayerImageStore } from '../images/layer-image.js';
 import { startImageServer, type ImageServer, type ImageUrlSigner } from '../images/server.js';
 import type { KubeClient } from '../kube/client.js';
-import { CONFIG_MAPS, CONTEXT_LAYERS, SECRETS, VM_CONTEXTS, type ResourceRef } from '../kube/resources.js';
+import { CONFIG_MAPS, CONTEXT_LAYERS, MIGRATION_POLICIES, SECRETS, VM_CONTEXTS, type ResourceRef } from '../kube/resources.js';
+import { parseReports, type MetricSource, type ReportedSource } from '../policy/metrics.js';
 import { EventRecorder } from './events.js';
 import { startHealthServer } from './health.js';
 import { Informer, type ObjectMeta } from './informer.js';
@@ -58,6 +59,11 @@ export interface OperatorOptions {
    * send image downloads to the one replica that builds the images.
    */
   readonly pod?: { readonly name: string; readonly namespace: string };
+  /**
+   * Where MigrationPolicy metrics come from. With `reported`, POST /v1/reports on the metrics
+   * address feeds it (trusted networks only). Without this, MigrationPolicies are not acted on.
+   */
+  readonly policyMetrics?: { readonly source: MetricSource; readonly reported?: ReportedSource };
   /** Called when leadership is lost; the CLI exits so that a restart starts clean. */
   readonly onLostLeadership?: () => void;
 }
@@ -112,6 +118,8 @@ export class Operator {
     const layers = informer<ContextLayer>(CONTEXT_LAYERS);
     const configMaps = informer<ConfigMapObject>(CONFIG_MAPS);
     const secrets = informer<SecretObject>(SECRETS);
+    const policyMetrics = this.#o.policyMetrics;
+    const policies = policyMetrics ? informer<MigrationPolicy>(MIGRATION_POLICIES) : undefined;
     const identity = this.#o.identity ?? `${hostname()}-${randomBytes(4).toString('hex')}`;
     const images = new LayerImageStore(this.#o.imageDirectory, this.#o.imageGcGraceMs !== undefined ? { graceMs: this.#o.imageGcGraceMs } : {});
     const reconcilers = new Reconcilers({
@@ -125,12 +133,14 @@ export class Operator {
       metrics,
       logger,
       ...(this.#o.concurrency ? { concurrency: this.#o.concurrency } : {}),
+      ...(policies && policyMetrics ? { policies: { cache: policies, source: policyMetrics.source } } : {}),
     });
     this.#reconcilers = reconcilers;
 
     vmContexts.onEvent((_event, vm) => reconcilers.vmContextChanged(vm));
     layers.onEvent((_event, layer) => reconcilers.layerChanged(layer));
     configMaps.onEvent((_event, cm) => reconcilers.sourceChanged('ConfigMap', cm.metadata.namespace ?? '', cm.metadata.name));
+    policies?.onEvent((_event, policy) => reconcilers.policyChanged(policy));
     secrets.onEvent((_event, secret) => reconcilers.sourceChanged('Secret', secret.metadata.namespace ?? '', secret.metadata.name));
     this.#unwatchDriver = this.#o.driver.watch?.((change) => {
       if (this.#running) reconcilers.vmChanged(change);
@@ -138,7 +148,13 @@ export class Operator {
 
     for (const i of this.#informers) i.start(this.#abort.signal);
     if (this.#o.metricsAddress) {
-      const { server, url } = await startHealthServer({ address: this.#o.metricsAddress, registry: metrics.registry, ready: () => this.synced });
+      const reported = policyMetrics?.reported;
+      const { server, url } = await startHealthServer({
+        address: this.#o.metricsAddress,
+        registry: metrics.registry,
+        ready: () => this.synced,
+        ...(reported ? { reports: (body: string) => parseReports(body).filter((report) => reported.apply(report)).length } : {}),
+      });
       this.#server = server;
       this.metricsUrl = url;
       logger.info('serving health and metrics', { url });

@@ -1,23 +1,30 @@
 // The two controllers of the operator and how changes reach their queues, whatever holds the
 // objects: the Kubernetes manager (manager.ts) and standalone mode (src/standalone) both build
 // them here and feed them the changes their sources see.
-import type { ContextLayer, VMContext } from '../crds/index.js';
+import type { ContextLayer, MigrationPolicy, VMContext } from '../crds/index.js';
 import type { VMChange } from '../drivers/driver.js';
 import { keyOf } from '../kube/resources.js';
 import { contextLayerReconciler } from './contextlayer.js';
 import { Controller } from './controller.js';
 import { errorMessage } from './log.js';
+import { migrationPolicyReconciler } from './migrationpolicy.js';
+import type { MetricSource } from '../policy/metrics.js';
+import { selectorMatches } from '../reconcile/labels.js';
+import type { Cache } from './store.js';
 import { layersUsingSource, vmContextsTargeting, vmContextsUsingLayer } from './routing.js';
 import { prepareImages, vmContextReconciler, type VMContextDeps } from './vmcontext.js';
 
 export interface ReconcilerDeps extends VMContextDeps {
   /** Workers per controller. Default 4. */
   readonly concurrency?: number;
+  /** MigrationPolicies and where their metrics come from; no policy controller without them. */
+  readonly policies?: { readonly cache: Cache<MigrationPolicy>; readonly source: MetricSource };
 }
 
 export class Reconcilers {
   readonly vmContext: Controller;
   readonly contextLayer: Controller;
+  readonly migrationPolicy: Controller | undefined;
   readonly #deps: ReconcilerDeps;
 
   constructor(deps: ReconcilerDeps) {
@@ -26,22 +33,41 @@ export class Reconcilers {
     const concurrency = deps.concurrency ?? 4;
     this.vmContext = new Controller({ name: 'vmcontext', logger, metrics, concurrency, reconcile: vmContextReconciler({ ...deps, logger: logger.child({ controller: 'vmcontext' }) }) });
     this.contextLayer = new Controller({ name: 'contextlayer', logger, metrics, concurrency, reconcile: contextLayerReconciler(deps) });
+    const policies = deps.policies;
+    this.migrationPolicy = policies
+      ? new Controller({
+          name: 'migrationpolicy',
+          logger,
+          metrics,
+          concurrency,
+          reconcile: migrationPolicyReconciler({ ...deps, policies: policies.cache, source: policies.source, logger: logger.child({ controller: 'migrationpolicy' }) }),
+        })
+      : undefined;
   }
 
   get controllers(): Controller[] {
-    return [this.vmContext, this.contextLayer];
+    return [this.vmContext, this.contextLayer, ...(this.migrationPolicy ? [this.migrationPolicy] : [])];
   }
 
   /** Everything there is, e.g. when this replica starts leading. */
   enqueueAll(): void {
     for (const vm of this.#deps.vmContexts.list()) this.vmContext.enqueue(keyOf(vm));
     for (const layer of this.#deps.layers.list()) this.contextLayer.enqueue(keyOf(layer));
+    for (const policy of this.#deps.policies?.cache.list() ?? []) this.migrationPolicy?.enqueue(keyOf(policy));
+  }
+
+  policyChanged(policy: MigrationPolicy): void {
+    this.migrationPolicy?.enqueue(keyOf(policy));
   }
 
   vmContextChanged(vm: VMContext): void {
     this.vmContext.enqueue(keyOf(vm));
     // A new or relabelled VMContext changes how many VMs a layer reaches.
     for (const layer of this.#deps.layers.list()) if (layer.metadata.namespace === vm.metadata.namespace) this.contextLayer.enqueue(keyOf(layer));
+    // …and which VMs a policy samples.
+    for (const policy of this.#deps.policies?.cache.list() ?? []) {
+      if (policy.metadata.namespace === vm.metadata.namespace && selectorMatches(policy.spec.vmSelector ?? {}, vm.metadata.labels)) this.migrationPolicy?.enqueue(keyOf(policy));
+    }
   }
 
   layerChanged(layer: ContextLayer): void {

@@ -5,6 +5,7 @@ import type { Server } from 'node:http';
 import { watch, type FSWatcher } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { startHealthServer } from '../controllers/health.js';
+import { parseReports, type MetricSource, type ReportedSource } from '../policy/metrics.js';
 import { errorMessage, type Logger } from '../controllers/log.js';
 import type { OperatorMetrics } from '../controllers/metrics.js';
 import { Reconcilers } from '../controllers/reconcilers.js';
@@ -29,6 +30,8 @@ export interface StandaloneOptions {
   readonly exclude?: readonly string[];
   readonly concurrency?: number;
   readonly metricsAddress?: string;
+  /** MigrationPolicy metrics; with `reported`, POST /v1/reports on the metrics address feeds it. */
+  readonly policyMetrics?: { readonly source: MetricSource; readonly reported?: ReportedSource };
   /** Re-read the directory this often even without a file-system event. Default 30 000 ms. */
   readonly rescanMs?: number;
   /** Look at every VMContext again this often. Default 300 000 ms. */
@@ -87,6 +90,7 @@ export class StandaloneOperator {
       metrics: options.metrics,
       logger: options.logger,
       ...(options.concurrency ? { concurrency: options.concurrency } : {}),
+      ...(options.policyMetrics ? { policies: { cache: this.store.policies, source: options.policyMetrics.source } } : {}),
     });
   }
 
@@ -99,7 +103,13 @@ export class StandaloneOperator {
   async start(): Promise<void> {
     const { logger } = this.#o;
     if (this.#o.metricsAddress) {
-      const { server, url } = await startHealthServer({ address: this.#o.metricsAddress, registry: this.#o.metrics.registry, ready: () => this.#synced });
+      const reported = this.#o.policyMetrics?.reported;
+      const { server, url } = await startHealthServer({
+        address: this.#o.metricsAddress,
+        registry: this.#o.metrics.registry,
+        ready: () => this.#synced,
+        ...(reported ? { reports: (body: string) => parseReports(body).filter((report) => reported.apply(report)).length } : {}),
+      });
       this.#server = server;
       this.metricsUrl = url;
       logger.info('serving health and metrics', { url });
@@ -162,6 +172,7 @@ export class StandaloneOperator {
       this.#o.logger.debug('vmcontext changed', { key: keyOf(change.object) });
       this.#reconcilers.vmContextChanged(change.object);
     } else if (change.kind === 'ContextLayer') this.#reconcilers.layerChanged(change.object);
+    else if (change.kind === 'MigrationPolicy') this.#reconcilers.policyChanged(change.object);
     else this.#reconcilers.sourceChanged(change.kind, change.namespace, change.name);
   }
 

@@ -7,22 +7,23 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
-import type { ContextLayer, VMContext } from '../crds/index.js';
+import type { ContextLayer, MigrationPolicy, VMContext } from '../crds/index.js';
 import { formatPath } from '../crds/validate.js';
 import type { Cache, Named, ObjectWriter, SourcesOf } from '../controllers/store.js';
 import { statusChanged } from '../controllers/store.js';
-import { CONTEXT_LAYERS, VM_CONTEXTS, keyOf, type ResourceRef } from '../kube/resources.js';
+import { CONTEXT_LAYERS, MIGRATION_POLICIES, VM_CONTEXTS, keyOf, type ResourceRef } from '../kube/resources.js';
 import { loadManifests, type ManifestDocument } from '../manifests/load.js';
 import { buildWorkspace, type Workspace } from '../manifests/workspace.js';
 import { checkObject } from '../reconcile/checks.js';
 import type { SourceLookup } from '../reconcile/render.js';
 
 /** Ours, as stored: what the directory says (spec, labels) plus what the operator wrote. */
-type Stored = (VMContext | ContextLayer) & { metadata: { generation: number; uid: string; finalizers?: string[]; deletionTimestamp?: string } };
+type Stored = (VMContext | ContextLayer | MigrationPolicy) & { metadata: { generation: number; uid: string; finalizers?: string[]; deletionTimestamp?: string } };
 
 export type StoreChange =
   | { readonly kind: 'VMContext'; readonly object: VMContext }
   | { readonly kind: 'ContextLayer'; readonly object: ContextLayer }
+  | { readonly kind: 'MigrationPolicy'; readonly object: MigrationPolicy }
   | { readonly kind: 'ConfigMap' | 'Secret'; readonly namespace: string; readonly name: string };
 
 export interface SyncResult {
@@ -43,16 +44,17 @@ export interface DirectoryStoreOptions {
   readonly now?: () => Date;
 }
 
-const KINDS = { VMContext: VM_CONTEXTS, ContextLayer: CONTEXT_LAYERS } as const;
+const KINDS = { VMContext: VM_CONTEXTS, ContextLayer: CONTEXT_LAYERS, MigrationPolicy: MIGRATION_POLICIES } as const;
 type OurKind = keyof typeof KINDS;
 
 export class DirectoryStore {
   readonly vmContexts: Cache<VMContext>;
   readonly layers: Cache<ContextLayer>;
+  readonly policies: Cache<MigrationPolicy>;
   readonly sources: SourcesOf;
   readonly writer: ObjectWriter;
   readonly #o: DirectoryStoreOptions;
-  readonly #objects: Record<OurKind, Map<string, Stored>> = { VMContext: new Map(), ContextLayer: new Map() };
+  readonly #objects: Record<OurKind, Map<string, Stored>> = { VMContext: new Map(), ContextLayer: new Map(), MigrationPolicy: new Map() };
   /** Where each object was last read from: a file that stops parsing keeps its objects. */
   readonly #fileOf = new Map<string, string>();
   #sources = new Map<string, Record<string, Buffer>>();
@@ -65,6 +67,7 @@ export class DirectoryStore {
     });
     this.vmContexts = cache<VMContext>('VMContext');
     this.layers = cache<ContextLayer>('ContextLayer');
+    this.policies = cache<MigrationPolicy>('MigrationPolicy');
     this.sources = (namespace): SourceLookup => ({
       configMap: (name) => this.#sources.get(`ConfigMap/${namespace}/${name}`),
       secret: (name) => this.#sources.get(`Secret/${namespace}/${name}`),
@@ -108,6 +111,7 @@ export class DirectoryStore {
     const changes: StoreChange[] = [];
     changes.push(...this.#syncKind('ContextLayer', workspace.layers, kept));
     changes.push(...this.#syncKind('VMContext', workspace.vmContexts, kept));
+    changes.push(...this.#syncKind('MigrationPolicy', workspace.policies, kept));
     for (const [key, file] of fileOf) this.#fileOf.set(key, file);
     changes.push(...this.#syncSources(usable, workspace, brokenFiles));
     return { changes, problems };
@@ -117,7 +121,7 @@ export class DirectoryStore {
     return this.#o.defaultNamespace ?? 'default';
   }
 
-  #syncKind(kind: OurKind, wanted: readonly (VMContext | ContextLayer)[], kept: (kind: OurKind, key: string) => boolean): StoreChange[] {
+  #syncKind(kind: OurKind, wanted: readonly (VMContext | ContextLayer | MigrationPolicy)[], kept: (kind: OurKind, key: string) => boolean): StoreChange[] {
     const objects = this.#objects[kind];
     const changes: StoreChange[] = [];
     const seen = new Set<string>();
@@ -229,7 +233,7 @@ export class DirectoryStore {
 }
 
 /** The part of an object its manifest declares (what a change of the directory can change). */
-function declaredPart(object: VMContext | ContextLayer): { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> }; spec: unknown } {
+function declaredPart(object: VMContext | ContextLayer | MigrationPolicy): { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> }; spec: unknown } {
   const { name, namespace, labels, annotations } = object.metadata as { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> };
   return {
     apiVersion: object.apiVersion,

@@ -12,6 +12,7 @@ import { Operator } from '../../src/controllers/manager.js';
 import { OperatorMetrics } from '../../src/controllers/metrics.js';
 import { ImagesOnlyDriver } from '../../src/drivers/none.js';
 import { KubeClient } from '../../src/kube/client.js';
+import { PrometheusSource } from '../../src/policy/metrics.js';
 import { RESTRICTED_USER } from '../controlplane/index.js';
 import { controlPlaneSkipReason, startExclusiveControlPlane, type ControlPlane } from '../controlplane/shared.js';
 import { REPO, getVMContext, installScenario, isReady, strict, until } from './scenario.js';
@@ -49,6 +50,8 @@ describe.skipIf(controlPlaneSkipReason())('RBAC', () => {
     const kubectl = strict(cp.kubectl.bind(cp));
     await installScenario(cp.kubectl.bind(cp), NS, { installCrds: true, nodePrefix: 'rbac-node' });
     await kubectl(['apply', '-f', join(REPO, 'config', 'rbac')]);
+    // A MigrationPolicy for the VM (its metric cannot be read here: the policy reports that in its status).
+    await kubectl(['apply', '-n', NS, '-f', '-'], readFileSync(join(REPO, 'examples', 'policies', 'threshold.yaml'), 'utf8').replace('app: web', 'app: gluster-client').replace('query:', 'address: http://127.0.0.1:9/\n      query:'));
     const admin = KubeClient.fromKubeconfig(cp.kubeconfigPath);
     const restricted = KubeClient.fromKubeconfig(cp.restrictedKubeconfigPath);
     operator = new Operator({
@@ -57,6 +60,7 @@ describe.skipIf(controlPlaneSkipReason())('RBAC', () => {
       logger: createLogger({ level: 'debug', write: (line) => void logs.push(line) }),
       metrics: new OperatorMetrics({ defaultMetrics: false }),
       imageDirectory: mkdtempSync(join(tmpdir(), 'rbac-images-')),
+      policyMetrics: { source: new PrometheusSource() },
       leaseNamespace: 'recontext-system',
       leaseDurationMs: 3000,
       renewDeadlineMs: 2000,
@@ -64,6 +68,10 @@ describe.skipIf(controlPlaneSkipReason())('RBAC', () => {
     });
     await operator.start();
     await until('Ready', async () => ((vm) => (isReady(vm) ? vm : undefined))(await getVMContext(admin, NS)));
+    await until('the policy reports its metric unavailable', async () => {
+      const policy = await admin.get<{ status?: { conditions?: { type: string; reason: string }[] } }>(`/apis/recontext.dev/v1alpha1/namespaces/${NS}/migrationpolicies/web-latency`);
+      return policy.status?.conditions?.some((c) => c.type === 'Ready' && c.reason === 'MetricUnavailable') ? true : undefined;
+    });
     // Exercise every path: a layer edit, a failing layer twice (an event and its repeat), deletion.
     await kubectl(['patch', '-n', NS, 'configmap', 'broker-endpoints', '--type=merge', '-p', '{"data":{"sla.conf":"tier = rbac\\n"}}']);
     for (let i = 0; i < 2; i++) {
