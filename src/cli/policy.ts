@@ -189,10 +189,9 @@ export function simulate(name: string, spec: MigrationPolicySpec, rows: readonly
   const end = rows[rows.length - 1]!.at;
   settle(end);
   const costOf = (array: string) => spec.arrays.find((a) => a.name === array)?.cost ?? 0;
-  const arrays = [...spec.arrays.map((a) => a.name), ...(residence.has('') ? [''] : [])].map((array) => {
-    const ms = residence.get(array) ?? 0;
-    return { name: array === '' ? '(no array)' : array, seconds: ms / 1000, costPerHour: costOf(array), cost: round((ms / 3_600_000) * costOf(array)) };
-  });
+  const names = [...spec.arrays.map((a) => a.name), ...(residence.has('') ? [''] : [])];
+  const rawCost = (array: string) => ((residence.get(array) ?? 0) / 3_600_000) * costOf(array);
+  const arrays = names.map((array) => ({ name: array === '' ? '(no array)' : array, seconds: (residence.get(array) ?? 0) / 1000, costPerHour: costOf(array), cost: round(rawCost(array)) }));
   return {
     policy: name,
     type: spec.type,
@@ -202,7 +201,7 @@ export function simulate(name: string, spec: MigrationPolicySpec, rows: readonly
     startArray: startArray ?? null,
     events,
     arrays,
-    total: { seconds: (end - rows[0]!.at) / 1000, cost: round(arrays.reduce((sum, a) => sum + a.cost, 0)) },
+    total: { seconds: (end - rows[0]!.at) / 1000, cost: round(names.reduce((sum, a) => sum + rawCost(a), 0)) },
     stayCost: startArray === undefined ? null : round(((end - rows[0]!.at) / 3_600_000) * costOf(startArray)),
     migrations,
     holds,
