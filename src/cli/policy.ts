@@ -46,6 +46,10 @@ export interface Simulation {
   readonly start: string;
   readonly end: string;
   readonly samples: number;
+  /** Rows not sampled because the policy slept (Schedule outside working hours). */
+  readonly asleep: number;
+  /** The policy's dryRun: the operator would record these decisions without moving the VM. */
+  readonly dryRun: boolean;
   readonly startArray: string | null;
   readonly events: readonly SimulationEvent[];
   readonly arrays: readonly { name: string; seconds: number; costPerHour: number; cost: number }[];
@@ -139,6 +143,7 @@ export function simulate(name: string, spec: MigrationPolicySpec, rows: readonly
   let migrations = 0;
   let holds = 0;
   let previousAction: Outcome['action'] | undefined;
+  let asleep = 0;
   const settle = (at: number) => {
     residence.set(current ?? '', (residence.get(current ?? '') ?? 0) + (at - since));
     since = at;
@@ -150,7 +155,10 @@ export function simulate(name: string, spec: MigrationPolicySpec, rows: readonly
 
   for (const row of rows) {
     const now = row.at;
-    if (now < asleepUntil) continue;
+    if (now < asleepUntil) {
+      asleep++;
+      continue;
+    }
     if (row.value !== undefined) push(samples, { at: now, value: row.value });
     // Site decides on the grade; a series without a grade column gives it in the value column.
     const grade = row.grade ?? (spec.type === 'Site' ? row.value : undefined);
@@ -198,6 +206,8 @@ export function simulate(name: string, spec: MigrationPolicySpec, rows: readonly
     start: iso(rows[0]!.at),
     end: iso(end),
     samples: rows.length,
+    asleep,
+    dryRun: spec.dryRun ?? false,
     startArray: startArray ?? null,
     events,
     arrays,
@@ -215,7 +225,9 @@ const round = (n: number): number => Math.round(n * 1e4) / 1e4;
 
 export function formatSimulation(sim: Simulation): string {
   const out: string[] = [];
-  out.push(`policy ${sim.policy} (${sim.type}), ${sim.samples} samples from ${sim.start} to ${sim.end}, starting in ${sim.startArray ?? 'no array'}`);
+  const asleep = sim.asleep > 0 ? ` (${sim.asleep} not sampled: asleep outside working hours)` : '';
+  out.push(`policy ${sim.policy} (${sim.type}), ${sim.samples} samples${asleep} from ${sim.start} to ${sim.end}, starting in ${sim.startArray ?? 'no array'}`);
+  if (sim.dryRun) out.push('dryRun is true: the operator would only record these decisions; the simulation moves the VM to show what would follow');
   out.push('');
   if (sim.events.length === 0) out.push('no migrations, holds or sleeps: the VM stayed where it was');
   else {
