@@ -86,10 +86,13 @@ export function migrationPolicyReconciler(deps: MigrationPolicyDeps): Reconciler
         const observed = await deps.driver.observe(target, signal);
         if (!observed?.running) continue;
         const currentArray = arrayOf(spec, observed.nodeLabels ?? {});
-        const outcome = decide({ spec, now: t, samples: state.samples, grades: state.grades, currentArray, memory: state.memory });
+        // Decided now, after sampling: the newest sample must not lie in the engine's future.
+        const decidedAt = now();
+        const outcome = decide({ spec, now: decidedAt, samples: state.samples, grades: state.grades, currentArray, memory: state.memory });
         deps.metrics.policyDecisions.inc({ policy_type: spec.type, action: outcome.action });
+        deps.logger.debug('policy decision', { policy: key, vm: name, array: currentArray, action: outcome.action, reason: outcome.reason });
         if (outcome.action === 'sleep') state.nextAt = outcome.until;
-        const decision = await act(deps, policy, vm, target, outcome, currentArray, state, t, signal);
+        const decision = await act(deps, policy, vm, target, outcome, currentArray, state, decidedAt, signal);
         if (decision) {
           if (decision.result === 'Skipped' && decision.reason.startsWith('impossible:')) state.problem = { reason: 'MigrationImpossible', message: `${name}: ${decision.reason.slice('impossible: '.length)}` };
           decisions = recordDecision(decisions, decision);
