@@ -126,6 +126,13 @@ function runOf(samples: readonly Sample[], now: number, interval: number, predic
   return { count, latest };
 }
 
+/** Why there is nothing to count: no samples at all, or none since the last migration. */
+function noSamples(input: DecideInput, need: number): string {
+  const last = lastMigration(input.memory);
+  const since = last !== undefined && input.samples.some((s) => s.at <= last) ? ` since the migration at ${iso(last)}` : '';
+  return `no samples${since || ' yet'} (0 of ${need})`;
+}
+
 /** The next array after `from` in `names` (wrapping), never `from` itself; the first when `from` is not among them. */
 function nextAfter(names: readonly string[], from: string | undefined): string | undefined {
   const i = from === undefined ? -1 : names.indexOf(from);
@@ -171,7 +178,7 @@ function threshold(input: DecideInput): Outcome {
   const samples = usable(input.samples, now, lastMigration(memory) ?? Number.NEGATIVE_INFINITY);
   const run = runOf(samples, now, intervalOf(spec), (v) => v >= high, need);
   const here = where(currentArray);
-  if (!run.latest) return { action: 'stay', reason: `no samples yet (0 of ${need}): stay in ${here}` };
+  if (!run.latest) return { action: 'stay', reason: `${noSamples(input, need)}: stay in ${here}` };
   if (run.stale) return { action: 'stay', reason: `${run.stale}: stay in ${here}` };
   const v = run.latest.value;
   if (run.count === 0) return { action: 'stay', reason: `value ${num(v)} < high ${num(high)}: stay in ${here}` };
@@ -202,7 +209,7 @@ function baseAware(input: DecideInput, countFrom: number, context: string): Outc
   const lowRun = runOf(samples, now, interval, (v) => v <= low, lowFor);
   const here = where(currentArray);
   const need = Math.max(highFor, lowFor);
-  if (!highRun.latest) return { action: 'stay', reason: `${context}no samples yet (0 of ${need}): stay in ${here}` };
+  if (!highRun.latest) return { action: 'stay', reason: `${context}${noSamples(input, need)}: stay in ${here}` };
   if (highRun.stale) return { action: 'stay', reason: `${context}${highRun.stale}: stay in ${here}` };
   const v = highRun.latest.value;
 

@@ -97,6 +97,14 @@ describe('policy 1: Threshold', () => {
       expect: { action: 'stay', reason: /4 of 5/ },
     },
     {
+      name: 'only samples from before the last migration: none to count',
+      spec: thresholdSpec({ cooldown: '1m' }),
+      samples: endingAt(NOW - 2 * MIN, 30, [0.9, 0.9, 0.9]),
+      current: 'a2',
+      memory: migratedAt(2),
+      expect: { action: 'stay', reason: /^no samples since the migration at 2026-05-06T11:58:00Z \(0 of 5\): stay in a2$/ },
+    },
+    {
       name: 'NaN (a failed scrape) breaks the run',
       spec,
       samples: at30([0.9, 0.9, Number.NaN, 0.9, 0.9, 0.9, 0.9]),
