@@ -92,6 +92,8 @@ export function migrationPolicyReconciler(deps: MigrationPolicyDeps): Reconciler
         deps.metrics.policyDecisions.inc({ policy_type: spec.type, action: outcome.action });
         deps.logger.debug('policy decision', { policy: key, vm: name, array: currentArray, action: outcome.action, reason: outcome.reason });
         if (outcome.action === 'sleep') state.nextAt = outcome.until;
+        // A migration is remembered once the driver took it (act); other outcomes may carry state too (Site's job).
+        if (outcome.action !== 'migrate') state.memory = remember(state.memory, outcome, decidedAt);
         const decision = await act(deps, policy, vm, target, outcome, currentArray, state, decidedAt, signal);
         if (decision) {
           if (decision.result === 'Skipped' && decision.reason.startsWith('impossible:')) state.problem = { reason: 'MigrationImpossible', message: `${name}: ${decision.reason.slice('impossible: '.length)}` };
