@@ -22,11 +22,13 @@
  *
  * Exits when stdin closes (FFS is gone). Build: gcc -static -O2 -o ffs-devd ffs-devd.c
  * Usage: ffs-devd ROOT [POLL_MS]   (POLL_MS: media-event polling interval, default 100)
+ * FFS_DEVD_TRACE=1: also timestamped trace lines on stderr (uevents, mounts), for profiling.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/cdrom.h>
 #include <linux/netlink.h>
 #include <poll.h>
@@ -63,6 +65,24 @@ static void say(const char *fmt, ...) {
         if (w <= 0) exit(0); /* FFS is gone */
         off += (int)w;
     }
+}
+
+/* FFS_DEVD_TRACE=1 in the environment: timestamped lines on stderr (wall clock, ms, as FFS's log ts). */
+static int tracing;
+static void trace(const char *fmt, ...) {
+    if (!tracing) return;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    char line[512];
+    int n = snprintf(line, sizeof line, "ffs-devd trace %lld.%03ld ", (long long)ts.tv_sec, ts.tv_nsec / 1000000L);
+    va_list ap;
+    va_start(ap, fmt);
+    if (n > 0 && n < (int)sizeof line) n += vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
+    va_end(ap);
+    if (n < 0) return;
+    if (n > (int)sizeof line - 2) n = (int)sizeof line - 2;
+    line[n++] = '\n';
+    if (write(STDERR_FILENO, line, (size_t)n) < 0) tracing = 0;
 }
 
 static void sleep_ms(int ms) {
@@ -106,6 +126,26 @@ static void release_mount(const char *dev) {
     current[idx] = 0;
 }
 
+/*
+ * Waits (up to 1 s) until the drive says a disc is ready. Right after a media change the first
+ * access meets the drive's unit attention / "becoming ready"; a mount attempt then fails slowly
+ * (~130 ms under TCG) where a TEST UNIT READY (CDROM_DRIVE_STATUS) costs a few ms. Returns the
+ * last status (CDS_*), or -1 when the drive cannot be opened.
+ */
+static int wait_ready(const char *path) {
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return -1;
+    int status = -1, polls = 0;
+    for (; polls < 200; polls++) {
+        status = ioctl(fd, CDROM_DRIVE_STATUS, CDSL_CURRENT);
+        if (status == CDS_DISC_OK || status == CDS_NO_DISC || status == CDS_TRAY_OPEN || status < 0) break;
+        sleep_ms(5);
+    }
+    close(fd);
+    trace("drive %s status %d after %d polls", path, status, polls);
+    return status;
+}
+
 static void do_mount(const char *dev) {
     int idx = sr_index(dev);
     if (idx < 0) return;
@@ -120,13 +160,16 @@ static void do_mount(const char *dev) {
         return;
     }
     int err = 0;
+    wait_ready(path);
     /* Right after a media change the drive may still be "becoming ready": retry briefly. */
-    for (int attempt = 0; attempt < 40; attempt++) {
+    int attempt;
+    for (attempt = 0; attempt < 40; attempt++) {
         if (mount(path, dir, "iso9660", MS_RDONLY | MS_NODEV | MS_NOSUID, "") == 0) {
             err = 0;
             break;
         }
         err = errno;
+        trace("mount %s failed: %s", dev, strerror(err));
         if (err == ENOMEDIUM || err == ENOENT || err == ENXIO) break;
         sleep_ms(25);
     }
@@ -136,6 +179,7 @@ static void do_mount(const char *dev) {
         return;
     }
     current[idx] = seq;
+    trace("mounted %s %lu after %d failed attempts", dev, seq, attempt);
     say("MOUNTED %s %lu %s", dev, seq, dir);
 }
 
@@ -180,6 +224,7 @@ static void handle_uevent(char *buf, size_t len) {
     if (!action || !devname || !subsystem || strcmp(subsystem, "block") != 0) return;
     if (strncmp(devname, "/dev/", 5) == 0) devname += 5;
     if (sr_index(devname) < 0) return;
+    trace("uevent %s %s%s%s", action, devname, change ? " media-change" : "", eject ? " eject-request" : "");
     if (strcmp(action, "add") == 0) {
         enable_polling(devname);
         do_mount(devname);
@@ -206,6 +251,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     root = argv[1];
+    tracing = getenv("FFS_DEVD_TRACE") != NULL && strcmp(getenv("FFS_DEVD_TRACE"), "1") == 0;
     if (argc == 3) snprintf(poll_ms, sizeof poll_ms, "%d", atoi(argv[2]) > 0 ? atoi(argv[2]) : 100);
     setvbuf(stdout, NULL, _IONBF, 0);
     int sock = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_KOBJECT_UEVENT);
