@@ -5,7 +5,7 @@
 # It arrives in the service layer (bench/poller.sh) and is started by the layer's bench-switch hook
 # as `setsid sh /tmp/poller.sh FFS_PID GRACE_S`: it waits GRACE_S seconds (the host lets FFS release
 # the drive it is ejecting), stops FFS (SIGTERM: it unmounts), lets go of FFS's media mounts and
-# takes the drives over. Console lines: BASE-START, BASE-READY <layers>, BASE-VIEW <gen> t0= t1= t= <layers>,
+# takes the drives over. Console lines: BASE-START, BASE-READY <layers>, BASE-VIEW <gen> p0= t0= t1= t= <layers>,
 # and the hook's APP-HOOK-START / APP-HOOK lines (the same hook command FFS runs).
 B=/run/baseline
 echo "BASE-START $1"
@@ -65,8 +65,8 @@ while :; do
     echo "$new" | sort -k3,3n | while read -r l g p n dir; do [ -n "$dir" ] && cp -a $dir/. $v/; done
     ln -sfn view.$gen $B/ctx
     read -r t _ < /proc/uptime
-    # t0: this poll began, t1: drives read (and the changed one mounted), t: view in place (uptime, s)
-    echo "BASE-VIEW $gen t0=$t0 t1=$t1 t=$t $(echo "$new" | awk '{printf "%s:%s ", $1, $3}')" > /dev/console
+    # p0: the poll before began, t0: this poll began, t1: drives read (and the changed one mounted), t: view in place (uptime, s)
+    echo "BASE-VIEW $gen p0=${p0:-0} t0=$t0 t1=$t1 t=$t $(echo "$new" | awk '{printf "%s:%s ", $1, $3}')" > /dev/console
     [ $ready = 1 ] && hook
     for o in $B/view.*; do [ "$o" = "$v" ] || rm -rf "$o"; done
   fi
@@ -74,5 +74,6 @@ while :; do
     ready=1
     echo "BASE-READY $(echo "$new" | grep -c .)" > /dev/console
   fi
+  p0=$t0
   sleep 1
 done

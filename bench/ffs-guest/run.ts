@@ -21,6 +21,7 @@
 //   env BENCH_FFS_GUEST_SWAPS=<n>       swaps per side (default 15)
 //       BENCH_FFS_GUEST_SETTLE_MS=<ms>  pause after each swap once the old drive is ejected (default 1500)
 //       BENCH_FFS_GUEST_DEBOUNCE_MS=<ms> the hook's debounceMs (default: unset, FFS's default)
+//       BENCH_FFS_GUEST_DEVD_TRACE=0    no ffs-devd trace lines (FFS_DEVD_TRACE=1: uevent and mount times, for the profile)
 //       BENCH_FFS_GUEST_LOG=<file>      keep the guest console
 import { spawnSync } from 'node:child_process';
 import { closeSync, existsSync, fstatSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
@@ -42,6 +43,8 @@ const CONTEXT = '/run/recontext/context';
 const SWAPS = Number(process.env.BENCH_FFS_GUEST_SWAPS ?? '15');
 const SETTLE_MS = Number(process.env.BENCH_FFS_GUEST_SETTLE_MS ?? '1500');
 const DEBOUNCE = process.env.BENCH_FFS_GUEST_DEBOUNCE_MS;
+/** ffs-devd's trace lines (uevents, mounts) on the console, for the profile (default on). */
+const TRACE = process.env.BENCH_FFS_GUEST_DEVD_TRACE !== '0';
 const TAIL_MS = 2;
 const GOAL_MS = 500;
 const HERE = import.meta.dirname;
@@ -130,8 +133,10 @@ interface Sample {
   readonly arrivedTs?: number;
   readonly changedTs?: number;
   readonly generation?: number;
+  /** FFS with the devd trace: media-change uevents and finished mounts between the attach and FFS taking the image (guest wall clock, ms). */
+  readonly devd?: { readonly uevents: readonly number[]; readonly mounts: readonly number[] };
   /** Baseline only: guest uptime (s) when the poll that found the medium began, when it had read the drives, when the view was in place. */
-  readonly poll?: { readonly t0: number; readonly t1: number; readonly t: number; readonly at: number };
+  readonly poll?: { readonly p0: number; readonly t0: number; readonly t1: number; readonly t: number; readonly at: number };
   readonly attached: number;
   readonly hookAt: number;
 }
@@ -178,7 +183,7 @@ async function main(): Promise<void> {
     writeFileSync(servicePath, serviceYaml(original, false));
     const booted = await tb.bootGuest(
       'host-a',
-      { name: DOMAIN, guest: fat, cdroms: 6, cmdlineExtra: `ctx.devices=off ctx.run=recontext-ffs,mount,${CONTEXT},--devices,/${FFS_DEVD},--media-dir,/run/recontext-ffs/media` },
+      { name: DOMAIN, guest: fat, cdroms: 6, cmdlineExtra: `ctx.devices=off ctx.run=${TRACE ? 'env,FFS_DEVD_TRACE=1,' : ''}recontext-ffs,mount,${CONTEXT},--devices,/${FFS_DEVD},--media-dir,/run/recontext-ffs/media` },
       150_000,
     );
     tail = new ConsoleTail(tb.consoleLogPath(DOMAIN));
@@ -247,6 +252,11 @@ async function main(): Promise<void> {
       const changed = await tail.waitFor(/"msg":"stack changed"/, arrived.index, 30_000, 'FFS: stack changed');
       const hook = await tail.waitFor(/^APP-HOOK-START/, s.from, 30_000, 'FFS: hook start');
       await tail.waitFor(new RegExp(`^APP-HOOK .*remote-host ${server}\\b`), hook.index, 30_000, `FFS: hook sees ${server}`);
+      // ffs-devd's trace between the attach and FFS taking the image: uevents and mounts (guest wall clock).
+      const traced = tail.lines.slice(s.from, arrived.index).flatMap((l) => {
+        const m = /ffs-devd trace (\d+\.\d+) (uevent change \S+ media-change|mounted)/.exec(l.text);
+        return m ? [{ ts: Number(m[1]) * 1000, what: m[2]!.startsWith('uevent') ? ('uevent' as const) : ('mounted' as const) }] : [];
+      });
       const json = (line: Line) => JSON.parse(line.text.slice(line.text.indexOf('{'))) as { ts: string; generation: number };
       ffs.push({
         visibleMs: changed.line.at - s.attached,
@@ -254,6 +264,7 @@ async function main(): Promise<void> {
         arrivedTs: Date.parse(json(arrived.line).ts),
         changedTs: Date.parse(json(changed.line).ts),
         generation: json(changed.line).generation,
+        devd: { uevents: traced.filter((t) => t.what === 'uevent').map((t) => t.ts), mounts: traced.filter((t) => t.what === 'mounted').map((t) => t.ts) },
         attached: s.attached,
         hookAt: hook.line.at,
       });
@@ -279,11 +290,11 @@ async function main(): Promise<void> {
     for (let i = 1; i <= SWAPS; i++) {
       const server = `gluster-server-${300 + i}`;
       const s = await swap(server);
-      const view = await tail.waitFor(/^BASE-VIEW \d+ t0=([\d.]+) t1=([\d.]+) t=([\d.]+)/, s.from, 30_000, 'baseline: view');
+      const view = await tail.waitFor(/^BASE-VIEW \d+ p0=([\d.]+) t0=([\d.]+) t1=([\d.]+) t=([\d.]+)/, s.from, 30_000, 'baseline: view');
       const hook = await tail.waitFor(/^APP-HOOK-START/, view.index, 30_000, 'baseline: hook start');
       await tail.waitFor(new RegExp(`^APP-HOOK .*remote-host ${server}\\b`), hook.index, 30_000, `baseline: hook sees ${server}`);
-      const [t0, t1, t] = view.match.slice(1, 4).map(Number) as [number, number, number];
-      base.push({ visibleMs: view.line.at - s.attached, hookMs: hook.line.at - s.attached, attached: s.attached, hookAt: hook.line.at, poll: { t0, t1, t, at: view.line.at } });
+      const [p0, t0, t1, t] = view.match.slice(1, 5).map(Number) as [number, number, number, number];
+      base.push({ visibleMs: view.line.at - s.attached, hookMs: hook.line.at - s.attached, attached: s.attached, hookAt: hook.line.at, poll: { p0, t0, t1, t, at: view.line.at } });
       await s.release();
       progress(`baseline swap ${i}/${SWAPS}: visible ${base.at(-1)!.visibleMs.toFixed(0)} ms, hook ${base.at(-1)!.hookMs.toFixed(0)} ms (load ${loadAverage()})`);
       await sleep(SETTLE_MS);
@@ -318,7 +329,13 @@ async function main(): Promise<void> {
     out.push('FFS, where the time goes (guest log ts mapped to the host clock; the first step includes the console\'s floor):');
     out.push('| step (ms) | median | p95 | min | max |');
     out.push('|---|---:|---:|---:|---:|');
-    out.push(`| attach returned → \`layer image arrived\` (uevent, mount by ffs-devd, manifest read) | ${step((s) => s.arrivedTs! + offset - s.attached)} |`);
+    const traced = ffs.filter((s) => (s.devd?.uevents.length ?? 0) > 0 && (s.devd?.mounts.length ?? 0) > 0);
+    if (traced.length > 0) {
+      out.push(`| attach returned → first media-change uevent in ffs-devd (n = ${traced.length}) | ${stats(traced.map((s) => s.devd!.uevents[0]! + offset - s.attached))} |`);
+      out.push(`| → its mount done | ${stats(traced.map((s) => s.devd!.mounts[0]! - s.devd!.uevents[0]!))} |`);
+      out.push(`| → the last mount done before FFS took the image (uevents per swap: ${stats(traced.map((s) => s.devd!.uevents.length))}; mounts: ${stats(traced.map((s) => s.devd!.mounts.length))}) | ${stats(traced.map((s) => s.devd!.mounts.at(-1)! - s.devd!.mounts[0]!))} |`);
+      out.push(`| → \`layer image arrived\` (FFS read the line and the manifest) | ${stats(traced.map((s) => s.arrivedTs! - s.devd!.mounts.at(-1)!))} |`);
+    } else out.push(`| attach returned → \`layer image arrived\` (uevent, mount by ffs-devd, manifest read) | ${step((s) => s.arrivedTs! + offset - s.attached)} |`);
     out.push(`| → \`stack changed\` (setLayers) | ${step((s) => s.changedTs! - s.arrivedTs!)} |`);
     // The hook runs' start (`hook ran`.at, guest clock) and the comparison's parts (`stack compared`), by generation.
     const spawned = new Map<number, number>();
@@ -350,6 +367,9 @@ async function main(): Promise<void> {
     out.push(`| → all drives read, the new one mounted | ${stats(polls.map((p) => (p.t1 - p.t0) * 1000))} |`);
     out.push(`| → older medium let go, layers copied into a new view, view switched | ${stats(polls.map((p) => (p.t - p.t1) * 1000))} |`);
     out.push(`| → hook's first line on the host | ${stats(base.map((s) => s.hookAt - (s.poll!.t * 1000 + baseOffset)))} |`);
+    out.push(`| (the poll before it: began after the attach returned, yet did not find the medium) | ${stats(base.map((s) => s.poll!.p0 * 1000 + baseOffset - s.attached))} |`);
+    out.push('');
+    out.push(`baseline: poll period ${stats(polls.map((p) => (p.t0 - p.p0) * 1000))} ms (median | p95 | min | max); ${base.filter((s) => s.poll!.p0 * 1000 + baseOffset > s.attached).length} of ${base.length} finds came one poll later than the attach allowed (the poll before began after the attach returned)`);
     out.push('');
     const ffsMedian = median(ffs.map((s) => s.hookMs));
     out.push(`goal: attach → hook ≤ ${GOAL_MS} ms median under ${tb.accelerator.accel}: FFS ${ffsMedian.toFixed(0)} ms ${ffsMedian <= GOAL_MS ? 'met' : 'MISSED'}; baseline ${median(base.map((s) => s.hookMs)).toFixed(0)} ms`);
