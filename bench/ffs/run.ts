@@ -17,6 +17,9 @@
 //       BENCH_FFS_DROP_CACHES=0      do not write 2 to /proc/sys/vm/drop_caches before the cold
 //                                    stat/readdir pass (it drops dentries and inodes machine-wide)
 //       BENCH_FFS_CONTENDERS=a,b     only these (keys: ffs, overlay, mergerfs, mergerfs-nocache, unionfs)
+//       BENCH_FFS_FFS_COLD=0         keep FFS's stack (and its resolution cache) across rounds: only
+//                                    round 1's first passes are cold for FFS (default: `recontext-ffs
+//                                    set` with the same layers before every first pass)
 //       BENCH_FFS_CLI=built          run guest/ffs/bin/recontext-ffs.js (compiled dist) instead of the
 //                                    source through tsx (the default, as the tests do)
 // Needs gcc, mergerfs, unionfs-fuse, fuse + libfuse2 and overlayfs; installs the packages with apt-get.
@@ -40,6 +43,8 @@ const FILES = env('BENCH_FFS_FILES', 10_000);
 const BIG_MIB = env('BENCH_FFS_BIG_MIB', 64);
 const DROP_CACHES = process.env.BENCH_FFS_DROP_CACHES !== '0';
 const USE_BUILT = process.env.BENCH_FFS_CLI === 'built';
+/** Before each first (cold) stat and readdir pass, give FFS a new stack (an empty resolution cache). */
+const FFS_COLD = process.env.BENCH_FFS_FFS_COLD !== '0';
 /** Runs per round of the big file read (cold, then warm) and of each context-sized read. */
 const BIG_RUNS = 3;
 const CTX_COLD_RUNS = 10;
@@ -167,6 +172,12 @@ interface Mount {
   readonly mountpoint: string;
   /** The serving process, for its CPU time (none for the kernel's overlayfs). */
   readonly pid?: number;
+  /**
+   * Makes the contender's own caches cold before a first pass (FFS: `recontext-ffs set` with the
+   * same layers, a new stack with an empty resolution cache). The kernel's caches are dropped
+   * separately (drop_caches).
+   */
+  coldStart?(): Promise<void>;
   unmount(): Promise<void>;
 }
 
@@ -259,10 +270,10 @@ const contenders: Contender[] = [
   {
     key: 'ffs',
     title: 'ours (recontext-ffs)',
-    mount: (mountpoint, layout, scratch) => {
+    mount: async (mountpoint, layout, scratch) => {
       const entry = USE_BUILT ? [join(repo, 'guest/ffs/bin/recontext-ffs.js')] : ['--import', 'tsx', join(repo, 'guest/ffs/test/run-cli.ts')];
       const layers = LAYERS.flatMap((l) => ['--layer', `${l.name}=${layout.layerDirs[l.name]}:${l.priority}`]);
-      return foreground(
+      const mounted = await foreground(
         'ffs',
         'ours (recontext-ffs)',
         mountpoint,
@@ -272,6 +283,13 @@ const contenders: Contender[] = [
         // recontext-ffs unmounts itself on SIGTERM and exits 0.
         async (child) => void child.kill('SIGTERM'),
       );
+      if (!FFS_COLD) return mounted;
+      // The same layers again: a new stack, whose resolution cache starts empty (guest/ffs/README.md).
+      const coldStart = async (): Promise<void> => {
+        const result = await run(process.execPath, [...entry, 'set', mountpoint, ...layers]);
+        if (result.code !== 0) throw new Error(`recontext-ffs set failed: ${result.stderr.trim()}`);
+      };
+      return Object.assign(mounted, { coldStart });
     },
   },
   {
@@ -405,6 +423,7 @@ function record(results: Results, key: string, metric: Metric, samples: number[]
 async function measure(binary: string, mount: Mount, layout: Layout, results: Results): Promise<void> {
   const root = mount.mountpoint;
   const ns = (rows: string[][]): number[] => rows.map((r) => Number(r[1]));
+  await mount.coldStart?.();
   dropCaches();
   record(results, mount.key, 'stat-cold', ns(await client(binary, [root, 'stat', layout.statList, '1'])));
   const before = cpuMicros(mount.pid);
@@ -415,6 +434,7 @@ async function measure(binary: string, mount: Mount, layout: Layout, results: Re
     const sofar = results.serverCpu.get(mount.key) ?? { micros: 0, ops: 0 };
     results.serverCpu.set(mount.key, { micros: sofar.micros + after - before, ops: sofar.ops + warm.length });
   }
+  await mount.coldStart?.();
   dropCaches();
   record(results, mount.key, 'readdir-cold', ns(await client(binary, [root, 'readdir', layout.readdirList, '1'])));
   record(results, mount.key, 'readdir-warm', ns(await client(binary, [root, 'readdir', layout.readdirList, String(PASSES)])));
@@ -444,9 +464,9 @@ function quantile(values: readonly number[], q: number): number {
 }
 
 const LABELS: Record<Metric, string> = {
-  'stat-cold': 'stat, first pass after drop_caches (µs/op)',
+  'stat-cold': `stat, first pass after drop_caches${FFS_COLD ? ' (FFS: new stack, cache empty)' : ''} (µs/op)`,
   'stat-warm': 'stat, warm passes (µs/op)',
-  'readdir-cold': 'readdir, first pass after drop_caches (µs/dir)',
+  'readdir-cold': `readdir, first pass after drop_caches${FFS_COLD ? ' (FFS: new stack, cache empty)' : ''} (µs/dir)`,
   'readdir-warm': 'readdir, warm passes (µs/dir)',
   'big-cold': `read ${BIG_MIB} MiB, cold (MB/s; ms)`,
   'big-warm': `read ${BIG_MIB} MiB, warm (MB/s; ms)`,
@@ -539,7 +559,7 @@ function describeMachine(): string {
   return [
     `${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(1)} GiB RAM; Linux ${release()}; Node ${process.version}; load average before the run ${loadAverage()}`,
     `Debian packages: ${packageVersion('mergerfs')}, ${packageVersion('unionfs-fuse')}, ${packageVersion('fuse')} (libfuse 2); ${version('gcc', ['--version'])}`,
-    `recontext-ffs: ${USE_BUILT ? 'guest/ffs/bin/recontext-ffs.js (dist)' : 'guest/ffs source through tsx'}; rounds ${ROUNDS}, warm passes ${PASSES}, drop_caches before cold passes ${DROP_CACHES ? 'yes' : 'no'}`,
+    `recontext-ffs: ${USE_BUILT ? 'guest/ffs/bin/recontext-ffs.js (dist)' : 'guest/ffs source through tsx'}; rounds ${ROUNDS}, warm passes ${PASSES}, drop_caches before cold passes ${DROP_CACHES ? 'yes' : 'no'}; FFS cache before cold passes ${FFS_COLD ? 'emptied (recontext-ffs set, same layers)' : 'kept (only round 1 cold)'}`,
   ].join('\n');
 }
 
