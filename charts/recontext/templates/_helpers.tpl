@@ -61,3 +61,13 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}
 {{- end }}
+
+{{/* The namespace the operator watches (--namespace): operator.watchNamespace, else the release
+namespace with rbac.namespaced (its Role grants nothing elsewhere), else "" (all namespaces). */}}
+{{- define "recontext.watchNamespace" -}}
+{{- if .Values.operator.watchNamespace }}
+{{- .Values.operator.watchNamespace }}
+{{- else if .Values.rbac.namespaced }}
+{{- .Release.Namespace }}
+{{- end }}
+{{- end }}
