@@ -194,6 +194,7 @@ export class Operator {
       });
       this.#leaderLoop = this.#leader.run(this.#abort.signal);
     } else {
+      metrics.leader.set(1); // every replica reconciles: recontext_leader says so (alerts expect one per install)
       this.#startControllers();
     }
   }

@@ -45,14 +45,16 @@ export class OperatorMetrics {
     name: 'recontext_recontext_duration_seconds',
     help: 'Time from noticing a change (migration, node or layer change) to the new images being attached.',
     labelNames: ['trigger', 'driver'] as const,
-    buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    // Up to 2 min: on KubeVirt the attach phase waits for CDI imports and volume readiness.
+    buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
     registers: [this.registry],
   });
   readonly recontextPhase = new Histogram({
     name: 'recontext_recontext_phase_duration_seconds',
     help: "Duration of each of the paper's four phases (resolve, detach, build, attach), and of releasing the replaced images afterwards (release).",
     labelNames: ['phase', 'driver'] as const,
-    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    // Up to 60 s like attach steps: KubeVirt's attach phase is their sum and often exceeds 5 s.
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
     registers: [this.registry],
   });
   readonly attachStep = new Histogram({
@@ -95,7 +97,7 @@ export class OperatorMetrics {
     labelNames: ['verb', 'code'] as const,
     registers: [this.registry],
   });
-  readonly leader = new Gauge({ name: 'recontext_leader', help: 'Whether this replica holds the leader lease (1) or not (0).', registers: [this.registry] });
+  readonly leader = new Gauge({ name: 'recontext_leader', help: 'Whether this replica reconciles (1: it holds the leader lease, or runs without leader election) or stands by (0).', registers: [this.registry] });
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'recontext_' });

@@ -121,6 +121,7 @@ export class StandaloneOperator {
       this.#reconcilers.vmChanged(change);
     });
     this.#reconcilers.enqueueAll();
+    this.#o.metrics.leader.set(1); // no leader election: this process reconciles
     for (const c of this.#reconcilers.controllers) c.start();
     this.#watch();
     this.#timers.push(setInterval(() => this.rescan(), this.#o.rescanMs ?? 30_000).unref());
