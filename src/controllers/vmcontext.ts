@@ -4,6 +4,7 @@ import type { ContextLayer, VMContext } from '../crds/index.js';
 import { ConvergePendingError, describeTarget, PlatformUnavailableError, targetOf, VMConfigurationError, type ConvergeResult, type DesiredLayer, type Driver, type ObservedVM } from '../drivers/driver.js';
 import { KubeVirtMissingError } from '../drivers/kubevirt/observe.js';
 import type { LayerImageStore } from '../images/layer-image.js';
+import { IsoInputError, IsoLimitError } from '../iso/errors.js';
 import { VM_CONTEXTS } from '../kube/resources.js';
 import { findCondition } from '../reconcile/conditions.js';
 import type { NodeFacts } from '../reconcile/render.js';
@@ -96,7 +97,15 @@ export function vmContextReconciler(dependencies: VMContextDeps): Reconciler {
     }
 
     const t1 = performance.now();
-    const desired = await buildImages(deps, plan);
+    let desired: Awaited<ReturnType<typeof buildImages>>;
+    try {
+      desired = await buildImages(deps, plan);
+    } catch (error: unknown) {
+      // Content the renderer let through but an image cannot hold: the user must change the layer.
+      if (!(error instanceof IsoInputError)) throw error;
+      await writeBlocked(deps, vmContext, describeTarget(target), { kind: 'blocked', reason: error instanceof IsoLimitError ? 'TooLarge' : 'InvalidPath', message: `cannot build the image: ${error.message}`, waiting: false }, now(), observed);
+      return undefined;
+    }
     const buildMs = performance.now() - t1;
     let result: ConvergeResult;
     try {

@@ -3,6 +3,7 @@
 // so an object the server accepted but that cannot work is reported the same way everywhere.
 import { validateObject, type FieldProblem, type ObjectVerdict } from '../crds/validate.js';
 import type { ContextLayerSpec, MigrationPolicySpec, VMContextSpec } from '../crds/index.js';
+import { pathSegmentProblem } from './render.js';
 import { parseTemplate, TemplateError } from './template.js';
 
 /** Schema + CEL + the semantic checks below, for one decoded document. */
@@ -24,6 +25,8 @@ export function contextLayerProblems(spec: ContextLayerSpec): FieldProblem[] {
   const files = spec.files ?? [];
   const seen = new Map<string, number>();
   files.forEach((file, i) => {
+    const pathProblem = pathSegmentProblem(file.path);
+    if (pathProblem) problems.push({ path: ['spec', 'files', i, 'path'], message: pathProblem });
     const earlier = seen.get(file.path);
     if (earlier !== undefined) problems.push({ path: ['spec', 'files', i, 'path'], message: `duplicate path (also spec.files[${earlier}])` });
     seen.set(file.path, i);
@@ -44,6 +47,10 @@ export function contextLayerProblems(spec: ContextLayerSpec): FieldProblem[] {
         problems.push({ path: ['spec', 'files', i, 'path'], message: `spec.files[${parent}] is a file at ${segments.slice(0, depth).join('/')}, so it cannot be a directory here` });
       }
     }
+  });
+  (spec.sources ?? []).forEach((source, i) => {
+    const pathProblem = source.directory === undefined ? undefined : pathSegmentProblem(source.directory);
+    if (pathProblem) problems.push({ path: ['spec', 'sources', i, 'directory'], message: pathProblem });
   });
   const variantValues = (spec.variants ?? []).map((v) => v.name);
   if (new Set(variantValues).size !== variantValues.length) problems.push({ path: ['spec', 'variants'], message: 'variant names must be unique' });

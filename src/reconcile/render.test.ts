@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { ContextLayer, ContextLayerSpec, VMContext } from '../crds/index.js';
 import { selectLayers } from './layers.js';
-import { hooksFile, LayerError, layerDigest, layerUsesNode, manifestFile, renderLayer, type SourceLookup } from './render.js';
+import { contextLayerProblems } from './checks.js';
+import { hooksFile, LayerError, layerDigest, layerUsesNode, manifestFile, pathSegmentProblem, renderLayer, type SourceLookup } from './render.js';
 
 const layer = (name: string, spec: ContextLayerSpec, labels?: Record<string, string>): ContextLayer => ({
   apiVersion: 'recontext.dev/v1alpha1',
@@ -151,6 +152,23 @@ describe('renderLayer', () => {
     const rendered = renderLayer(cache, { vm, node: nodeA, sources: noSources });
     const manifest = JSON.parse(manifestFile(rendered).content.toString());
     expect(manifest).toEqual({ apiVersion: 'recontext.dev/v1alpha1', kind: 'LayerImage', layer: 'cache', class: 'infrastructure', priority: 300, digest: rendered.digest, files: 1 });
+  });
+});
+
+describe('path segments an image can hold', () => {
+  it('InvalidPath for a segment over 255 UTF-8 bytes, though under 256 characters (the API server counts characters)', () => {
+    for (const path of ['\u{1F600}'.repeat(100), `etc/${'é'.repeat(200)}`, `${'ab'.repeat(127)}é`]) {
+      expect(() => renderLayer(layer('l', { class: 'service', files: [{ path, content: 'x' }] }), { vm, sources: noSources })).toThrow(expect.objectContaining({ reason: 'InvalidPath' }));
+    }
+    expect(renderLayer(layer('l', { class: 'service', files: [{ path: 'x'.repeat(255), content: 'x' }] }), { vm, sources: noSources }).files).toHaveLength(1);
+    expect(pathSegmentProblem('a/\ud800b')).toMatch(/lone surrogate/);
+    expect(pathSegmentProblem(`a/${'é'.repeat(127)}`)).toBeUndefined();
+  });
+
+  it('is reported by the semantic checks too (validate, the ContextLayer Invalid condition)', () => {
+    const problems = contextLayerProblems({ class: 'service', files: [{ path: '\u{1F600}'.repeat(64), content: 'x' }], sources: [{ configMap: 'cm', directory: 'é'.repeat(128) }] });
+    expect(problems.map((p) => p.path.join('.'))).toEqual(['spec.files.0.path', 'spec.sources.0.directory']);
+    expect(problems[0]!.message).toMatch(/256 bytes in UTF-8; at most 255/);
   });
 });
 

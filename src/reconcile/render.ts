@@ -49,7 +49,7 @@ export interface RenderedLayer {
   readonly hooks?: Buffer;
 }
 
-export type LayerErrorReason = 'ContentNotFound' | 'TemplateError' | 'PathConflict' | 'TooLarge' | 'NodeUnknown';
+export type LayerErrorReason = 'ContentNotFound' | 'TemplateError' | 'PathConflict' | 'InvalidPath' | 'TooLarge' | 'NodeUnknown';
 
 /** A layer that cannot be rendered as specified; `reason` becomes the condition reason. */
 export class LayerError extends Error {
@@ -188,10 +188,31 @@ function resolveContent(file: LayerFile, sources: SourceLookup, layer: string): 
   return { content, sensitive };
 }
 
-/** A path cannot be both a file and a directory (a/b and a/b/c). Input is sorted by path. */
+/** Bytes a path segment may have in an image (ISO9660 Rock Ridge names, and most guest file systems). */
+export const MAX_SEGMENT_BYTES = 255;
+
+/**
+ * Why a path cannot be a file name in an image, or undefined. The API server counts characters,
+ * not bytes (its CEL rule allows 255 characters, which may be up to 1020 UTF-8 bytes).
+ */
+export function pathSegmentProblem(path: string): string | undefined {
+  for (const segment of path.split('/')) {
+    const bytes = Buffer.byteLength(segment, 'utf8');
+    if (bytes > MAX_SEGMENT_BYTES) return `path segment ${JSON.stringify(segment.slice(0, 16))}… has ${bytes} bytes in UTF-8; at most ${MAX_SEGMENT_BYTES}`;
+    if (/\p{Cs}/u.test(segment)) return 'path is not well-formed Unicode (lone surrogate)';
+  }
+  return undefined;
+}
+
+/**
+ * Each path must be a name an image can hold, and cannot be both a file and a directory (a/b and
+ * a/b/c). Input is sorted by path.
+ */
 function checkTree(files: readonly RenderedFile[], layer: string): void {
   const paths = new Set(files.map((f) => f.path));
   for (const file of files) {
+    const problem = pathSegmentProblem(file.path);
+    if (problem) throw new LayerError('InvalidPath', `layer ${layer}: ${problem}`);
     const segments = file.path.split('/');
     for (let i = 1; i < segments.length; i++) {
       const parent = segments.slice(0, i).join('/');
