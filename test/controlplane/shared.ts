@@ -56,6 +56,16 @@ export function startExclusiveControlPlane(options: Omit<ControlPlaneOptions, 'b
   return startControlPlane({ ...options, binaries });
 }
 
+/**
+ * The helm binary the global setup built with the control plane (test/controlplane/helm/, cached
+ * beside it by version), for the chart tests. Skip with controlPlaneSkipReason() first.
+ */
+export function helmPath(): string {
+  const { binaries, unavailable } = provided();
+  if (!binaries) throw new Error(`no helm binary: ${unavailable ?? 'global setup did not run'}`);
+  return binaries.helm;
+}
+
 let crdsInstalled: Promise<void> | undefined;
 
 /**
