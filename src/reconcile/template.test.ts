@@ -61,14 +61,14 @@ describe('template', () => {
 
   it('parses many expressions in linear time, with their positions', () => {
     // 256 KiB (a file's limit) of small expressions: was quadratic, a minute of blocked event loop.
+    // No stopwatch here (speed is measured by benches): the quadratic parser took about a minute
+    // on this input, far past this test's timeout; the linear one takes milliseconds.
     const source = '{{ "x" }}\n'.repeat(26_000);
-    const started = performance.now();
     const parsed = parseTemplate(source);
-    expect(performance.now() - started).toBeLessThan(2_000);
     expect(parsed.parts.filter((p) => p.kind === 'expr')).toHaveLength(26_000);
     expect(() => parseTemplate(`${source}  {{ nope }}`)).toThrow(/^line 26001, column 3: /);
     expect(() => parseTemplate('a {{ "x" }} b {{ nope }}')).toThrow(/^line 1, column 15: /);
-  });
+  }, 15_000);
 
   it('does not walk into prototypes', () => {
     expect(() => render('{{ values.constructor }}')).toThrow(/not set/);
