@@ -1,6 +1,6 @@
 // Builds the test control plane (kube-apiserver, etcd, kubectl; helm for the chart tests) from the
-// Go modules beside this file into a per-version cache outside the repo. One implementation, used by the vitest global
-// setup, `npm run testenv:up` and `tsx test/controlplane/cli.ts build`.
+// Go modules beside this file into a per-version cache outside the repo. One implementation, used
+// by the vitest global setup, `npm run testenv:up` and `tsx test/controlplane/cli.ts build`.
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
