@@ -14,7 +14,8 @@ export interface ObjectMeta {
 }
 
 export type InformerEvent = 'add' | 'update' | 'delete' | 'resync';
-export type InformerHandler<T> = (event: InformerEvent, object: T) => void;
+/** `previous` is the cached object an update replaces (undefined for add, delete and resync). */
+export type InformerHandler<T> = (event: InformerEvent, object: T, previous?: T) => void;
 
 export interface InformerOptions {
   readonly client: KubeClient;
@@ -132,7 +133,7 @@ export class Informer<T extends ObjectMeta> {
       const old = this.#cache.get(key);
       this.#cache.set(key, item);
       if (!old) this.#emit('add', item);
-      else if (old.metadata.resourceVersion !== item.metadata.resourceVersion) this.#emit('update', item);
+      else if (old.metadata.resourceVersion !== item.metadata.resourceVersion) this.#emit('update', item, old);
     }
     for (const [key, old] of this.#cache) {
       if (!seen.has(key)) {
@@ -200,9 +201,9 @@ export class Informer<T extends ObjectMeta> {
       this.#cache.delete(key);
       this.#emit('delete', object);
     } else {
-      const existed = this.#cache.has(key);
+      const previous = this.#cache.get(key);
       this.#cache.set(key, object);
-      this.#emit(existed ? 'update' : 'add', object);
+      this.#emit(previous ? 'update' : 'add', object, previous);
     }
     return undefined;
   }
@@ -214,10 +215,10 @@ export class Informer<T extends ObjectMeta> {
     return { apiVersion: this.resource.group ? `${this.resource.group}/${this.resource.version}` : this.resource.version, kind: this.resource.kind, ...object };
   }
 
-  #emit(event: InformerEvent, object: T): void {
+  #emit(event: InformerEvent, object: T, previous?: T): void {
     for (const handler of this.#handlers) {
       try {
-        handler(event, object);
+        handler(event, object, previous);
       } catch (error: unknown) {
         this.#logger.error('event handler failed', { event, key: keyOf(object), error: errorMessage(error) });
       }

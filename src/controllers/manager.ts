@@ -137,8 +137,8 @@ export class Operator {
     });
     this.#reconcilers = reconcilers;
 
-    vmContexts.onEvent((_event, vm) => reconcilers.vmContextChanged(vm));
-    layers.onEvent((_event, layer) => reconcilers.layerChanged(layer));
+    vmContexts.onEvent((_event, vm, previous) => reconcilers.vmContextChanged(vm, previous));
+    layers.onEvent((_event, layer, previous) => reconcilers.layerChanged(layer, previous));
     configMaps.onEvent((_event, cm) => reconcilers.sourceChanged('ConfigMap', cm.metadata.namespace ?? '', cm.metadata.name));
     policies?.onEvent((_event, policy) => reconcilers.policyChanged(policy));
     secrets.onEvent((_event, secret) => reconcilers.sourceChanged('Secret', secret.metadata.namespace ?? '', secret.metadata.name));

@@ -1,6 +1,7 @@
 // The two controllers of the operator and how changes reach their queues, whatever holds the
 // objects: the Kubernetes manager (manager.ts) and standalone mode (src/standalone) both build
 // them here and feed them the changes their sources see.
+import { isDeepStrictEqual } from 'node:util';
 import type { ContextLayer, MigrationPolicy, VMContext } from '../crds/index.js';
 import type { VMChange } from '../drivers/driver.js';
 import { keyOf } from '../kube/resources.js';
@@ -12,7 +13,7 @@ import type { MetricSource } from '../policy/metrics.js';
 import { selectorMatches } from '../reconcile/labels.js';
 import type { Cache } from './store.js';
 import { layersUsingSource, vmContextsTargeting, vmContextsUsingLayer } from './routing.js';
-import { prepareImages, vmContextReconciler, type VMContextDeps } from './vmcontext.js';
+import { FINALIZER, prepareImages, vmContextReconciler, type VMContextDeps } from './vmcontext.js';
 
 export interface ReconcilerDeps extends VMContextDeps {
   /** Workers per controller. Default 4. */
@@ -60,17 +61,27 @@ export class Reconcilers {
     this.migrationPolicy?.enqueue(keyOf(policy));
   }
 
-  vmContextChanged(vm: VMContext): void {
+  /**
+   * `previous`: the version an update replaced, when known. An update that changed only the status
+   * (our own status writes, most of all) or added our finalizer (our own write) enqueues nothing;
+   * without `previous` (add, delete, resync) everything concerned is enqueued.
+   */
+  vmContextChanged(vm: VMContext, previous?: VMContext): void {
+    if (previous && !vmContextNeedsReconcile(previous, vm)) return;
     this.vmContext.enqueue(keyOf(vm));
     // A new or relabelled VMContext changes how many VMs a layer reaches.
-    for (const layer of this.#deps.layers.list()) if (layer.metadata.namespace === vm.metadata.namespace) this.contextLayer.enqueue(keyOf(layer));
+    if (!previous || !isDeepStrictEqual(selectionOf(previous), selectionOf(vm))) {
+      for (const layer of this.#deps.layers.list()) if (layer.metadata.namespace === vm.metadata.namespace) this.contextLayer.enqueue(keyOf(layer));
+    }
     // …and which VMs a policy samples.
     for (const policy of this.#deps.policies?.cache.list() ?? []) {
       if (policy.metadata.namespace === vm.metadata.namespace && selectorMatches(policy.spec.vmSelector ?? {}, vm.metadata.labels)) this.migrationPolicy?.enqueue(keyOf(policy));
     }
   }
 
-  layerChanged(layer: ContextLayer): void {
+  /** `previous` as for vmContextChanged: a status-only update (its renderedFor, say) concerns no VM. */
+  layerChanged(layer: ContextLayer, previous?: ContextLayer): void {
+    if (previous && !layerNeedsReconcile(previous, layer)) return;
     this.contextLayer.enqueue(keyOf(layer));
     for (const key of vmContextsUsingLayer(layer, this.#deps.vmContexts.list())) this.vmContext.enqueue(key);
   }
@@ -111,4 +122,30 @@ export class Reconcilers {
       (error: unknown) => this.#deps.logger.warn('could not prepare images for an incoming migration', { key, node: node.node, error: errorMessage(error) }),
     );
   }
+}
+
+// What of an object its reconciliation reads; an update that changed none of it (a status write,
+// a managedFields bump) needs no reconciliation. Status is not among it on purpose: the operator
+// writes the status, and a status someone else overwrote is put right at the next resync.
+function metaOf(o: { metadata: { generation?: number; labels?: Record<string, string>; annotations?: Record<string, string>; deletionTimestamp?: string } }): unknown[] {
+  const m = o.metadata;
+  return [m.generation, m.labels ?? {}, m.annotations ?? {}, m.deletionTimestamp];
+}
+
+/** Changed besides status? Our own finalizer being added is our own write; any other finalizer change counts. */
+export function vmContextNeedsReconcile(previous: VMContext, current: VMContext): boolean {
+  if (!isDeepStrictEqual(metaOf(previous), metaOf(current)) || !isDeepStrictEqual(previous.spec, current.spec)) return true;
+  const before = previous.metadata.finalizers ?? [];
+  const after = current.metadata.finalizers ?? [];
+  const others = (finalizers: readonly string[]) => finalizers.filter((f) => f !== FINALIZER);
+  return !isDeepStrictEqual(others(before), others(after)) || (before.includes(FINALIZER) && !after.includes(FINALIZER));
+}
+
+export function layerNeedsReconcile(previous: ContextLayer, current: ContextLayer): boolean {
+  return !isDeepStrictEqual(metaOf(previous), metaOf(current)) || !isDeepStrictEqual(previous.spec, current.spec) || !isDeepStrictEqual(previous.metadata.finalizers ?? [], current.metadata.finalizers ?? []);
+}
+
+/** What decides which layers a VMContext has (and so the layers' renderedFor). */
+function selectionOf(vm: VMContext): unknown[] {
+  return [vm.metadata.labels ?? {}, vm.spec.layers, vm.spec.layerSelector];
 }
