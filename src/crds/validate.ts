@@ -144,8 +144,19 @@ function toCel(schema: Record<string, unknown> | undefined, value: unknown): unk
 }
 
 // TypeBox reports a failed union/object twice (the member and the parent); keep the precise ones.
+// It measures strings in UTF-16 code units; the API server counts characters (code points), so a
+// length error stands only if the characters are too many (or too few) as well.
 function isReportable(error: ValueError): boolean {
+  if (error.type === ValueErrorType.StringMaxLength) return characters(error.value as string) > Number((error.schema as { maxLength?: number }).maxLength);
+  if (error.type === ValueErrorType.StringMinLength) return characters(error.value as string) < Number((error.schema as { minLength?: number }).minLength);
   return error.type !== ValueErrorType.Intersect && error.type !== ValueErrorType.Union;
+}
+
+/** Length as the API server measures a string: code points (an emoji is one, not two). */
+export function characters(value: string): number {
+  let count = 0;
+  for (const _ of value) count++;
+  return count;
 }
 
 function structuralProblem(error: ValueError, prefix: readonly (string | number)[]): FieldProblem {
@@ -160,7 +171,7 @@ function structuralProblem(error: ValueError, prefix: readonly (string | number)
       if (Array.isArray(schema.enum)) return { path, message: `must be one of: ${(schema.enum as string[]).join(', ')} (got ${JSON.stringify(error.value)})` };
       return { path, message: error.message };
     case ValueErrorType.StringMaxLength:
-      return { path, message: `must be at most ${String(schema.maxLength)} characters (got ${String((error.value as string).length)})` };
+      return { path, message: `must be at most ${String(schema.maxLength)} characters (got ${String(characters(error.value as string))})` };
     case ValueErrorType.StringMinLength:
       return { path, message: `must be at least ${String(schema.minLength)} characters` };
     case ValueErrorType.StringPattern:

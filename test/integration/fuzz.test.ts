@@ -323,6 +323,16 @@ describe.skipIf(controlPlaneSkipReason())('fuzz: hostile objects at the API serv
     expect(cli.stdout).toMatch(/^invalid: \d+ problems in \d+ files/m);
     expect(cli.stderr).not.toMatch(/at .*\.ts:\d+|TypeError|RangeError/);
 
+    // Lengths are characters (code points) on both sides: 4096 emoji fit a 4096-character value, 4097 do not.
+    for (const n of [4096, 4097]) {
+      const object = { ...clone(baseLayer), metadata: { name: `fz-emoji-${n}`, namespace: NS }, spec: { class: 'service', values: { a: '\u{1F600}'.repeat(n) }, files: [{ path: '\u{1F600}'.repeat(40), content: '\u{1F600}'.repeat(262_144) }] } };
+      const server = await client.create(`${API}/contextlayers?fieldValidation=Strict`, object).then(() => 'accepted', (e: unknown) => (e instanceof ApiError ? `rejected: ${e.message}` : String(e)));
+      const file = join(dir, `emoji-${n}.json`);
+      writeFileSync(file, JSON.stringify(object));
+      const offline = validatePaths([file]).problems.map((p) => `${p.field}: ${p.message}`);
+      expect({ server: server.replace(/:.*/, ''), offline }).toEqual(n === 4096 ? { server: 'accepted', offline: [] } : { server: 'rejected', offline: ['spec.values.a: must be at most 4096 characters (got 4097)'] });
+    }
+
     console.log(
       `fuzz (FUZZ_SEED=${SEED}): ${generated.length} objects in ${submittedMs} ms; API server accepted ${generated.length - rejected.size}, rejected ${rejected.size}; ` +
         `validate reported problems for ${reported}; operator log ${log.length} lines; Ready conditions: ${[...reasons].sort().map(([k, n]) => `${k} ×${n}`).join(', ')}`,
