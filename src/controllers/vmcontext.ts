@@ -41,7 +41,10 @@ export function vmContextReconciler(dependencies: VMContextDeps): Reconciler {
   const deps = { ...dependencies, writer: ownWrites.writer };
   return async (key, signal) => {
     const vmContext = ownWrites.overlay(deps.vmContexts.get(key));
-    if (!vmContext) return; // gone; cleanup ran before its finalizer was removed
+    if (!vmContext) {
+      ownWrites.forget(key);
+      return; // gone; cleanup ran before its finalizer was removed
+    }
     const target = targetOf(vmContext);
 
     if (vmContext.metadata.deletionTimestamp) {
@@ -225,7 +228,7 @@ async function writeBlocked(deps: VMContextDeps, vmContext: VMContext, vm: strin
  * status from before it and, e.g., count a migration twice. Until the cache has moved past the
  * version we wrote over, reconcile with the status we wrote.
  */
-function readYourWrites(writer: ObjectWriter): { writer: ObjectWriter; overlay(vm: VMContext | undefined): VMContext | undefined } {
+function readYourWrites(writer: ObjectWriter): { writer: ObjectWriter; overlay(vm: VMContext | undefined): VMContext | undefined; forget(key: string): void } {
   const written = new Map<string, { readonly over: string; readonly status: object }>();
   const keyOf = (o: { metadata: { name: string; namespace?: string } }) => `${o.metadata.namespace ?? ''}/${o.metadata.name}`;
   return {
@@ -238,6 +241,7 @@ function readYourWrites(writer: ObjectWriter): { writer: ObjectWriter; overlay(v
       },
       setFinalizers: (resource, current, finalizers) => writer.setFinalizers(resource, current, finalizers),
     },
+    forget: (key) => void written.delete(key),
     overlay(vm) {
       if (!vm) return vm;
       const mine = written.get(keyOf(vm));
