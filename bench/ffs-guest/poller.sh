@@ -1,3 +1,5 @@
+# shellcheck shell=sh disable=SC2086,SC2013,SC2231
+# (busybox sh in the test guest; every path here is made by this script, without spaces or globs)
 # The baseline of bench/ffs-guest: the reference approach FFS improves on: a guest agent that
 # polls every CD-ROM once a second, remounts what changed, copies the layers into a fresh view
 # (lowest priority first, so higher layers overwrite) and runs the hook. busybox sh.
@@ -62,7 +64,7 @@ while :; do
     winners=$key
     v=$B/view.$gen
     mkdir -p $v
-    echo "$new" | sort -k3,3n | while read -r l g p n dir; do [ -n "$dir" ] && cp -a $dir/. $v/; done
+    echo "$new" | sort -k3,3n | while read -r l _g p n dir; do [ -n "$dir" ] && cp -a $dir/. $v/; done
     ln -sfn view.$gen $B/ctx
     read -r t _ < /proc/uptime
     # p0: the poll before began, t0: this poll began, t1: drives read (and the changed one mounted), t: view in place (uptime, s)
