@@ -48,6 +48,23 @@ export function validateObject(object: unknown): ObjectVerdict {
   return { kind: 'ours', resource, problems };
 }
 
+/** metav1.ObjectMeta's fields: the API server's strict decoding refuses any other. */
+const OBJECT_META_FIELDS = new Set([
+  'name', 'generateName', 'namespace', 'selfLink', 'uid', 'resourceVersion', 'generation', 'creationTimestamp', 'deletionTimestamp',
+  'deletionGracePeriodSeconds', 'labels', 'annotations', 'ownerReferences', 'finalizers', 'managedFields',
+]);
+
+const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$/;
+
+/** A label or annotation key, as the API server checks it (prefix/name). */
+function isQualifiedName(key: string): boolean {
+  const slash = key.lastIndexOf('/');
+  const prefix = slash >= 0 ? key.slice(0, slash) : undefined;
+  const name = slash >= 0 ? key.slice(slash + 1) : key;
+  if (prefix !== undefined && (prefix.length === 0 || prefix.length > 253 || !new RegExp(OBJECT_NAME_PATTERN).test(prefix))) return false;
+  return name.length > 0 && LABEL_VALUE.test(name);
+}
+
 function metadataProblems(metadata: unknown): FieldProblem[] {
   if (!isRecord(metadata)) return [{ path: ['metadata'], message: 'required field is missing (metadata.name)' }];
   const problems: FieldProblem[] = [];
@@ -64,11 +81,19 @@ function metadataProblems(metadata: unknown): FieldProblem[] {
   if (namespace !== undefined && (typeof namespace !== 'string' || !/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(namespace))) {
     problems.push({ path: ['metadata', 'namespace'], message: 'must be a lowercase RFC 1123 label (at most 63 characters)' });
   }
+  for (const key of Object.keys(metadata)) {
+    if (!OBJECT_META_FIELDS.has(key)) problems.push({ path: ['metadata', key], message: `unknown field "${key}"` });
+  }
   for (const field of ['labels', 'annotations'] as const) {
     const map = metadata[field];
     if (map === undefined) continue;
     if (!isRecord(map) || Object.values(map).some((v) => typeof v !== 'string')) {
       problems.push({ path: ['metadata', field], message: 'must be a map of strings' });
+      continue;
+    }
+    for (const [key, value] of Object.entries(map)) {
+      if (!isQualifiedName(key)) problems.push({ path: ['metadata', field, key], message: 'key must be a qualified name: an optional DNS subdomain prefix and "/", then at most 63 alphanumerics, "-", "_" or ".", starting and ending alphanumeric' });
+      else if (field === 'labels' && !LABEL_VALUE.test(value as string)) problems.push({ path: ['metadata', field, key], message: 'value must be empty or at most 63 alphanumerics, "-", "_" or ".", starting and ending alphanumeric' });
     }
   }
   return problems;
@@ -79,7 +104,7 @@ function metadataProblems(metadata: unknown): FieldProblem[] {
  * run only on subtrees without structural errors (their types would not be what the rule assumes).
  */
 export function schemaProblems(schema: TSchema, value: unknown, prefix: readonly (string | number)[]): FieldProblem[] {
-  const defaulted = Value.Default(schema, structuredClone(value));
+  const defaulted = withDefaults(schema, withoutNullFields(structuredClone(value)));
   const structural = [...Value.Errors(schema, defaulted)].filter(isReportable).map((e) => structuralProblem(e, prefix));
   const brokenPaths = structural.map((p) => p.path.join('\u0000'));
   const cel: FieldProblem[] = [];
@@ -95,6 +120,41 @@ export function schemaProblems(schema: TSchema, value: unknown, prefix: readonly
     }
   });
   return dedupe([...structural, ...cel]);
+}
+
+/**
+ * Fills in the defaults of absent fields, as the API server does. Not TypeBox's Value.Default: it
+ * also replaces a present value of the wrong type with the default (`template: "yes"` became
+ * false, `recontextOn: {}` the default list), hiding errors the server reports.
+ */
+function withDefaults(schema: TSchema, value: unknown): unknown {
+  const s = schema as unknown as Record<string, unknown>;
+  if (s.type === 'object' && isRecord(value)) {
+    for (const [name, child] of Object.entries((s.properties as Record<string, Record<string, unknown>> | undefined) ?? {})) {
+      if (value[name] === undefined && child.default !== undefined) value[name] = structuredClone(child.default);
+      else if (value[name] !== undefined) value[name] = withDefaults(child as unknown as TSchema, value[name]);
+    }
+    if (isRecord(s.additionalProperties)) {
+      const properties = (s.properties as Record<string, unknown> | undefined) ?? {};
+      for (const name of Object.keys(value)) if (!(name in properties)) value[name] = withDefaults(s.additionalProperties as unknown as TSchema, value[name]);
+    }
+  }
+  if (s.type === 'array' && Array.isArray(value)) return value.map((item) => withDefaults(s.items as TSchema, item));
+  return value;
+}
+
+/**
+ * The API server drops object fields whose value is null (none of ours is nullable) before it
+ * validates, so `values:` with nothing under it, as templating often leaves, means "not set".
+ */
+function withoutNullFields(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(withoutNullFields);
+  if (!isRecord(value)) return value;
+  for (const key of Object.keys(value)) {
+    if (value[key] === null) delete value[key];
+    else value[key] = withoutNullFields(value[key]);
+  }
+  return value;
 }
 
 type Node = { schema: Record<string, unknown>; value: unknown };
