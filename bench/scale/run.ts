@@ -142,7 +142,7 @@ function memory(pid: number): { hwm: number; rss: number } {
   }
 }
 
-/** Counters and gauges of the operator's /metrics, summed by (name, label=value) for the labels asked. */
+/** Every sample of the operator's /metrics, keyed by name{labels} as printed. */
 async function scrape(url: string): Promise<Map<string, number>> {
   const text = await (await fetch(url)).text();
   const values = new Map<string, number>();
@@ -156,6 +156,7 @@ async function scrape(url: string): Promise<Map<string, number>> {
   return values;
 }
 
+/** The samples of one metric summed per value of the label `by` (one sum under '' without it). */
 function sumOf(values: Map<string, number>, name: string, by?: string): Map<string, number> {
   const sums = new Map<string, number>();
   for (const [key, value] of values) {
