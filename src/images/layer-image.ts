@@ -39,6 +39,7 @@ export class LayerImageStore {
   /** Digests ensured recently, with when: protected from gc until their VM's status names them. */
   readonly #recent = new Map<string, number>();
   readonly #graceMs: number;
+  readonly #building = new Map<string, Promise<LayerImage>>();
   readonly #now: () => number;
 
   /** `graceMs`: how long a freshly ensured image survives gc without being referenced (default 10 min). */
@@ -60,9 +61,17 @@ export class LayerImageStore {
     return this.#store.has(hexOf(digest));
   }
 
-  /** Builds the layer's image unless the store has it already. */
-  async ensure(layer: RenderedLayer): Promise<LayerImage> {
+  /** Builds the layer's image unless the store has it already; concurrent calls for one digest share one build. */
+  ensure(layer: RenderedLayer): Promise<LayerImage> {
     this.#recent.set(layer.digest, this.#now());
+    const running = this.#building.get(layer.digest);
+    if (running) return running.then((image) => ({ ...image, built: false }));
+    const build = this.#build(layer).finally(() => this.#building.delete(layer.digest));
+    this.#building.set(layer.digest, build);
+    return build;
+  }
+
+  async #build(layer: RenderedLayer): Promise<LayerImage> {
     const result = await this.#store.put(hexOf(layer.digest), () => buildIso(imageEntries(layer), { volumeId: volumeId(layer.digest), label: layer.name.slice(0, 16), timestamp: IMAGE_TIMESTAMP }));
     return { digest: layer.digest, path: result.path, bytes: (await stat(result.path)).size, built: result.created };
   }

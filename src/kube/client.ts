@@ -166,9 +166,12 @@ export class KubeClient {
       requestHeaders['Content-Type'] = options.contentType ?? 'application/json';
       requestHeaders['Content-Length'] = String(Buffer.byteLength(body));
     }
-    const signal = AbortSignal.timeout(this.#timeoutMs);
+    // A timer cleared when the request ends (AbortSignal.timeout's would fire for every request,
+    // long after it finished: a burst of requests leaves a burst of wake-ups behind).
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(new Error(`${verb} ${path}: no answer within ${this.#timeoutMs} ms`)), this.#timeoutMs);
     return new Promise<T>((resolve, reject) => {
-      const req = this.#send(url, { method, agent, headers: requestHeaders, signal }, (res) => {
+      const req = this.#send(url, { method, agent, headers: requestHeaders, signal: abort.signal }, (res) => {
         collect(res).then((text) => {
           const status = res.statusCode ?? 0;
           this.#onRequest?.(verb, status);
@@ -182,7 +185,7 @@ export class KubeClient {
       });
       if (body !== undefined) req.write(body);
       req.end();
-    });
+    }).finally(() => clearTimeout(timer));
   }
 
   #send(url: URL, options: RequestOptions, onResponse: Parameters<typeof request>[2]) {
