@@ -151,21 +151,28 @@ describe.skipIf(controlPlaneSkipReason())('leader failover during a mass reconte
     const editedAt = Date.now();
     await client.mergePatch(`/api/v1/namespaces/${ns}/configmaps/fleet-config`, { data: { 'app.conf': 'generation = 2\n' } });
     expected = await expectedDigests(client, ns);
-    const doneAtKill = await until('the leader part-way through', async () => {
-      const done = converged(await list(), expected, 'ImagesReady').length;
-      return done >= 5 ? done : undefined;
-    }, 30_000);
+    // Kill as soon as the first VMs have the edit (polling tightly: the leader needs only seconds for all).
+    let doneAtKill = 0;
+    for (const deadline = Date.now() + 30_000; doneAtKill === 0 && Date.now() < deadline; ) {
+      doneAtKill = converged(await list(), expected, 'ImagesReady').length;
+      if (doneAtKill === 0) await new Promise((r) => setTimeout(r, 20));
+    }
     leader.kill('SIGKILL');
+    expect(doneAtKill).toBeGreaterThan(0);
     const killedAt = Date.now();
     expect(doneAtKill).toBeLessThan(vms); // it was killed mid-way, not after finishing
 
     await until('the standby leads', async () => (await standby.leading() ? true : undefined), 20_000);
     const failoverMs = Date.now() - killedAt;
+    // Throughout, every VMContext keeps all three layers in its status (old digests or new, never fewer).
+    const short: string[] = [];
     const final = await until('every VMContext converged after failover', async () => {
       const all = await list();
+      for (const v of all) if ((v.status?.layers ?? []).length !== 3) short.push(`${v.metadata.name}: ${(v.status?.layers ?? []).map((l) => l.name).join(',')}`);
       return converged(all, expected, 'ImagesReady').length === vms ? all : undefined;
     }, 60_000);
     const convergedMs = Date.now() - killedAt;
+    expect(short).toEqual([]);
     expect(standby.gone()).toBe(false);
 
     // None lacks a layer: three per VM, each the digest the renderer computes; the app layer has the edit.
