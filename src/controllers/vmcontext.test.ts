@@ -1,0 +1,56 @@
+// The VMContext reconciler when building an image fails on its input: a condition, not a retry loop.
+import { describe, expect, it } from 'vitest';
+import type { ContextLayer, VMContext, VMContextStatus } from '../crds/index.js';
+import { IsoInputError, IsoLimitError } from '../iso/errors.js';
+import { createLogger } from './log.js';
+import { OperatorMetrics } from './metrics.js';
+import { FINALIZER, vmContextReconciler, type VMContextDeps } from './vmcontext.js';
+
+const vmContext: VMContext = {
+  apiVersion: 'recontext.dev/v1alpha1',
+  kind: 'VMContext',
+  metadata: { name: 'vm-1', namespace: 'ns', generation: 1, resourceVersion: '1', finalizers: [FINALIZER] },
+  spec: { target: { libvirt: { domain: 'vm-1' } }, layers: [{ name: 'l1' }] },
+};
+const layer: ContextLayer = {
+  apiVersion: 'recontext.dev/v1alpha1',
+  kind: 'ContextLayer',
+  metadata: { name: 'l1', namespace: 'ns' },
+  spec: { class: 'service', files: [{ path: 'a', content: 'x' }] },
+};
+
+async function reconcileWith(error: Error): Promise<{ statuses: VMContextStatus[]; converged: number }> {
+  const statuses: VMContextStatus[] = [];
+  let converged = 0;
+  const cache = <T extends { metadata: { name: string; namespace?: string } }>(items: T[]) => ({ get: (key: string) => items.find((i) => `${i.metadata.namespace}/${i.metadata.name}` === key), list: () => items });
+  const deps = {
+    vmContexts: cache([vmContext]),
+    layers: cache([layer]),
+    sources: () => ({ configMap: () => undefined, secret: () => undefined }),
+    writer: { applyStatus: async (_r: unknown, _c: unknown, status: VMContextStatus) => (statuses.push(status), true), setFinalizers: async () => {} },
+    events: { record: () => {} },
+    driver: { name: 'none', observe: async () => ({ running: true }), converge: async () => (converged++, { layers: [], detachMs: 0, attachMs: 0 }), release: async () => {} },
+    images: { ensure: async () => Promise.reject(error), path: () => '' },
+    metrics: new OperatorMetrics({ defaultMetrics: false }),
+    logger: createLogger({ write: () => {} }),
+  } as unknown as VMContextDeps;
+  await vmContextReconciler(deps)('ns/vm-1', new AbortController().signal);
+  return { statuses, converged };
+}
+
+describe('vmContextReconciler: an image that cannot be built', () => {
+  it('InvalidPath (TooLarge for a format limit) as Ready=False and Degraded, without converging or throwing', async () => {
+    const invalid = await reconcileWith(new IsoInputError('x/y', 'name has 300 bytes; at most 255'));
+    expect(invalid.converged).toBe(0);
+    const ready = invalid.statuses.at(-1)?.conditions?.find((c) => c.type === 'Ready');
+    expect(ready).toMatchObject({ status: 'False', reason: 'InvalidPath' });
+    expect(ready?.message).toMatch(/cannot build the image: x\/y: name has 300 bytes/);
+    expect(invalid.statuses.at(-1)?.conditions?.find((c) => c.type === 'Degraded')?.status).toBe('True');
+    const limit = await reconcileWith(new IsoLimitError(undefined, 'too many directories'));
+    expect(limit.statuses.at(-1)?.conditions?.find((c) => c.type === 'Ready')?.reason).toBe('TooLarge');
+  });
+
+  it('other errors still go to the queue for a retry', async () => {
+    await expect(reconcileWith(new Error('disk full'))).rejects.toThrow(/disk full/);
+  });
+});
