@@ -14,7 +14,7 @@
 // (URLs signed with the key both replicas share) import from the new leader, which rebuilds the
 // same content-addressed images in its own store; stale DataVolumes are deleted, none is orphaned.
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -39,6 +39,13 @@ afterAll(async () => {
 type ConfigMap = { metadata: { name: string; namespace?: string }; data?: Record<string, string> };
 
 const yamlDocs = (objects: readonly object[]) => objects.map((o) => JSON.stringify(o)).join('\n---\n');
+
+/** A temporary directory, removed after the file's tests. */
+function tempDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  cleanups.unshift(() => rmSync(dir, { recursive: true, force: true })); // after the processes are gone
+  return dir;
+}
 
 /** Layers for the fleet: two read the ConfigMap every recontextualization edits, one is static. */
 function fleetManifests(ns: string, vms: number, target: (name: string) => object): object[] {
@@ -133,7 +140,7 @@ describe.skipIf(controlPlaneSkipReason())('leader failover during a mass reconte
     const client = KubeClient.fromKubeconfig(plane.kubeconfigPath);
     const list = async () => (await client.list<VMContext>(`${API}/namespaces/${ns}/vmcontexts`)).items;
 
-    const dirs = [mkdtempSync(join(tmpdir(), 'failover-a-')), mkdtempSync(join(tmpdir(), 'failover-b-'))];
+    const dirs = [tempDir('failover-a-'), tempDir('failover-b-')];
     const t0 = Date.now();
     const operators = await Promise.all(
       dirs.map((dir) => startOperatorProcess(['--kubeconfig', plane.kubeconfigPath, '-n', ns, '--driver', 'none', '--concurrency', '8', '--image-dir', dir, ...LEASE, '--log-level', 'info'], { echo: echoErrors })),
@@ -225,9 +232,9 @@ describe.skipIf(controlPlaneSkipReason())('leader failover during a mass reconte
     const referenced = async () => (await client.list<V1VirtualMachine>(`/apis/kubevirt.io/v1/namespaces/${ns}/virtualmachines`)).items.flatMap((v) => (v.spec.template?.spec?.volumes ?? []).flatMap((x) => (x.dataVolume ? [x.dataVolume.name] : []))).sort();
 
     // Both replicas share the signing key; each has its own image server and store.
-    const keyFile = join(mkdtempSync(join(tmpdir(), 'failover-key-')), 'key');
+    const keyFile = join(tempDir('failover-key-'), 'key');
     writeFileSync(keyFile, 'a-shared-signing-key-0123456789abcdef\n');
-    const dirs = [mkdtempSync(join(tmpdir(), 'failover-kv-a-')), mkdtempSync(join(tmpdir(), 'failover-kv-b-'))];
+    const dirs = [tempDir('failover-kv-a-'), tempDir('failover-kv-b-')];
     const imagePorts = [await freePort(), await freePort()];
     const operators = await Promise.all(
       dirs.map((dir, i) =>

@@ -12,7 +12,7 @@
 //       CEL part passes everything the server accepted.
 // The generation is seeded (FUZZ_SEED, printed on failure) and bounded (FUZZ_RUNS, default 240).
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
@@ -238,7 +238,12 @@ type Conditioned = { metadata: { name: string; generation?: number }; status?: {
 
 describe.skipIf(controlPlaneSkipReason())('fuzz: hostile objects at the API server, the operator and recontext validate', () => {
   let operator: OperatorProcess | undefined;
-  afterAll(() => operator?.kill('SIGTERM'));
+  const dirs: string[] = [];
+  afterAll(async () => {
+    operator?.kill('SIGTERM');
+    await operator?.exited;
+    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+  });
 
   it(`${TRAVERSAL.length + TEMPLATES.length} listed and ${RUNS} generated objects: each is rejected with a message or ends with a clear condition; the operator survives; validate reports and never throws`, async () => {
     const plane = await useControlPlane();
@@ -249,7 +254,9 @@ describe.skipIf(controlPlaneSkipReason())('fuzz: hostile objects at the API serv
     await kubectl(['create', 'secret', 'generic', '-n', NS, 'fuzz-secret', `--from-literal=token=${SECRET_VALUE}`]);
     const client = KubeClient.fromKubeconfig(plane.kubeconfigPath, { requestTimeoutMs: 60_000 });
     await client.create(`${API}/contextlayers`, { ...clone(baseLayer), metadata: { name: 'fz-base', namespace: NS } });
-    operator = await startOperatorProcess(['--kubeconfig', plane.kubeconfigPath, '-n', NS, '--driver', 'none', '--no-leader-elect', '--image-dir', mkdtempSync(join(tmpdir(), 'fuzz-images-')), '--log-level', 'info']);
+    const imageDir = mkdtempSync(join(tmpdir(), 'fuzz-images-'));
+    dirs.push(imageDir);
+    operator = await startOperatorProcess(['--kubeconfig', plane.kubeconfigPath, '-n', NS, '--driver', 'none', '--no-leader-elect', '--image-dir', imageDir, '--log-level', 'info']);
     await until('the operator serves /healthz', async () => ((await operator!.healthy()) ? true : undefined), 30_000);
 
     const generated = cases(RUNS, SEED);
@@ -308,6 +315,7 @@ describe.skipIf(controlPlaneSkipReason())('fuzz: hostile objects at the API serv
 
     // (b) validate, per object: never throws, and reports a problem for everything the server rejected.
     const dir = mkdtempSync(join(tmpdir(), 'fuzz-validate-'));
+    dirs.push(dir);
     let reported = 0;
     for (const c of generated) {
       const file = join(dir, `case-${String(c.index).padStart(3, '0')}.json`);

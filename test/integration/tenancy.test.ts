@@ -10,7 +10,7 @@
 // conditions say LayerNotFound / ContentNotFound / TemplateError / VMNotFound, spellings with a
 // namespace are rejected by the schema, and no Secret value is in any log line, event or status.
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -103,10 +103,12 @@ const ready = (o: Conditioned) => o.status?.conditions?.find((c) => c.type === '
 describe.skipIf(controlPlaneSkipReason())('multi-tenancy: a VMContext only reaches its own namespace', () => {
   let cp: ControlPlane | undefined;
   let operator: OperatorProcess | undefined;
+  const imageDir = mkdtempSync(join(tmpdir(), 'tenancy-images-'));
   afterAll(async () => {
     operator?.kill('SIGTERM');
     await operator?.exited;
     await cp?.stop();
+    rmSync(imageDir, { recursive: true, force: true });
   });
 
   it('tenant-a gets nothing of tenant-b however it asks, and tenant-b cannot push into tenant-a', async () => {
@@ -136,7 +138,6 @@ describe.skipIf(controlPlaneSkipReason())('multi-tenancy: a VMContext only reach
       expect((error as ApiError).message, r.what).toMatch(r.message);
     }
 
-    const imageDir = mkdtempSync(join(tmpdir(), 'tenancy-images-'));
     operator = await startOperatorProcess(['--kubeconfig', cp.kubeconfigPath, '--driver', 'none', '--no-leader-elect', '--accept-reports', '--image-dir', imageDir, '--log-level', 'debug']);
     await until('the operator serves', async () => ((await operator!.healthy()) ? true : undefined), 30_000);
     // Load far over the policy's threshold for both VMs: tenant-b's policy may decide for b-vm only.
