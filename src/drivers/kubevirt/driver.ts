@@ -176,6 +176,7 @@ export class KubeVirtDriver implements Driver {
 
     // 2. The lists in the VM's spec.
     const t2 = performance.now();
+    const appliedAt = this.#now();
     if (changing) await this.#applyLists(key, layers.map((l) => l.volume));
     const applyMs = performance.now() - t2;
     const inSpecAt = this.#now();
@@ -188,7 +189,8 @@ export class KubeVirtDriver implements Driver {
       const ready = await this.#waitFor(signal, () => {
         const current = this.#vmis.get(key);
         if (!current) return true; // stopped meanwhile: nothing to wait for
-        const restart = restartRequired(this.#vms.get(key));
+        // Only KubeVirt's answer to this change counts (or any, once it had time to hot-plug).
+        const restart = restartRequired(this.#vms.get(key), this.#now() - appliedAt > 10_000 ? 0 : appliedAt);
         if (restart && !volumeReadiness(current, layers.map((l) => l.volume)).ready) {
           throw new VMConfigurationError('RestartRequired', `KubeVirt did not hot-plug the context volumes: ${restart}. A disk added to a running VM needs a restart; swaps need the DeclarativeHotplugVolumes feature gate (docs/kubevirt.md)`);
         }

@@ -129,6 +129,10 @@ describe('what the platform reports', () => {
   it('reads RestartRequired', () => {
     expect(restartRequired({ status: { conditions: [{ type: 'RestartRequired', status: 'True', message: 'a non-live-updatable field was changed' }] } } as V1VirtualMachine)).toMatch(/non-live/);
     expect(restartRequired({ spec: {}, status: { conditions: [] } } as unknown as V1VirtualMachine)).toBeUndefined();
+    const older = { spec: {}, status: { conditions: [{ type: 'RestartRequired', status: 'True', lastTransitionTime: '2026-11-23T12:00:00Z', message: 'cpu changed' }] } } as unknown as V1VirtualMachine;
+    expect(restartRequired(older, Date.parse('2026-11-23T12:00:05.300Z'))).toBeUndefined(); // about another change
+    expect(restartRequired(older, Date.parse('2026-11-23T12:00:00.700Z'))).toBe('cpu changed'); // same second: ours
+    expect(restartRequired(older)).toBe('cpu changed');
   });
 
   it('collects DataVolumes only when nothing refers to them any more', () => {

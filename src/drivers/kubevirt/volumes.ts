@@ -9,7 +9,7 @@
 // annotation (a map key, which server-side apply does track per key).
 import { createHash } from 'node:crypto';
 import type { V1beta1DataVolume } from '@kubevirt-ui-ext/kubevirt-api/containerized-data-importer';
-import type { V1Disk, V1VirtualMachine, V1VirtualMachineInstance, V1Volume } from '@kubevirt-ui-ext/kubevirt-api/kubevirt';
+import type { V1Disk, V1VirtualMachine, V1VirtualMachineCondition, V1VirtualMachineInstance, V1Volume } from '@kubevirt-ui-ext/kubevirt-api/kubevirt';
 import { hexOf } from '../../images/layer-image.js';
 import type { DesiredLayer, VMTarget } from '../driver.js';
 
@@ -213,10 +213,18 @@ export function volumeReadiness(vmi: V1VirtualMachineInstance, desired: readonly
   return waiting.length === 0 ? { ready: true } : { ready: false, waiting };
 }
 
-/** KubeVirt's answer when a change cannot be hot-plugged: the VM's RestartRequired condition. */
-export function restartRequired(vm: V1VirtualMachine | undefined): string | undefined {
-  const condition = vm?.status?.conditions?.find((c) => c.type === 'RestartRequired' && c.status === 'True');
-  return condition ? condition.message || 'KubeVirt reports RestartRequired' : undefined;
+/**
+ * KubeVirt's answer when a change cannot be hot-plugged: the VM's RestartRequired condition, if
+ * it turned True at or after `since` (epoch ms; KubeVirt's timestamps have whole seconds). An
+ * older one is about another change (someone edited the CPUs) and says nothing about ours.
+ */
+export function restartRequired(vm: V1VirtualMachine | undefined, since = 0): string | undefined {
+  // The typings leave out the conditions' timestamps, which KubeVirt does write.
+  const condition = vm?.status?.conditions?.find((c) => c.type === 'RestartRequired' && c.status === 'True') as (V1VirtualMachineCondition & { lastTransitionTime?: string }) | undefined;
+  if (!condition) return undefined;
+  const at = condition.lastTransitionTime ? Date.parse(condition.lastTransitionTime) : Number.NaN;
+  if (Number.isFinite(at) && at < Math.floor(since / 1000) * 1000) return undefined;
+  return condition.message || 'KubeVirt reports RestartRequired';
 }
 
 /** DataVolumes of this VMContext that neither the desired state, the VM spec nor the VMI still use. */
