@@ -136,14 +136,30 @@ static int report_file(const char *path, const struct stat *st, int type, struct
     }
     unsigned char data[MAX_INLINE];
     char encoded[MAX_INLINE / 3 * 4 + 8];
-    ssize_t n = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        n = read(fd, data, sizeof data);
-        close(fd);
+    ssize_t n = -1;
+    int err = 0;
+    /* A drive in flux (a second media-change event, a SCSI drive being unplugged) answers EIO
+       for a moment, as at mount time: retry briefly; a drive that went away has no medium. */
+    for (int attempt = 0; attempt < 10; attempt++) {
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd >= 0) {
+            n = read(fd, data, sizeof data);
+            err = n < 0 ? errno : 0;
+            close(fd);
+        } else {
+            err = errno;
+        }
+        if (n >= 0 || err != EIO) break;
+        sleep_ms(50);
     }
     if (n < 0) {
-        say("CTX ERROR %s read:%s %s", walk_dev, rel, strerror(errno));
+        char node[64];
+        snprintf(node, sizeof node, "/dev/%s", walk_dev);
+        if (err == EIO && access(node, F_OK) != 0) {
+            say("CTX NOMEDIUM %s", walk_dev);
+            return 1; /* stop the walk: the medium is gone */
+        }
+        say("CTX ERROR %s read:%s %s", walk_dev, rel, strerror(err));
         return 0;
     }
     base64(data, (size_t)n, encoded);
