@@ -10,7 +10,7 @@ import { LayerImageStore } from '../images/layer-image.js';
 import { startImageServer, type ImageServer, type ImageUrlSigner } from '../images/server.js';
 import type { KubeClient } from '../kube/client.js';
 import { CONFIG_MAPS, CONTEXT_LAYERS, MIGRATION_POLICIES, SECRETS, VM_CONTEXTS, type ResourceRef } from '../kube/resources.js';
-import { parseReports, type MetricSource, type ReportedSource } from '../policy/metrics.js';
+import type { MetricSource, ReportedSource } from '../policy/metrics.js';
 import { EventRecorder } from './events.js';
 import { startHealthServer } from './health.js';
 import { Informer, type ObjectMeta } from './informer.js';
@@ -153,7 +153,7 @@ export class Operator {
         address: this.#o.metricsAddress,
         registry: metrics.registry,
         ready: () => this.synced,
-        ...(reported ? { reports: (body: string) => parseReports(body).filter((report) => reported.apply(report)).length } : {}),
+        ...(reported ? { reports: (body: string) => reported.applyAll(body) } : {}),
       });
       this.#server = server;
       this.metricsUrl = url;

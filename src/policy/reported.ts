@@ -72,6 +72,11 @@ export class ReportedSource implements MetricSource {
     return true;
   }
 
+  /** Records every report of a body (one object or a list, as parseReports reads it); how many were newer than what was held. */
+  applyAll(body: string): number {
+    return parseReports(body).filter((report) => this.apply(report)).length;
+  }
+
   /** Records a parsed report (parseReport / parseReports). */
   apply(report: Report): boolean {
     return this.report(report.vm, report.key, report.value, report.at);

@@ -5,7 +5,7 @@ import type { Server } from 'node:http';
 import { watch, type FSWatcher } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { startHealthServer } from '../controllers/health.js';
-import { parseReports, type MetricSource, type ReportedSource } from '../policy/metrics.js';
+import type { MetricSource, ReportedSource } from '../policy/metrics.js';
 import { errorMessage, type Logger } from '../controllers/log.js';
 import type { OperatorMetrics } from '../controllers/metrics.js';
 import { Reconcilers } from '../controllers/reconcilers.js';
@@ -108,7 +108,7 @@ export class StandaloneOperator {
         address: this.#o.metricsAddress,
         registry: this.#o.metrics.registry,
         ready: () => this.#synced,
-        ...(reported ? { reports: (body: string) => parseReports(body).filter((report) => reported.apply(report)).length } : {}),
+        ...(reported ? { reports: (body: string) => reported.applyAll(body) } : {}),
       });
       this.#server = server;
       this.metricsUrl = url;

@@ -16,7 +16,7 @@ import type { OperatorMetrics } from '../../controllers/metrics.js';
 import { ApiError, type KubeClient } from '../../kube/client.js';
 import { collectionPath, NODES, objectPath, type ResourceRef } from '../../kube/resources.js';
 import { ConvergePendingError, MigrationImpossibleError, PlatformUnavailableError, VMConfigurationError, type ConvergeResult, type DesiredLayer, type Driver, type MigrationRequest, type MigrationResult, type ObservedVM, type VMChange, type VMTarget } from '../driver.js';
-import { KUBEVIRT_GROUP, KUBEVIRT_VERSION, observationOf } from './observe.js';
+import { KUBEVIRT_GROUP, KUBEVIRT_VERSION, nodeLabels, observationOf } from './observe.js';
 import {
   applyBody,
   dataVolumeManifest,
@@ -136,9 +136,7 @@ export class KubeVirtDriver implements Driver {
       const vm = this.#vms.get(`${target.namespace}/${name}`);
       return vm ? { running: false } : undefined;
     }
-    const nodeName = vmi.status?.nodeName;
-    const node = nodeName ? await this.#o.client.getOrUndefined<{ metadata: { labels?: Record<string, string> } }>(objectPath(NODES, undefined, nodeName)) : undefined;
-    return observationOf(vmi, node ? (node.metadata.labels ?? {}) : undefined);
+    return observationOf(vmi, await nodeLabels(this.#o.client, vmi.status?.nodeName));
   }
 
   async prepare(target: VMTarget, desired: readonly DesiredLayer[]): Promise<void> {
@@ -443,8 +441,8 @@ export class KubeVirtDriver implements Driver {
     if (migration?.targetNode && !migration.completed && migration.targetNode !== beforeTarget) {
       // A migration has begun: build (and import) the images for the target while memory is copied.
       const targetNode = migration.targetNode;
-      void this.#o.client.getOrUndefined<{ metadata: { labels?: Record<string, string> } }>(objectPath(NODES, undefined, targetNode)).then(
-        (node) => this.#emit({ kubevirt: { namespace, name }, reason: 'migration-started', incoming: { node: targetNode, labels: node?.metadata.labels ?? {} } }),
+      void nodeLabels(this.#o.client, targetNode).then(
+        (labels) => this.#emit({ kubevirt: { namespace, name }, reason: 'migration-started', incoming: { node: targetNode, labels: labels ?? {} } }),
         (error: unknown) => this.#o.logger.debug('could not read the migration target node', { node: targetNode, error: errorMessage(error) }),
       );
     }

@@ -36,12 +36,7 @@ export function observationOf(vmi: V1VirtualMachineInstance, nodeLabels: Record<
 
 export async function observeKubeVirt(client: KubeClient, target: VMTarget): Promise<ObservedVM | undefined> {
   if (!target.kubevirt) throw new TypeError('not a KubeVirt target');
-  let vmi: V1VirtualMachineInstance | undefined;
-  try {
-    vmi = await client.getOrUndefined<V1VirtualMachineInstance>(vmiPath(target.namespace, target.kubevirt.name));
-  } catch (error: unknown) {
-    throw error;
-  }
+  const vmi = await client.getOrUndefined<V1VirtualMachineInstance>(vmiPath(target.namespace, target.kubevirt.name));
   if (!vmi) {
     // 404 for the object or for the whole API: tell them apart, the second is a setup problem.
     const group = await client.getOrUndefined(`/apis/${KUBEVIRT_GROUP}/${KUBEVIRT_VERSION}`).catch((error: unknown) => {
@@ -51,7 +46,12 @@ export async function observeKubeVirt(client: KubeClient, target: VMTarget): Pro
     if (!group) throw new KubeVirtMissingError(`the ${KUBEVIRT_GROUP}/${KUBEVIRT_VERSION} API is not served: install KubeVirt (see docs/kubevirt.md)`);
     return undefined;
   }
-  const nodeName = vmi.status?.nodeName;
-  const node = nodeName ? await client.getOrUndefined<{ metadata: { labels?: Record<string, string> } }>(objectPath(NODES, undefined, nodeName)) : undefined;
-  return observationOf(vmi, node ? (node.metadata.labels ?? {}) : undefined);
+  return observationOf(vmi, await nodeLabels(client, vmi.status?.nodeName));
+}
+
+/** The labels of a node (zone, region …); undefined when there is no such node or no name. */
+export async function nodeLabels(client: KubeClient, nodeName: string | undefined): Promise<Record<string, string> | undefined> {
+  if (!nodeName) return undefined;
+  const node = await client.getOrUndefined<{ metadata: { labels?: Record<string, string> } }>(objectPath(NODES, undefined, nodeName));
+  return node ? (node.metadata.labels ?? {}) : undefined;
 }
