@@ -81,8 +81,7 @@ export function migrationPolicyReconciler(deps: MigrationPolicyDeps): Reconciler
       state.nextAt = nextSampleAt(spec, t);
       delete state.problem;
       try {
-        const sampled = await sample(deps, policy, vm, state, signal);
-        if (!sampled) continue;
+        await sample(deps, policy, vm, state, signal);
         const observed = await deps.driver.observe(target, signal);
         if (!observed?.running) continue;
         const currentArray = arrayOf(spec, observed.nodeLabels ?? {});
@@ -113,7 +112,7 @@ export function migrationPolicyReconciler(deps: MigrationPolicyDeps): Reconciler
   };
 }
 
-async function sample(deps: MigrationPolicyDeps, policy: MigrationPolicy, vm: VMContext, state: VMState, signal: AbortSignal): Promise<boolean> {
+async function sample(deps: MigrationPolicyDeps, policy: MigrationPolicy, vm: VMContext, state: VMState, signal: AbortSignal): Promise<void> {
   const spec = policy.spec;
   const identity = { name: vm.spec.target.kubevirt?.name ?? vm.spec.target.libvirt?.domain ?? vm.metadata.name, namespace: vm.metadata.namespace ?? 'default' };
   const keep = samplesNeeded(spec);
@@ -125,7 +124,6 @@ async function sample(deps: MigrationPolicyDeps, policy: MigrationPolicy, vm: VM
     const reading = await deps.source.read(spec.site.grade, identity, signal);
     state.grades = [...state.grades, { at: reading.at, value: reading.value }].slice(-keep);
   }
-  return true;
 }
 
 /** Carries out an outcome; the decision to record, or undefined for a plain "stay". */

@@ -89,7 +89,10 @@ export class KubeVirtDriver implements Driver {
   readonly #listeners = new Set<(change: VMChange) => void>();
   /** Waiters re-check their condition on every watch event. */
   readonly #waiters = new Set<() => void>();
+  /** What each VM's (generation, conditions) was at its last event. */
   readonly #seen = new Map<string, string>();
+  /** What each VMI was at its last event: its summary, and the migration fields compared with it. */
+  readonly #seenVmis = new Map<string, { readonly summary: string; readonly targetNode?: string; readonly completed?: boolean }>();
   #started: Promise<void> | undefined;
   #apiCheck: { at: number; error: Error } | undefined;
 
@@ -426,19 +429,18 @@ export class KubeVirtDriver implements Driver {
     if (event === 'resync') return;
     const namespace = vmi.metadata.namespace ?? '';
     const name = vmi.metadata.name;
-    const key = `vmi/${namespace}/${name}`;
+    const key = `${namespace}/${name}`;
     if (event === 'delete') {
-      this.#seen.delete(key);
+      this.#seenVmis.delete(key);
       this.#emit({ kubevirt: { namespace, name }, reason: 'vmi-deleted' });
       return;
     }
     const summary = vmiSummary(vmi);
-    const before = this.#seen.get(key);
-    if (before === summary) return;
-    this.#seen.set(key, summary);
+    const before = this.#seenVmis.get(key);
+    if (before?.summary === summary) return;
     const migration = vmi.status?.migrationState;
-    const beforeTarget = before ? (JSON.parse(before) as unknown[])[5] : undefined;
-    if (migration?.targetNode && !migration.completed && migration.targetNode !== beforeTarget) {
+    this.#seenVmis.set(key, { summary, ...(migration?.targetNode ? { targetNode: migration.targetNode } : {}), ...(migration?.completed ? { completed: true } : {}) });
+    if (migration?.targetNode && !migration.completed && migration.targetNode !== before?.targetNode) {
       // A migration has begun: build (and import) the images for the target while memory is copied.
       const targetNode = migration.targetNode;
       void nodeLabels(this.#o.client, targetNode).then(
@@ -446,7 +448,7 @@ export class KubeVirtDriver implements Driver {
         (error: unknown) => this.#o.logger.debug('could not read the migration target node', { node: targetNode, error: errorMessage(error) }),
       );
     }
-    const reason = migration?.completed && !migration.failed && (JSON.parse(before ?? '[]') as unknown[])[3] !== true ? 'migrated' : 'vmi-changed';
+    const reason = migration?.completed && !migration.failed && !before?.completed ? 'migrated' : 'vmi-changed';
     this.#emit({ kubevirt: { namespace, name }, reason });
   }
 }
