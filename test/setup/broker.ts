@@ -3,6 +3,7 @@
 // and close() stops it. The URL carries a random secret; it is passed by project.provide().
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
+import { listenOn } from '../../src/controllers/health.js';
 
 export interface LazyBroker {
   readonly url: string;
@@ -31,12 +32,7 @@ export async function startLazyBroker<T>(options: {
       (error: unknown) => response.writeHead(500, { 'content-type': 'text/plain' }).end(errorText(error)),
     );
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : 0;
+  const port = new URL(await listenOn(server, '127.0.0.1:0')).port;
   return {
     url: `http://127.0.0.1:${port}/${secret}/shared`,
     close: async () => {

@@ -21,6 +21,7 @@ import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PROMETHEUS_TOOLS, ensureTools, hasCommand } from '../setup/system-packages.js';
+import { listenOn } from '../../src/controllers/health.js';
 
 let checked: string | undefined | null = null;
 let warned = false;
@@ -88,12 +89,7 @@ export async function startExporter(): Promise<Exporter> {
       for (const resolve of done) resolve();
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : 0;
+  const port = new URL(await listenOn(server, '127.0.0.1:0')).port;
   return {
     url: `http://127.0.0.1:${port}/metrics`,
     target: `127.0.0.1:${port}`,
