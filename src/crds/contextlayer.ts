@@ -155,7 +155,7 @@ export const LayerHook = Obj(
       ),
     ),
     restart: Optional(Str({ description: 'A systemd unit to restart (systemctl restart).', minLength: 1, maxLength: 256, pattern: '^[A-Za-z0-9:_.@\\-]+$' })),
-    debounceMs: Optional(Int({ description: 'Changes within this time make one run. Default 200.', minimum: 0, maximum: 60_000 })),
+    debounceMs: Optional(Int({ description: 'Changes within this time make one run. Default 100.', minimum: 0, maximum: 60_000 })),
     timeoutMs: Optional(Int({ description: 'A run is killed after this long. Default 60000.', minimum: 1, maximum: 3_600_000 })),
     appendPaths: Optional(Bool({ description: 'Append the changed paths to the run command\'s arguments too.', default: false })),
     disabled: Optional(Bool({ description: 'Switch off a lower-priority layer\'s hook of this name.', default: false })),

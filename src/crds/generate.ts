@@ -9,7 +9,10 @@ import { referenceMarkdown } from './reference.js';
 /** Every generated file, by path relative to the repository root. */
 export function generatedFiles(): Map<string, string> {
   const files = new Map<string, string>();
-  for (const resource of RESOURCES) files.set(join('config', 'crd', crdFileName(resource)), crdYaml(resource));
+  for (const resource of RESOURCES) {
+    // The chart ships the same CRDs in its crds/ (helm installs those before anything else).
+    for (const dir of [join('config', 'crd'), join('charts', 'recontext', 'crds')]) files.set(join(dir, crdFileName(resource)), crdYaml(resource));
+  }
   files.set(join('docs', 'reference', 'crds.md'), referenceMarkdown());
   return files;
 }

@@ -16,8 +16,8 @@ describe('hooks file format', () => {
     );
     expect(entries).toEqual([
       { name: 'gluster', layer: 'service', paths: ['/etc/glusterfs'], action: { kind: 'run', argv: ['/usr/sbin/gluster-reload', '--quick'] }, debounceMs: 50, timeoutMs: 60_000, appendPaths: false },
-      { name: 'nginx', layer: 'service', paths: ['/etc/nginx'], action: { kind: 'signal', signal: 'SIGHUP', pidfile: '/run/nginx.pid' }, debounceMs: 200, timeoutMs: 60_000, appendPaths: false },
-      { name: 'chrony', layer: 'service', paths: ['/etc/chrony'], action: { kind: 'restart', unit: 'chrony.service' }, debounceMs: 200, timeoutMs: 5000, appendPaths: false },
+      { name: 'nginx', layer: 'service', paths: ['/etc/nginx'], action: { kind: 'signal', signal: 'SIGHUP', pidfile: '/run/nginx.pid' }, debounceMs: 100, timeoutMs: 60_000, appendPaths: false },
+      { name: 'chrony', layer: 'service', paths: ['/etc/chrony'], action: { kind: 'restart', unit: 'chrony.service' }, debounceMs: 100, timeoutMs: 5000, appendPaths: false },
       { name: 'old', layer: 'service', disabled: true },
     ]);
   });
