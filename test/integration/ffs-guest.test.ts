@@ -62,8 +62,9 @@ describe.skipIf(testbedSkipReason())('FFS in the guest: swapped images, hooks, a
         name: DOMAIN,
         guest: fat,
         cdroms: 6,
-        // FFS handles the drives; the test agent only sends its heartbeat.
-        cmdlineExtra: `ctx.devices=off ctx.run=recontext-ffs,mount,${CONTEXT},--devices,/${FFS_DEVD},--media-dir,/run/recontext-ffs/media`,
+        // FFS handles the drives; the test agent only sends its heartbeat. ffs-devd's trace lines
+        // (uevents, mounts) go to the console: the swaps below count its mounts.
+        cmdlineExtra: `ctx.devices=off ctx.run=env,FFS_DEVD_TRACE=1,recontext-ffs,mount,${CONTEXT},--devices,/${FFS_DEVD},--media-dir,/run/recontext-ffs/media`,
       },
       150_000,
     );
@@ -105,6 +106,8 @@ describe.skipIf(testbedSkipReason())('FFS in the guest: swapped images, hooks, a
       });
     const client = await LibvirtClient.connect({ socketPath: tb.host('host-a').socket });
     const latencies: number[] = [];
+    /** Console offsets: where each swap began, and the end of the last one. */
+    const windows: number[] = [];
     try {
       const domain = (await client.lookupDomain(DOMAIN))!;
       for (let i = 1; i <= SWAPS; i++) {
@@ -112,6 +115,7 @@ describe.skipIf(testbedSkipReason())('FFS in the guest: swapped images, hooks, a
         const xml = await client.domainXml(domain);
         const plan = planDevices(cdromsOf(xml), assignmentsOf(xml), await wantedWith(server), scsiRoomOf(xml));
         const from = tb.consoleOffset(DOMAIN);
+        windows.push(from);
         await client.setMetadata(domain, assignmentsXml(plan.intent), METADATA_PREFIX, METADATA_NAMESPACE);
         for (const action of plan.actions.filter(isMaking)) await applyDeviceAction(client, domain, action);
         const attached = Date.now();
@@ -123,9 +127,24 @@ describe.skipIf(testbedSkipReason())('FFS in the guest: swapped images, hooks, a
         for (const action of plan.actions.filter((a) => !isMaking(a))) await applyDeviceAction(client, domain, action); // the guest lets go
         await client.setMetadata(domain, assignmentsXml(plan.assignments), METADATA_PREFIX, METADATA_NAMESPACE);
       }
+      await new Promise((resolve) => setTimeout(resolve, 1000)); // the last swap's echo uevent
+      windows.push(tb.consoleOffset(DOMAIN));
     } finally {
       await client.close();
     }
+    // Each swap mounts its new image once: the second media-change uevent of a swap (the echo of
+    // ffs-devd's own first open of the drive) finds the same PVD and keeps the mount.
+    const log = Buffer.from(tb.consoleLog(DOMAIN), 'utf8');
+    const perSwap = windows.slice(1).map((end, i) => {
+      const text = log.subarray(windows[i], end).toString('utf8');
+      return {
+        mounts: text.match(/ffs-devd trace \S+ mounted sr\d+ /g)?.length ?? 0,
+        kept: text.match(/ffs-devd trace \S+ sr\d+ same medium, mount kept/g)?.length ?? 0,
+        digests: [...text.matchAll(/"msg":"layer image arrived".*?"digest":"([^"]+)"/g)].map((m) => m[1]!.replace(/^sha256:/, '').slice(0, 12)),
+      };
+    });
+    console.log(`ffs in the guest: per swap, ffs-devd mounts / same-medium echoes kept / digests arrived: ${perSwap.map((s) => `${s.mounts}/${s.kept}/${s.digests.join(',')}`).join('  ')}`);
+    expect(perSwap.map((s) => s.mounts)).toEqual(perSwap.map(() => 1));
     const sorted = [...latencies].sort((a, b) => a - b);
     console.log(`ffs in the guest (${tb.accelerator.accel}): host attach call returned → hook started: median ${sorted[Math.floor(sorted.length / 2)]} ms, all ${latencies.join(' ')} ms (console polled every 20 ms)`);
     expect(latencies).toHaveLength(SWAPS);

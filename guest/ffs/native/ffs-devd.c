@@ -50,6 +50,22 @@ static char poll_ms[16] = "100";
 /* Per srN: sequence number of its current mount (0 = none) and a counter for the next. */
 static unsigned long current[MAX_DEVS], next_seq[MAX_DEVS];
 
+/*
+ * Per srN: the ISO9660 Primary Volume Descriptor (sector 16) of the mounted medium, if read. Every
+ * swap raises two media-change uevents: the kernel's poll, then an echo caused by our own first
+ * open of the changed drive. On a media-change uevent for a drive with a mount, a PVD read back
+ * identical means the same medium: the mount is kept (no second mount). That is safe because the
+ * operator writes RCTX_<24 hex chars of the image's content digest> as the volume identifier of
+ * every layer image (src/images/layer-image.ts volumeId()), so two different images never share
+ * a PVD; for foreign media, identical PVD bytes (volume id, sizes, creation/modification times)
+ * mean the same disc for all practical purposes. Anything else (a read error, other bytes, no
+ * PVD kept) mounts anew, as before.
+ */
+#define PVD_SIZE 2048
+#define PVD_OFFSET (16 * 2048)
+static unsigned char pvd[MAX_DEVS][PVD_SIZE];
+static int have_pvd[MAX_DEVS];
+
 static void say(const char *fmt, ...) {
     char line[4096];
     va_list ap;
@@ -124,6 +140,44 @@ static void release_mount(const char *dev) {
     rmdir(dir);
     say("UNMOUNTED %s %lu", dev, current[idx]);
     current[idx] = 0;
+    have_pvd[idx] = 0;
+}
+
+/*
+ * Reads the medium's PVD (2048 bytes at byte 32768) into out, from the drive itself: O_DIRECT, so
+ * neither the block device's page cache nor a mount's buffers answer for a medium since replaced
+ * (O_NONBLOCK: the open neither needs a disc nor locks the door). Returns 0, or an errno.
+ */
+static int read_pvd(const char *path, unsigned char *out) {
+    static unsigned char buf[PVD_SIZE] __attribute__((aligned(4096)));
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_DIRECT | O_CLOEXEC);
+    if (fd < 0) return errno;
+    ssize_t n;
+    do n = pread(fd, buf, PVD_SIZE, PVD_OFFSET);
+    while (n < 0 && errno == EINTR);
+    int err = n == PVD_SIZE ? 0 : n < 0 ? errno : EIO;
+    close(fd);
+    if (err == 0) memcpy(out, buf, PVD_SIZE);
+    return err;
+}
+
+/* After a media-change uevent: is dev's mounted medium still in the drive (see pvd above)? */
+static int same_medium(const char *dev) {
+    int idx = sr_index(dev);
+    if (idx < 0 || current[idx] == 0 || !have_pvd[idx]) return 0;
+    char path[64];
+    unsigned char now[PVD_SIZE];
+    snprintf(path, sizeof path, "/dev/%s", dev);
+    int err = read_pvd(path, now);
+    if (err != 0) {
+        trace("pvd %s unreadable: %s; remounting", dev, strerror(err));
+        return 0;
+    }
+    if (memcmp(now, pvd[idx], PVD_SIZE) != 0) {
+        trace("pvd %s differs; remounting", dev);
+        return 0;
+    }
+    return 1;
 }
 
 /*
@@ -161,9 +215,13 @@ static void do_mount(const char *dev) {
     }
     int err = 0;
     wait_ready(path);
+    /* The PVD just before and after the mount: kept only if both agree, so it is the mounted medium's. */
+    unsigned char before[PVD_SIZE];
+    int before_err = 0;
     /* Right after a media change the drive may still be "becoming ready": retry briefly. */
     int attempt;
     for (attempt = 0; attempt < 40; attempt++) {
+        before_err = read_pvd(path, before);
         if (mount(path, dir, "iso9660", MS_RDONLY | MS_NODEV | MS_NOSUID, "") == 0) {
             err = 0;
             break;
@@ -179,7 +237,10 @@ static void do_mount(const char *dev) {
         return;
     }
     current[idx] = seq;
-    trace("mounted %s %lu after %d failed attempts", dev, seq, attempt);
+    int pvd_err = before_err != 0 ? before_err : read_pvd(path, pvd[idx]);
+    have_pvd[idx] = pvd_err == 0 && memcmp(before, pvd[idx], PVD_SIZE) == 0;
+    trace("mounted %s %lu after %d failed attempts (pvd %s)", dev, seq, attempt,
+          have_pvd[idx] ? "kept" : pvd_err != 0 ? strerror(pvd_err) : "changed during the mount");
     say("MOUNTED %s %lu %s", dev, seq, dir);
 }
 
@@ -232,6 +293,7 @@ static void handle_uevent(char *buf, size_t len) {
         release_mount(devname);
     } else if (strcmp(action, "change") == 0) {
         if (eject) say("EJECT-REQUEST %s", devname); /* FFS switches away, then says RELEASE */
+        else if (change && same_medium(devname)) trace("%s same medium, mount kept", devname);
         else if (change) do_mount(devname);
     }
 }
