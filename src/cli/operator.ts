@@ -110,7 +110,7 @@ Status of each VMContext: <state-dir>/objects/vmcontexts/<namespace>/<name>.json
         return n;
       };
       const client = KubeClient.fromKubeconfig(flags.kubeconfig, { onRequest: (verb, code) => metrics.kubeRequests.inc({ verb, code: String(code) }) });
-      const delivery = flags.driver === 'kubevirt' ? kubevirtDelivery(flags, client, logger, metrics, millis('kubevirt-wait', flags.kubevirtWait)) : { driver: new ImagesOnlyDriver(client) };
+      const delivery = flags.driver === 'kubevirt' ? kubevirtDelivery(flags, client, logger, metrics, millis('kubevirt-wait', flags.kubevirtWait)) : { driver: new ImagesOnlyDriver({ client, logger, metrics, ...(flags.namespace ? { namespace: flags.namespace } : {}) }) };
       if (flags.driver !== 'kubevirt' && (flags.imageBaseUrl || flags.imageServerAddress)) throw new Error('--image-base-url and --image-server-address need --driver kubevirt');
       const operator = new Operator({
         client,

@@ -2,7 +2,6 @@
 // build missing images, let the driver converge the devices, write status. Timed per phase.
 import type { ContextLayer, VMContext } from '../crds/index.js';
 import { ConvergePendingError, describeTarget, PlatformUnavailableError, targetOf, VMConfigurationError, type ConvergeResult, type DesiredLayer, type Driver, type ObservedVM } from '../drivers/driver.js';
-import { KubeVirtMissingError } from '../drivers/kubevirt/observe.js';
 import type { LayerImageStore } from '../images/layer-image.js';
 import { IsoInputError, IsoLimitError } from '../iso/errors.js';
 import { VM_CONTEXTS } from '../kube/resources.js';
@@ -10,7 +9,6 @@ import { findCondition } from '../reconcile/conditions.js';
 import type { NodeFacts } from '../reconcile/render.js';
 import { planVMContext, vmContextStatus, type Blocked, type Converge } from '../reconcile/vmcontext.js';
 import type { Reconciler, Result } from './controller.js';
-import { TerminalError } from './errors.js';
 import type { Logger } from './log.js';
 import type { OperatorMetrics } from './metrics.js';
 import type { Cache, EventSink, ObjectWriter, SourcesOf } from './store.js';
@@ -65,10 +63,6 @@ export function vmContextReconciler(dependencies: VMContextDeps): Reconciler {
     try {
       observed = await deps.driver.observe(target, signal);
     } catch (error: unknown) {
-      if (error instanceof KubeVirtMissingError) {
-        await writeBlocked(deps, vmContext, describeTarget(target), { kind: 'blocked', reason: 'VMNotFound', message: error.message, waiting: true }, now());
-        throw new TerminalError(error.message);
-      }
       return blockedBy(deps, vmContext, describeTarget(target), error, now());
     }
     if (observed?.migrating) {

@@ -33,10 +33,11 @@ async function plane(): Promise<ControlPlane> {
 
 function startOperator(kubeconfigPath: string, metrics = new OperatorMetrics({ defaultMetrics: false }), options: { watchdogMs?: number } = {}) {
   const client = KubeClient.fromKubeconfig(kubeconfigPath, { requestTimeoutMs: 5000 });
+  const logger = createLogger({ level: 'error' });
   const operator = new Operator({
     client,
-    driver: new ImagesOnlyDriver(client),
-    logger: createLogger({ level: 'error' }),
+    driver: new ImagesOnlyDriver({ client, logger, metrics, namespace: NS }),
+    logger,
     metrics,
     imageDirectory: mkdtempSync(join(tmpdir(), 'faults-images-')),
     namespace: NS,

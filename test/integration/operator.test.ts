@@ -34,10 +34,11 @@ describe.skipIf(controlPlaneSkipReason())('operator on a real API server', () =>
     await installCrds(plane);
     await installScenario(plane.kubectl, NS, { installCrds: false, nodePrefix: 'it-node' });
     client = KubeClient.fromKubeconfig(plane.kubeconfigPath);
+    const logger = createLogger({ level: 'debug', write: (line) => void logs.push(line) });
     operator = new Operator({
       client,
-      driver: new ImagesOnlyDriver(client),
-      logger: createLogger({ level: 'debug', write: (line) => void logs.push(line) }),
+      driver: new ImagesOnlyDriver({ client, logger, metrics, namespace: NS }),
+      logger,
       metrics,
       imageDirectory,
       imageGcGraceMs: 0,
@@ -119,8 +120,7 @@ describe.skipIf(controlPlaneSkipReason())('operator on a real API server', () =>
     const before = await vmContext();
     await kubectl(['patch', '-n', NS, 'vmi', 'gluster-client-1', '--subresource=status', '--type=merge', '-p',
       JSON.stringify({ status: { phase: 'Running', nodeName: 'it-node-b', migrationState: { completed: true, failed: false, migrationUid: 'mig-1', sourceNode: 'it-node-a', targetNode: 'it-node-b' } } })]);
-    // The images-only driver has no VMI watch yet (the KubeVirt driver brings one): a spec touch requeues.
-    await kubectl(['annotate', '-n', NS, 'vmctx', 'gluster-client-1', 'test/poke=1', '--overwrite']);
+    // No poke: the images-only driver watches the VMIs, so the migration alone re-renders.
     const after = await until('migration handled', async () => {
       const vm = await vmContext();
       return vm.status?.lastMigrationId === 'mig-1' ? vm : undefined;

@@ -54,11 +54,13 @@ describe.skipIf(controlPlaneSkipReason())('RBAC', () => {
     await kubectl(['apply', '-n', NS, '-f', '-'], readFileSync(join(REPO, 'examples', 'policies', 'threshold.yaml'), 'utf8').replace('app: web', 'app: gluster-client').replace('query:', 'address: http://127.0.0.1:9/\n      query:'));
     const admin = KubeClient.fromKubeconfig(cp.kubeconfigPath);
     const restricted = KubeClient.fromKubeconfig(cp.restrictedKubeconfigPath);
+    const logger = createLogger({ level: 'debug', write: (line) => void logs.push(line) });
+    const metrics = new OperatorMetrics({ defaultMetrics: false });
     operator = new Operator({
       client: restricted,
-      driver: new ImagesOnlyDriver(restricted),
-      logger: createLogger({ level: 'debug', write: (line) => void logs.push(line) }),
-      metrics: new OperatorMetrics({ defaultMetrics: false }),
+      driver: new ImagesOnlyDriver({ client: restricted, logger, metrics }),
+      logger,
+      metrics,
       imageDirectory: mkdtempSync(join(tmpdir(), 'rbac-images-')),
       policyMetrics: { source: new PrometheusSource() },
       leaseNamespace: 'recontext-system',

@@ -9,14 +9,14 @@
 // Ready, then deletes DataVolumes nothing refers to. Waits end on watch events, not polling; a
 // wait that runs out reports "pending" and the next reconciliation takes it from where it is.
 import type { V1beta1DataVolume } from '@kubevirt-ui-ext/kubevirt-api/containerized-data-importer';
-import type { V1VirtualMachine, V1VirtualMachineInstance } from '@kubevirt-ui-ext/kubevirt-api/kubevirt';
+import type { V1VirtualMachine } from '@kubevirt-ui-ext/kubevirt-api/kubevirt';
 import { Informer, type ObjectMeta } from '../../controllers/informer.js';
 import { errorMessage, type Logger } from '../../controllers/log.js';
 import type { OperatorMetrics } from '../../controllers/metrics.js';
 import { ApiError, type KubeClient } from '../../kube/client.js';
 import { collectionPath, NODES, objectPath, type ResourceRef } from '../../kube/resources.js';
-import { ConvergePendingError, MigrationImpossibleError, PlatformUnavailableError, VMConfigurationError, type ConvergeResult, type DesiredLayer, type Driver, type MigrationRequest, type MigrationResult, type ObservedVM, type VMChange, type VMTarget } from '../driver.js';
-import { KUBEVIRT_GROUP, KUBEVIRT_VERSION, nodeLabels, observationOf } from './observe.js';
+import { ConvergePendingError, MigrationImpossibleError, VMConfigurationError, type ConvergeResult, type DesiredLayer, type Driver, type MigrationRequest, type MigrationResult, type ObservedVM, type VMChange, type VMTarget } from '../driver.js';
+import { ApiPresence, apiServed, KUBEVIRT_GROUP, KUBEVIRT_VERSION, NodeLabelCache, observationOf, requireKubeVirtApi, VIRTUAL_MACHINE_INSTANCES, vmiSummary, type Vmi } from './observe.js';
 import {
   applyBody,
   dataVolumeManifest,
@@ -38,7 +38,6 @@ import {
 } from './volumes.js';
 
 export const VIRTUAL_MACHINES: ResourceRef = { group: KUBEVIRT_GROUP, version: KUBEVIRT_VERSION, plural: 'virtualmachines', kind: 'VirtualMachine', namespaced: true };
-export const VIRTUAL_MACHINE_INSTANCES: ResourceRef = { group: KUBEVIRT_GROUP, version: KUBEVIRT_VERSION, plural: 'virtualmachineinstances', kind: 'VirtualMachineInstance', namespaced: true };
 export const MIGRATIONS: ResourceRef = { group: KUBEVIRT_GROUP, version: KUBEVIRT_VERSION, plural: 'virtualmachineinstancemigrations', kind: 'VirtualMachineInstanceMigration', namespaced: true };
 export const DATA_VOLUMES: ResourceRef = { group: 'cdi.kubevirt.io', version: 'v1beta1', plural: 'datavolumes', kind: 'DataVolume', namespaced: true };
 /** Owns the context disks and volumes in VirtualMachines (and nothing else there). */
@@ -59,7 +58,6 @@ export interface KubeVirtDriverOptions {
   readonly now?: () => number;
 }
 
-type Vmi = V1VirtualMachineInstance & ObjectMeta;
 type Vm = V1VirtualMachine & ObjectMeta;
 type Dv = V1beta1DataVolume & ObjectMeta;
 
@@ -72,12 +70,6 @@ function mergeWithoutConflict(...args: Parameters<typeof mergeLists>): ReturnTyp
   }
 }
 
-/** What of a VMI matters to the core; a change of it is a VMChange. */
-function vmiSummary(vmi: Vmi): string {
-  const s = vmi.status ?? {};
-  const m = s.migrationState;
-  return JSON.stringify([s.phase, s.nodeName, m?.migrationUid, m?.completed, m?.failed, m?.targetNode, (s.volumeStatus ?? []).map((v) => [v.name, v.phase, v.persistentVolumeClaimInfo?.claimName])]);
-}
 
 export class KubeVirtDriver implements Driver {
   readonly name = 'kubevirt';
@@ -85,6 +77,8 @@ export class KubeVirtDriver implements Driver {
   readonly #vmis: Informer<Vmi>;
   readonly #vms: Informer<Vm>;
   readonly #dataVolumes: Informer<Dv>;
+  readonly #nodes: NodeLabelCache;
+  readonly #apis: ApiPresence;
   readonly #abort = new AbortController();
   readonly #listeners = new Set<(change: VMChange) => void>();
   /** Waiters re-check their condition on every watch event. */
@@ -94,10 +88,15 @@ export class KubeVirtDriver implements Driver {
   /** What each VMI was at its last event: its summary, and the migration fields compared with it. */
   readonly #seenVmis = new Map<string, { readonly summary: string; readonly targetNode?: string; readonly completed?: boolean }>();
   #started: Promise<void> | undefined;
-  #apiCheck: { at: number; error: Error } | undefined;
 
   constructor(options: KubeVirtDriverOptions) {
     this.#o = options;
+    const now = options.now ? { now: options.now } : {};
+    this.#nodes = new NodeLabelCache(options.client, now);
+    this.#apis = new ApiPresence(async () => {
+      await requireKubeVirtApi(options.client);
+      if (!(await apiServed(options.client, '/apis/cdi.kubevirt.io/v1beta1'))) throw new VMConfigurationError('CDIMissing', 'the cdi.kubevirt.io/v1beta1 API is not served: install CDI, which imports the context images (docs/kubevirt.md)');
+    }, now);
     const informer = <T extends ObjectMeta>(resource: ResourceRef, labelSelector?: string) =>
       new Informer<T>({ client: options.client, resource, logger: options.logger, metrics: options.metrics, ...(options.namespace ? { namespace: options.namespace } : {}), ...(labelSelector ? { labelSelector } : {}) });
     this.#vmis = informer<Vmi>(VIRTUAL_MACHINE_INSTANCES);
@@ -139,7 +138,7 @@ export class KubeVirtDriver implements Driver {
       const vm = this.#vms.get(`${target.namespace}/${name}`);
       return vm ? { running: false } : undefined;
     }
-    return observationOf(vmi, await nodeLabels(this.#o.client, vmi.status?.nodeName));
+    return observationOf(vmi, await this.#nodes.get(vmi.status?.nodeName));
   }
 
   async prepare(target: VMTarget, desired: readonly DesiredLayer[]): Promise<void> {
@@ -306,7 +305,7 @@ export class KubeVirtDriver implements Driver {
   /** Checks that KubeVirt and CDI are served, then starts the informers and waits for them. */
   async #start(): Promise<void> {
     if (!this.#started) {
-      await this.#checkApis();
+      await this.#apis.require();
       this.#started = (async () => {
         for (const informer of [this.#vmis, this.#vms, this.#dataVolumes]) informer.start(this.#abort.signal);
         await Promise.all([this.#vmis.waitForSync(), this.#vms.waitForSync(), this.#dataVolumes.waitForSync()]);
@@ -316,24 +315,7 @@ export class KubeVirtDriver implements Driver {
     return this.#started;
   }
 
-  // Asked again at most every 30 s: installing KubeVirt or CDI later heals without a restart.
-  async #checkApis(): Promise<void> {
-    if (this.#apiCheck && this.#now() - this.#apiCheck.at < 30_000) throw this.#apiCheck.error;
-    const served = async (path: string) => {
-      try {
-        await this.#o.client.get(path);
-        return true;
-      } catch (error: unknown) {
-        if (error instanceof ApiError && error.notFound) return false;
-        throw new PlatformUnavailableError(`cannot reach the API server: ${errorMessage(error)}`);
-      }
-    };
-    let error: Error | undefined;
-    if (!(await served(`/apis/${KUBEVIRT_GROUP}/${KUBEVIRT_VERSION}`))) error = new VMConfigurationError('KubeVirtMissing', `the ${KUBEVIRT_GROUP}/${KUBEVIRT_VERSION} API is not served: install KubeVirt ≥ 1.6 (docs/kubevirt.md)`);
-    else if (!(await served('/apis/cdi.kubevirt.io/v1beta1'))) error = new VMConfigurationError('CDIMissing', 'the cdi.kubevirt.io/v1beta1 API is not served: install CDI, which imports the context images (docs/kubevirt.md)');
-    this.#apiCheck = error ? { at: this.#now(), error } : undefined;
-    if (error) throw error;
-  }
+
 
   async #ensureDataVolumes(target: VMTarget, layers: readonly { desired: DesiredLayer; volume: LayerVolume }[]): Promise<void> {
     for (const { desired, volume } of layers) {
@@ -443,7 +425,7 @@ export class KubeVirtDriver implements Driver {
     if (migration?.targetNode && !migration.completed && migration.targetNode !== before?.targetNode) {
       // A migration has begun: build (and import) the images for the target while memory is copied.
       const targetNode = migration.targetNode;
-      void nodeLabels(this.#o.client, targetNode).then(
+      void this.#nodes.get(targetNode).then(
         (labels) => this.#emit({ kubevirt: { namespace, name }, reason: 'migration-started', incoming: { node: targetNode, labels: labels ?? {} } }),
         (error: unknown) => this.#o.logger.debug('could not read the migration target node', { node: targetNode, error: errorMessage(error) }),
       );

@@ -1,21 +1,18 @@
 // Where a KubeVirt VM runs, read from its VirtualMachineInstance and the Node: status.nodeName,
-// status.migrationState (completed, not failed → its migrationUid), and the node's labels.
+// status.migrationState (completed, not failed → its migrationUid), and the node's labels. Both
+// drivers that look at KubeVirt VMs (kubevirt, none) keep the VMIs in an informer and the nodes'
+// labels in a NodeLabelCache: observing a VM costs no request.
 import type { V1VirtualMachineInstance } from '@kubevirt-ui-ext/kubevirt-api/kubevirt';
+import type { ObjectMeta } from '../../controllers/informer.js';
 import { ApiError, type KubeClient } from '../../kube/client.js';
-import { NODES, objectPath } from '../../kube/resources.js';
-import type { ObservedVM, VMTarget } from '../driver.js';
+import { NODES, objectPath, type ResourceRef } from '../../kube/resources.js';
+import { PlatformUnavailableError, VMConfigurationError, type ObservedVM } from '../driver.js';
 
 export const KUBEVIRT_GROUP = 'kubevirt.io';
 export const KUBEVIRT_VERSION = 'v1';
+export const VIRTUAL_MACHINE_INSTANCES: ResourceRef = { group: KUBEVIRT_GROUP, version: KUBEVIRT_VERSION, plural: 'virtualmachineinstances', kind: 'VirtualMachineInstance', namespaced: true };
 
-/** The KubeVirt API is not installed in the cluster. */
-export class KubeVirtMissingError extends Error {
-  override readonly name = 'KubeVirtMissingError';
-}
-
-export function vmiPath(namespace: string, name: string): string {
-  return `/apis/${KUBEVIRT_GROUP}/${KUBEVIRT_VERSION}/namespaces/${namespace}/virtualmachineinstances/${encodeURIComponent(name)}`;
-}
+export type Vmi = V1VirtualMachineInstance & ObjectMeta;
 
 /** Pure: the observation a VMI (and its node's labels) amounts to. */
 export function observationOf(vmi: V1VirtualMachineInstance, nodeLabels: Record<string, string> | undefined): ObservedVM {
@@ -34,24 +31,99 @@ export function observationOf(vmi: V1VirtualMachineInstance, nodeLabels: Record<
   };
 }
 
-export async function observeKubeVirt(client: KubeClient, target: VMTarget): Promise<ObservedVM | undefined> {
-  if (!target.kubevirt) throw new TypeError('not a KubeVirt target');
-  const vmi = await client.getOrUndefined<V1VirtualMachineInstance>(vmiPath(target.namespace, target.kubevirt.name));
-  if (!vmi) {
-    // 404 for the object or for the whole API: tell them apart, the second is a setup problem.
-    const group = await client.getOrUndefined(`/apis/${KUBEVIRT_GROUP}/${KUBEVIRT_VERSION}`).catch((error: unknown) => {
-      if (error instanceof ApiError) return undefined;
-      throw error;
-    });
-    if (!group) throw new KubeVirtMissingError(`the ${KUBEVIRT_GROUP}/${KUBEVIRT_VERSION} API is not served: install KubeVirt (see docs/kubevirt.md)`);
-    return undefined;
-  }
-  return observationOf(vmi, await nodeLabels(client, vmi.status?.nodeName));
+/** Pure: what of a VMI matters to recontext; a VMI event that leaves it unchanged is noise (guest agent, timestamps …). */
+export function vmiSummary(vmi: Vmi): string {
+  const s = vmi.status ?? {};
+  const m = s.migrationState;
+  return JSON.stringify([s.phase, s.nodeName, m?.migrationUid, m?.completed, m?.failed, m?.targetNode, (s.volumeStatus ?? []).map((v) => [v.name, v.phase, v.persistentVolumeClaimInfo?.claimName])]);
 }
 
-/** The labels of a node (zone, region …); undefined when there is no such node or no name. */
-export async function nodeLabels(client: KubeClient, nodeName: string | undefined): Promise<Record<string, string> | undefined> {
-  if (!nodeName) return undefined;
-  const node = await client.getOrUndefined<{ metadata: { labels?: Record<string, string> } }>(objectPath(NODES, undefined, nodeName));
-  return node ? (node.metadata.labels ?? {}) : undefined;
+/** Throws VMConfigurationError('KubeVirtMissing') when the KubeVirt API is not served. */
+export async function requireKubeVirtApi(client: KubeClient): Promise<void> {
+  if (!(await apiServed(client, `/apis/${KUBEVIRT_GROUP}/${KUBEVIRT_VERSION}`))) {
+    throw new VMConfigurationError('KubeVirtMissing', `the ${KUBEVIRT_GROUP}/${KUBEVIRT_VERSION} API is not served: install KubeVirt ≥ 1.6 (docs/kubevirt.md)`);
+  }
+}
+
+/** Whether the API server serves an API group version (a discovery GET: 404 = no). */
+export async function apiServed(client: KubeClient, path: string): Promise<boolean> {
+  try {
+    await client.get(path);
+    return true;
+  } catch (error: unknown) {
+    if (error instanceof ApiError && error.notFound) return false;
+    throw new PlatformUnavailableError(`cannot reach the API server: ${error instanceof Error ? error.message : String(error)}`);
+  }
+}
+
+export interface NodeLabelCacheOptions {
+  /** How long a node's labels are reused. Default 30 000 ms. */
+  readonly ttlMs?: number;
+  readonly now?: () => number;
+}
+
+/**
+ * The labels of nodes (zone, region …) by name, read once and reused for ttlMs; concurrent reads
+ * of one node share one GET, and a failed read is not kept. Thousands of VMs run on a few nodes
+ * whose labels hardly ever change, so a GET per observation was most of the operator's reads at
+ * scale (docs/benchmarks/scale.md). A relabelled node is seen within ttlMs; nothing re-renders on
+ * a label change by itself (no node watch: that would need list/watch on every node's full object).
+ */
+export class NodeLabelCache {
+  readonly #client: KubeClient;
+  readonly #ttlMs: number;
+  readonly #now: () => number;
+  readonly #entries = new Map<string, { readonly at: number; readonly labels: Promise<Record<string, string> | undefined> }>();
+
+  constructor(client: KubeClient, options: NodeLabelCacheOptions = {}) {
+    this.#client = client;
+    this.#ttlMs = options.ttlMs ?? 30_000;
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** The node's labels; undefined when there is no such node or no name. */
+  get(nodeName: string | undefined): Promise<Record<string, string> | undefined> {
+    if (!nodeName) return Promise.resolve(undefined);
+    const now = this.#now();
+    const hit = this.#entries.get(nodeName);
+    if (hit && now - hit.at < this.#ttlMs) return hit.labels;
+    const labels = this.#client
+      .getOrUndefined<{ metadata: { labels?: Record<string, string> } }>(objectPath(NODES, undefined, nodeName))
+      .then((node) => (node ? (node.metadata.labels ?? {}) : undefined));
+    this.#entries.set(nodeName, { at: now, labels });
+    labels.catch(() => {
+      if (this.#entries.get(nodeName)?.labels === labels) this.#entries.delete(nodeName);
+    });
+    return labels;
+  }
+}
+
+/**
+ * An API presence check that, once failed, answers with the same error for intervalMs before it
+ * asks the server again: installing KubeVirt (or CDI) later heals without a restart, and a
+ * cluster without it is not asked on every reconciliation.
+ */
+export class ApiPresence {
+  readonly #check: () => Promise<void>;
+  readonly #now: () => number;
+  readonly #intervalMs: number;
+  #failed: { readonly at: number; readonly error: unknown } | undefined;
+
+  constructor(check: () => Promise<void>, options: { readonly now?: () => number; readonly intervalMs?: number } = {}) {
+    this.#check = check;
+    this.#now = options.now ?? Date.now;
+    this.#intervalMs = options.intervalMs ?? 30_000;
+  }
+
+  async require(): Promise<void> {
+    if (this.#failed && this.#now() - this.#failed.at < this.#intervalMs) throw this.#failed.error;
+    try {
+      await this.#check();
+      this.#failed = undefined;
+    } catch (error: unknown) {
+      // Unreachable is not absent: only an answer that the API is missing is kept.
+      if (error instanceof VMConfigurationError) this.#failed = { at: this.#now(), error };
+      throw error;
+    }
+  }
 }

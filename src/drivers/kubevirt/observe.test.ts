@@ -1,0 +1,80 @@
+import { describe, expect, it } from 'vitest';
+import { ApiError, type KubeClient } from '../../kube/client.js';
+import { PlatformUnavailableError, VMConfigurationError } from '../driver.js';
+import { ApiPresence, NodeLabelCache, requireKubeVirtApi } from './observe.js';
+
+/** A client whose GETs the test answers; it counts them. */
+function fakeClient(answer: (path: string) => Promise<unknown>): { client: KubeClient; gets: string[] } {
+  const gets: string[] = [];
+  const get = (path: string) => {
+    gets.push(path);
+    return answer(path);
+  };
+  const client = {
+    get,
+    getOrUndefined: (path: string) => get(path).catch((error: unknown) => (error instanceof ApiError && error.notFound ? undefined : Promise.reject(error))),
+  } as unknown as KubeClient;
+  return { client, gets };
+}
+
+const notFound = () => Promise.reject(new ApiError(404, 'NotFound', 'not found'));
+
+describe('NodeLabelCache', () => {
+  it('reads a node once for concurrent and repeated lookups within the TTL, and again after it', async () => {
+    let now = 0;
+    let zone = 'zone-a';
+    const { client, gets } = fakeClient(async () => ({ metadata: { labels: { zone } } }));
+    const cache = new NodeLabelCache(client, { ttlMs: 1000, now: () => now });
+    const [a, b] = await Promise.all([cache.get('n1'), cache.get('n1')]);
+    expect(a).toEqual({ zone: 'zone-a' });
+    expect(b).toBe(a);
+    now = 999;
+    zone = 'zone-b';
+    expect(await cache.get('n1')).toEqual({ zone: 'zone-a' });
+    expect(gets).toEqual(['/api/v1/nodes/n1']);
+    now = 1000;
+    expect(await cache.get('n1')).toEqual({ zone: 'zone-b' }); // a relabelled node is seen after the TTL
+    expect(gets).toHaveLength(2);
+  });
+
+  it('answers undefined for no name and for a node that does not exist; a failed read is not kept', async () => {
+    let fail = true;
+    const { client, gets } = fakeClient((path) => (path.endsWith('/gone') ? notFound() : fail ? Promise.reject(new Error('connection reset')) : Promise.resolve({ metadata: {} })));
+    const cache = new NodeLabelCache(client);
+    expect(await cache.get(undefined)).toBeUndefined();
+    expect(await cache.get('gone')).toBeUndefined();
+    await expect(cache.get('n1')).rejects.toThrow('connection reset');
+    fail = false;
+    expect(await cache.get('n1')).toEqual({});
+    expect(gets).toEqual(['/api/v1/nodes/gone', '/api/v1/nodes/n1', '/api/v1/nodes/n1']);
+  });
+});
+
+describe('ApiPresence', () => {
+  it('keeps a missing API for the interval, then asks again (installing KubeVirt later heals)', async () => {
+    let now = 0;
+    let served = false;
+    const { client, gets } = fakeClient(() => (served ? Promise.resolve({}) : notFound()));
+    const presence = new ApiPresence(() => requireKubeVirtApi(client), { now: () => now, intervalMs: 30_000 });
+    const missing = await presence.require().catch((error: unknown) => error);
+    expect(missing).toBeInstanceOf(VMConfigurationError);
+    expect((missing as VMConfigurationError).reason).toBe('KubeVirtMissing');
+    served = true;
+    now = 29_999;
+    await expect(presence.require()).rejects.toBe(missing);
+    expect(gets).toHaveLength(1);
+    now = 30_000;
+    await presence.require();
+    await presence.require();
+    expect(gets).toHaveLength(3); // once present, every call asks (the caller calls it until its informer started)
+  });
+
+  it('does not keep an unreachable server as a missing API', async () => {
+    let reachable = false;
+    const { client } = fakeClient(() => (reachable ? Promise.resolve({}) : Promise.reject(new Error('ECONNREFUSED'))));
+    const presence = new ApiPresence(() => requireKubeVirtApi(client));
+    await expect(presence.require()).rejects.toBeInstanceOf(PlatformUnavailableError);
+    reachable = true;
+    await presence.require();
+  });
+});
