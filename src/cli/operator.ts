@@ -64,7 +64,7 @@ export function operatorCommand(): Command {
     .option('--retry-period <ms>', 'how often the lease is renewed or tried', '2000')
     .option('--watchdog <ms>', 'restart a watch that delivered nothing, not even a bookmark, for this long', '90000')
     .option('--image-dir <dir>', 'content-addressed image store (default: /var/lib/recontext/images; standalone: <state-dir>/images)', env('RECONTEXT_IMAGE_DIR'))
-    .addOption(new Option('--driver <name>', 'cluster mode: how images reach VMs; kubevirt = CDI DataVolumes + declarative CD-ROM hotplug, none = build and record only').choices(['none', 'kubevirt']).default(env('RECONTEXT_DRIVER') ?? 'none'))
+    .addOption(new Option('--driver <name>', 'cluster mode: how images reach VMs; kubevirt = CDI DataVolumes + declarative CD-ROM hotplug, none = build and record only (attaches nothing, so no finalizer)').choices(['none', 'kubevirt']).default(env('RECONTEXT_DRIVER') ?? 'none'))
     .option('--image-server-address <host:port>', 'kubevirt: serve images to CDI here (default :8090)', env('RECONTEXT_IMAGE_SERVER_ADDRESS'))
     .option('--image-base-url <url>', 'kubevirt: how CDI reaches the image server, e.g. http://recontext-images.recontext.svc:8090 [env RECONTEXT_IMAGE_BASE_URL]', env('RECONTEXT_IMAGE_BASE_URL'))
     .option('--image-signing-key-file <path>', 'kubevirt: key that signs image URLs (≥ 16 bytes; shared by all replicas). Default: a random key per process', env('RECONTEXT_IMAGE_SIGNING_KEY_FILE'))

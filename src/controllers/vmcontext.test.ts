@@ -54,3 +54,35 @@ describe('vmContextReconciler: an image that cannot be built', () => {
     await expect(reconcileWith(new Error('disk full'))).rejects.toThrow(/disk full/);
   });
 });
+
+describe('vmContextReconciler: the finalizer', () => {
+  async function run(object: VMContext, release: boolean): Promise<{ finalizers: (readonly string[])[]; released: number }> {
+    const finalizers: (readonly string[])[] = [];
+    let released = 0;
+    const deps = {
+      vmContexts: { get: () => object, list: () => [object] },
+      layers: { get: () => layer, list: () => [layer] },
+      sources: () => ({ configMap: () => undefined, secret: () => undefined }),
+      writer: { applyStatus: async () => true, setFinalizers: async (_r: unknown, _c: unknown, f: readonly string[]) => void finalizers.push(f) },
+      events: { record: () => {} },
+      driver: { name: 'd', observe: async () => ({ running: true }), converge: async () => ({ layers: [], detachMs: 0, attachMs: 0 }), ...(release ? { release: async () => void released++ } : {}) },
+      images: { ensure: async () => ({ path: '/x', bytes: 1 }), path: () => '/x' },
+      metrics: new OperatorMetrics({ defaultMetrics: false }),
+      logger: createLogger({ write: () => {} }),
+    } as unknown as VMContextDeps;
+    await vmContextReconciler(deps)('ns/vm-1', new AbortController().signal);
+    return { finalizers, released };
+  }
+  const fresh: VMContext = { ...vmContext, metadata: { ...vmContext.metadata, finalizers: [] } };
+  const deleted: VMContext = { ...vmContext, metadata: { ...vmContext.metadata, deletionTimestamp: '2026-11-23T00:00:00Z' } };
+
+  it('is added by a driver that has something to release, not by one that delivers nothing', async () => {
+    expect((await run(fresh, true)).finalizers).toEqual([[FINALIZER]]);
+    expect((await run(fresh, false)).finalizers).toEqual([]);
+  });
+
+  it('on deletion: released, then removed; one left by an earlier driver is removed by a driver without release', async () => {
+    expect(await run(deleted, true)).toEqual({ finalizers: [[]], released: 1 });
+    expect(await run(deleted, false)).toEqual({ finalizers: [[]], released: 0 });
+  });
+});

@@ -47,13 +47,14 @@ export function vmContextReconciler(dependencies: VMContextDeps): Reconciler {
 
     if (vmContext.metadata.deletionTimestamp) {
       if (vmContext.metadata.finalizers?.includes(FINALIZER)) {
-        await deps.driver.release(target, signal);
+        // (A finalizer left by an earlier, delivering driver goes too: this one has nothing to release.)
+        await deps.driver.release?.(target, signal);
         await deps.writer.setFinalizers(VM_CONTEXTS, vmContext, []);
         deps.logger.info('released devices of deleted VMContext', { key });
       }
       return;
     }
-    if (!vmContext.metadata.finalizers?.includes(FINALIZER)) {
+    if (deps.driver.release && !vmContext.metadata.finalizers?.includes(FINALIZER)) {
       await deps.writer.setFinalizers(VM_CONTEXTS, vmContext, [FINALIZER]);
     }
 

@@ -150,8 +150,12 @@ export interface Driver {
   migrate?(target: VMTarget, request: MigrationRequest, signal: AbortSignal): Promise<MigrationResult>;
   /** Where a migration `migrate` answered Requested for stands now; undefined if the platform forgot it. */
   migrationStatus?(target: VMTarget, id: string): Promise<MigrationResult | undefined>;
-  /** The VMContext is going away: remove its devices. Idempotent; a vanished VM is not an error. */
-  release(target: VMTarget, signal: AbortSignal): Promise<void>;
+  /**
+   * The VMContext is going away: remove its devices. Idempotent; a vanished VM is not an error.
+   * A driver that delivers nothing has none, and its VMContexts get no finalizer: nothing to take
+   * back, one write less per VM, and deleting them never waits for a running operator.
+   */
+  release?(target: VMTarget, signal: AbortSignal): Promise<void>;
   /** Platform events about VMs (optional: without it, changes are seen on resync only). */
   watch?(listener: (change: VMChange) => void): () => void;
   close?(): Promise<void>;

@@ -1,5 +1,6 @@
-// Driver "none": builds every layer image and records it in status, attaches nothing. For GitOps
-// previews and for clusters where another system delivers the images. Where a KubeVirt VM runs is
+// Driver "none": builds every layer image and records it in status, attaches nothing (so it has no
+// release, and VMContexts no finalizer). For GitOps previews and for clusters where another system
+// delivers the images. Where a KubeVirt VM runs is
 // still observed for real — its VMI (one informer) and its Node's labels — so node-dependent
 // layers render for the right place, and a migration re-renders them.
 import { Informer } from '../controllers/informer.js';
@@ -63,8 +64,6 @@ export class ImagesOnlyDriver implements Driver {
   async converge(_target: VMTarget, desired: readonly DesiredLayer[]): Promise<ConvergeResult> {
     return { layers: desired.map((d) => ({ name: d.name, digest: d.digest })), detachMs: 0, attachMs: 0 };
   }
-
-  async release(): Promise<void> {}
 
   async close(): Promise<void> {
     this.#abort.abort();

@@ -72,7 +72,7 @@ describe.skipIf(controlPlaneSkipReason())('operator on a real API server', () =>
     expect(ready.status?.layers?.map((l) => [l.name, l.priority, l.digest])).toEqual(offline.map((r) => [r.layer.name, r.layer.priority, r.layer.digest]));
     expect(ready.status?.lastRecontext?.trigger).toBe('Initial');
     expect(ready.status?.observedGeneration).toBe(ready.metadata.generation);
-    expect(ready.metadata.finalizers).toContain('recontext.dev/release-devices');
+    expect(ready.metadata.finalizers ?? []).toEqual([]); // the images-only driver attaches nothing, so it has nothing to release
     const layers = await kubectl(['get', '-n', NS, 'ctxl', '-o', 'custom-columns=NAME:.metadata.name,PRIO:.status.effectivePriority,VMS:.status.renderedFor,READY:.status.conditions[?(@.type=="Ready")].status', '--no-headers']);
     expect(layers.trim().split('\n').map((l) => l.split(/\s+/))).toEqual([
       ['broker-endpoints', '200', '1', 'True'],
