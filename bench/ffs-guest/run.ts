@@ -36,6 +36,7 @@ import type { StandaloneOperator } from '../../src/standalone/operator.js';
 import { FFS_DEVD } from '../../test/testbed/fat.js';
 import { ensureGuest, startTestbed, type Testbed } from '../../test/testbed/index.js';
 import { desiredLayers, REPO, siteOperator, writeSite, ZONE_A } from '../../test/testbed/site.js';
+import { DEFAULT_DEBOUNCE_MS } from '../../guest/ffs/src/hooks/format.js';
 
 const DOMAIN = 'bench-ffs-guest';
 const KEY = `default/${DOMAIN}`;
@@ -313,7 +314,7 @@ async function main(): Promise<void> {
     const out: string[] = [];
     out.push(`machine: ${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(1)} GiB; Linux ${release()}; Node ${process.version}; guest ${tb.accelerator.accel} (${fat.kernelPackage})`);
     out.push(`load: before ${loadBefore}; FFS batch ${ffsLoad.join(' → ')}; baseline batch ${baseLoad.join(' → ')}; after: ${uptime}`);
-    out.push(`swaps per side: ${SWAPS}; settle ${SETTLE_MS} ms; hook debounceMs ${DEBOUNCE ?? 'default (FFS: 200)'}; console tailed every ${TAIL_MS} ms`);
+    out.push(`swaps per side: ${SWAPS}; settle ${SETTLE_MS} ms; hook debounceMs ${DEBOUNCE ?? `default (FFS: ${DEFAULT_DEBOUNCE_MS})`}; console tailed every ${TAIL_MS} ms`);
     out.push('');
     out.push('| ms after the host\'s attach call returned (n = ' + SWAPS + ') | median | p95 | min | max |');
     out.push('|---|---:|---:|---:|---:|');
