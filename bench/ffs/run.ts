@@ -30,6 +30,7 @@ import { cpus, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ensureFuse, hasCommand } from '../../test/setup/system-packages.js';
+import { DEFAULT_DEBOUNCE_MS } from '../../guest/ffs/src/hooks/format.js';
 
 const repo = fileURLToPath(new URL('../../', import.meta.url));
 const env = (name: string, fallback: number): number => {
@@ -51,7 +52,7 @@ const CTX_COLD_RUNS = 10;
 const CTX_WARM_RUNS = 50;
 /** The in-guest budget from a drive's attach to the hook, and FFS's default hook debounce. */
 const HOOK_BUDGET_MS = 500;
-const HOOK_DEBOUNCE_MS = 200;
+const HOOK_DEBOUNCE_MS = DEFAULT_DEBOUNCE_MS;
 /** "A small fraction" of that budget, for the verdict: a context-sized read must take ≤ 5 % of it. */
 const CONTEXT_READ_GOAL_MS = HOOK_BUDGET_MS * 0.05;
 
