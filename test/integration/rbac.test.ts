@@ -1,12 +1,14 @@
 // The operator does its whole job as the restricted identity with only the rules in config/rbac,
 // and config/rbac grants nothing it does not use. Judged from the API server's own audit log:
 // no request of the operator's identity was forbidden, and every (group, resource, verb) the
-// ClusterRole and Role grant appears in it.
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+// ClusterRole and Role grant appears in it. And the chart's namespace-scoped mode: the operator
+// with only its ServiceAccount's token and the chart's Role does its job in the watched namespace.
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { parseAllDocuments } from 'yaml';
+import { parse, parseAllDocuments, stringify } from 'yaml';
 import { createLogger } from '../../src/controllers/log.js';
 import { Operator } from '../../src/controllers/manager.js';
 import { OperatorMetrics } from '../../src/controllers/metrics.js';
@@ -14,7 +16,7 @@ import { ImagesOnlyDriver } from '../../src/drivers/none.js';
 import { KubeClient } from '../../src/kube/client.js';
 import { PrometheusSource } from '../../src/policy/metrics.js';
 import { RESTRICTED_USER } from '../controlplane/index.js';
-import { controlPlaneSkipReason, startExclusiveControlPlane, type ControlPlane } from '../controlplane/shared.js';
+import { controlPlaneSkipReason, helmPath, startExclusiveControlPlane, type ControlPlane } from '../controlplane/shared.js';
 import { REPO, getVMContext, installScenario, isReady, strict, until } from './scenario.js';
 
 const NS = 'rbac';
@@ -32,6 +34,26 @@ function grantedRules(): Rule[] {
   return rules;
 }
 
+/** A private control plane whose audit log records every request of `user` (metadata level). */
+async function auditedControlPlane(user: string): Promise<{ cp: ControlPlane; auditOf: () => AuditEvent[] }> {
+  const dir = mkdtempSync(join(tmpdir(), 'audit-'));
+  const policy = join(dir, 'policy.yaml');
+  const auditLog = join(dir, 'audit.log');
+  writeFileSync(policy, `apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n  - level: Metadata\n    users: ["${user}"]\n  - level: None\n`);
+  const cp = await startExclusiveControlPlane({ extraApiServerFlags: [`--audit-policy-file=${policy}`, `--audit-log-path=${auditLog}`] });
+  const auditOf = () => readFileSync(auditLog, 'utf8').trim().split('\n').filter(Boolean).map((line) => JSON.parse(line) as AuditEvent).filter((e) => e.user.username === user);
+  return { cp, auditOf };
+}
+
+/** `helm template` of charts/recontext (helm's own state in a throwaway directory). */
+function helmTemplate(args: readonly string[]): Promise<string> {
+  const home = mkdtempSync(join(tmpdir(), 'recontext-helm-'));
+  const env = { ...process.env, HELM_CACHE_HOME: join(home, 'cache'), HELM_CONFIG_HOME: join(home, 'config'), HELM_DATA_HOME: join(home, 'data') };
+  return new Promise<string>((resolve, reject) =>
+    execFile(helmPath(), ['template', ...args], { env, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => (error ? reject(new Error(`helm template: ${stderr}`)) : resolve(stdout))),
+  ).finally(() => rmSync(home, { recursive: true, force: true }));
+}
+
 describe.skipIf(controlPlaneSkipReason())('RBAC', () => {
   let cp: ControlPlane | undefined;
   let operator: Operator | undefined;
@@ -42,11 +64,8 @@ describe.skipIf(controlPlaneSkipReason())('RBAC', () => {
   });
 
   it('config/rbac is enough for the whole job, and every rule in it is used', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'audit-'));
-    const policy = join(dir, 'policy.yaml');
-    const auditLog = join(dir, 'audit.log');
-    writeFileSync(policy, `apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n  - level: Metadata\n    users: ["${RESTRICTED_USER}"]\n  - level: None\n`);
-    cp = await startExclusiveControlPlane({ extraApiServerFlags: [`--audit-policy-file=${policy}`, `--audit-log-path=${auditLog}`] });
+    const audited = await auditedControlPlane(RESTRICTED_USER);
+    cp = audited.cp;
     const kubectl = strict(cp.kubectl.bind(cp));
     await installScenario(cp.kubectl.bind(cp), NS, { installCrds: true, nodePrefix: 'rbac-node' });
     await kubectl(['apply', '-f', join(REPO, 'config', 'rbac')]);
@@ -86,7 +105,7 @@ describe.skipIf(controlPlaneSkipReason())('RBAC', () => {
     await operator.stop();
     operator = undefined;
 
-    const events = readFileSync(auditLog, 'utf8').trim().split('\n').map((line) => JSON.parse(line) as AuditEvent).filter((e) => e.user.username === RESTRICTED_USER);
+    const events = audited.auditOf();
     const forbidden = events.filter((e) => e.responseStatus?.code === 403).map((e) => `${e.verb} ${e.requestURI}`);
     expect(forbidden).toEqual([]);
     expect(logs.join('')).not.toMatch(/forbidden/i);
@@ -100,5 +119,65 @@ describe.skipIf(controlPlaneSkipReason())('RBAC', () => {
       }
     }
     expect(unused).toEqual([]);
+  });
+  it("the chart's namespaced mode: with only its ServiceAccount's token the operator does its job in the watched namespace, and leaves the others alone", async () => {
+    const RELEASE_NS = 'recontext-system';
+    const WATCHED = 'apps';
+    const SERVICE_ACCOUNT = `system:serviceaccount:${RELEASE_NS}:rx-recontext`;
+    const audited = await auditedControlPlane(SERVICE_ACCOUNT);
+    const own = audited.cp;
+    try {
+      const kubectl = strict(own.kubectl.bind(own));
+      await installScenario(own.kubectl.bind(own), WATCHED, { installCrds: true, nodePrefix: 'ns-node' });
+      await installScenario(own.kubectl.bind(own), 'outside', { installCrds: false, nodePrefix: 'ns-node' });
+      await kubectl(['create', 'namespace', RELEASE_NS]);
+      // Everything the chart renders in this mode (its Deployment never runs: no kubelet), then a
+      // token of its ServiceAccount for the operator run here.
+      const manifest = await helmTemplate(['rx', join(REPO, 'charts', 'recontext'), '--namespace', RELEASE_NS, '--set', 'rbac.namespaced=true', '--set', `operator.watchNamespace=${WATCHED}`]);
+      const kinds = parseAllDocuments(manifest).map((d) => (d.toJS() as { kind?: string } | null)?.kind).filter(Boolean);
+      expect(kinds).toContain('Role');
+      expect(kinds.filter((k) => k === 'ClusterRole')).toHaveLength(1); // nodes only
+      await kubectl(['apply', '--server-side', '-f', '-'], manifest);
+      const token = (await kubectl(['create', 'token', 'rx-recontext', '-n', RELEASE_NS, '--duration=1h'])).trim();
+      const admin = KubeClient.fromKubeconfig(own.kubeconfigPath);
+      const config = parse(readFileSync(own.kubeconfigPath, 'utf8')) as { users: { user: { token: string } }[] };
+      for (const user of config.users) user.user.token = token;
+      const saKubeconfig = join(mkdtempSync(join(tmpdir(), 'sa-')), 'kubeconfig');
+      writeFileSync(saKubeconfig, stringify(config), { mode: 0o600 });
+      const sa = KubeClient.fromKubeconfig(saKubeconfig);
+
+      const lines: string[] = [];
+      const logger = createLogger({ level: 'debug', write: (line) => void lines.push(line) });
+      const metrics = new OperatorMetrics({ defaultMetrics: false });
+      operator = new Operator({
+        client: sa,
+        driver: new ImagesOnlyDriver({ client: sa, logger, metrics, namespace: WATCHED }),
+        logger,
+        metrics,
+        imageDirectory: mkdtempSync(join(tmpdir(), 'rbac-ns-images-')),
+        namespace: WATCHED,
+        leaseNamespace: RELEASE_NS,
+        leaseDurationMs: 3000,
+        renewDeadlineMs: 2000,
+        retryPeriodMs: 300,
+      });
+      await operator.start();
+      const ready = await until('Ready in the watched namespace', async () => ((vm) => (isReady(vm) ? vm : undefined))(await getVMContext(admin, WATCHED)));
+      expect(ready.status?.node).toBe('ns-node-a'); // the node's labels were read (the nodes-only ClusterRole)
+      // A migration in the watched namespace re-renders (the VMI informer works under the Role).
+      await kubectl(['patch', '-n', WATCHED, 'vmi', 'gluster-client-1', '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: { phase: 'Running', nodeName: 'ns-node-b', migrationState: { completed: true, failed: false, migrationUid: 'ns-mig-1', sourceNode: 'ns-node-a', targetNode: 'ns-node-b' } } })]);
+      await until('migration handled', async () => ((vm) => (vm.status?.lastMigrationId === 'ns-mig-1' ? vm : undefined))(await getVMContext(admin, WATCHED)));
+      await operator.stop();
+      operator = undefined;
+
+      expect((await getVMContext(admin, 'outside')).status).toBeUndefined();
+      const events = audited.auditOf();
+      expect(events.length).toBeGreaterThan(10);
+      expect(events.filter((e) => e.responseStatus?.code === 403).map((e) => `${e.verb} ${e.requestURI}`)).toEqual([]);
+      expect(events.filter((e) => e.requestURI.includes('/namespaces/outside'))).toEqual([]);
+      expect(lines.join('')).not.toMatch(/forbidden/i);
+    } finally {
+      await own.stop();
+    }
   });
 });
