@@ -4,7 +4,8 @@
 // `helm install --dry-run=server` against the shared test API server, whose rendered manifest is
 // then submitted with `kubectl apply --dry-run=server` so the API server validates every object;
 // and one real install, upgrade and uninstall on a private API server, for the CRDs of crds/ (which
-// a dry run skips). The ServiceMonitor and PrometheusRule are left out of the server runs (see there).
+// a dry run skips). The ServiceMonitor and PrometheusRule are installed on a private API server that
+// has the Prometheus Operator's real CRDs.
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
 import { operatorCommand } from '../../src/cli/operator.js';
 import { runKubectl } from '../controlplane/index.js';
+import { prometheusOperatorCrds, prometheusOperatorCrdsSkipReason } from '../support/prometheus-operator-crds.js';
 import { controlPlaneSkipReason, helmPath, installCrds, startExclusiveControlPlane, useControlPlane, type SharedControlPlane } from '../controlplane/shared.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -398,9 +400,35 @@ describe.skipIf(skip)('charts/recontext: helm install on a real API server', () 
     }
   });
 
-  // ServiceMonitor and PrometheusRule are not installed here: the test API server has no Prometheus
-  // Operator CRDs, and minimal stand-ins (schema: preserve unknown fields) would prove only that
-  // the kind maps, not that the objects are valid; `helm template` above checks their content.
+  // Where the Prometheus Operator's CRDs are installed (its real ones, pinned: test/support/
+  // prometheus-operator-crds.ts), on a private API server: the ServiceMonitor and PrometheusRule
+  // are created and pass the real schemas; a misspelt field in them is refused.
+  it.skipIf(prometheusOperatorCrdsSkipReason())('serviceMonitor and prometheusRule install against the real Prometheus Operator CRDs', async () => {
+    const own = await startExclusiveControlPlane();
+    try {
+      const crds = await prometheusOperatorCrds();
+      const kubectl = (args: readonly string[], input?: string) => own.kubectl(args, input === undefined ? {} : { input });
+      const applied = await kubectl(['apply', '--server-side', ...crds.flatMap((f) => ['-f', f])]);
+      expect(applied.code, applied.stderr).toBe(0);
+      const established = await kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd/servicemonitors.monitoring.coreos.com', 'crd/prometheusrules.monitoring.coreos.com']);
+      expect(established.code, established.stderr).toBe(0);
+      expect((await kubectl(['create', 'namespace', NS])).code).toBe(0);
+      const installed = await helm(['install', RELEASE, CHART, '--namespace', NS, '--kubeconfig', own.kubeconfigPath, '--set', 'serviceMonitor.enabled=true', '--set', 'prometheusRule.enabled=true', '-o', 'json']);
+      expect(installed.code, installed.stderr).toBe(0);
+      const monitor = JSON.parse((await kubectl(['-n', NS, 'get', 'servicemonitor', FULLNAME, '-o', 'json'])).stdout) as K8sObject;
+      expect(monitor.spec.endpoints[0].port).toBe('metrics');
+      const rule = JSON.parse((await kubectl(['-n', NS, 'get', 'prometheusrule', FULLNAME, '-o', 'json'])).stdout) as K8sObject;
+      expect(rule.spec.groups.length).toBeGreaterThan(0);
+      // Not vacuous: the same ServiceMonitor with a misspelt field is refused by the real schema.
+      const typo = { apiVersion: monitor.apiVersion, kind: monitor.kind, metadata: { name: 'typo', namespace: NS }, spec: { ...monitor.spec, endpoints: [{ ...monitor.spec.endpoints[0], intervall: '30s' }] } };
+      const refused = await kubectl(['apply', '--server-side', '-f', '-'], JSON.stringify(typo));
+      expect(refused.code).not.toBe(0);
+      expect(refused.stderr).toMatch(/intervall: field not declared in schema/);
+    } finally {
+      await own.stop();
+    }
+  });
+
   it('serviceMonitor and prometheusRule fail clearly where the Prometheus Operator CRDs are missing', async () => {
     const ns = await namespace('chart-mon');
     const result = await helm(['install', `rx-${ns}`, CHART, '--namespace', ns, '--dry-run=server', '--kubeconfig', plane.kubeconfigPath, '--set', 'serviceMonitor.enabled=true']);
