@@ -16,7 +16,7 @@
 //       BENCH_FFS_BIG_MIB=<n>        size of the big file (default 64)
 //       BENCH_FFS_DROP_CACHES=0      do not write 2 to /proc/sys/vm/drop_caches before the cold
 //                                    stat/readdir pass (it drops dentries and inodes machine-wide)
-//       BENCH_FFS_CONTENDERS=a,b     only these (keys: ffs, overlay, mergerfs, mergerfs-nocache, unionfs)
+//       BENCH_FFS_CONTENDERS=a,b     only these (keys: ffs, floor, overlay, mergerfs, mergerfs-nocache, unionfs)
 //       BENCH_FFS_FFS_COLD=0         keep FFS's stack (and its resolution cache) across rounds: only
 //                                    round 1's first passes are cold for FFS (default: `recontext-ffs
 //                                    set` with the same layers before every first pass)
@@ -294,6 +294,13 @@ const contenders: Contender[] = [
     },
   },
   {
+    key: 'floor',
+    title: 'fuse-native floor (no FFS code)',
+    // bench/ffs/floor.ts: the same union from maps built before mounting, FFS's mount options.
+    mount: (mountpoint, layout) =>
+      foreground('floor', 'fuse-native floor (no FFS code)', mountpoint, process.execPath, ['--import', 'tsx', join(repo, 'bench/ffs/floor.ts'), mountpoint, ...byPriority(layout)], (logs) => logs().includes('floor ready'), async (child) => void child.kill('SIGTERM')),
+  },
+  {
     key: 'overlay',
     title: 'kernel overlayfs',
     mount: async (mountpoint, layout) => {
@@ -491,8 +498,8 @@ function cell(samples: readonly number[] | undefined, metric: Metric): string {
   return `${fmt(quantile(samples, 0.5) / 1e3)} / ${fmt(quantile(samples, 0.95) / 1e3)}`;
 }
 
-function ratio(results: Results, metric: Metric, over: string): number {
-  const ours = results.ns.get('ffs')?.get(metric);
+function ratio(results: Results, metric: Metric, over: string, of = 'ffs'): number {
+  const ours = results.ns.get(of)?.get(metric);
   const theirs = results.ns.get(over)?.get(metric);
   if (ours === undefined || theirs === undefined) return Number.NaN;
   return quantile(ours, 0.5) / quantile(theirs, 0.5);
@@ -529,6 +536,13 @@ function goals(results: Results, present: Contender[]): string[] {
       return `${m} ${value.toFixed(2)}× ${value <= 2 ? 'met' : 'MISSED'}`;
     });
     out.push(`goal: metadata within 2× of ${title} (median per op): ${parts.join('; ')}`);
+  }
+  // How far fuse-native itself is from the baseline: FFS cannot be faster than its floor.
+  if (present.some((c) => c.key === 'floor') && present.some((c) => c.key === 'mergerfs-nocache')) {
+    const parts = (['stat-cold', 'stat-warm', 'readdir-cold', 'readdir-warm'] as const).map(
+      (m) => `${m} ${ratio(results, m, 'mergerfs-nocache', 'floor').toFixed(2)}× (ours ${ratio(results, m, 'floor').toFixed(2)}× the floor)`,
+    );
+    out.push(`floor: fuse-native with FFS's options and no FFS code, over mergerfs (no caches, as FFS): ${parts.join('; ')}`);
   }
   const ffs = results.ns.get('ffs')!;
   for (const file of CONTEXT_FILES) {

@@ -70,8 +70,11 @@ export function operations(union: Union): Record<string, (...args: never[]) => v
   return ops;
 }
 
-/** Mounts the union; resolves once the kernel has the mount (init reached). */
-export function mountUnion(union: Union, mountpoint: string, options: MountOptions = {}): Promise<Mounted> {
+/**
+ * Mounts a fuse-native operation table with FFS's mount options (above); resolves once the kernel
+ * has the mount (init reached). bench/ffs mounts its fuse-native floor with the same options.
+ */
+export function mountOperations(mountpoint: string, ops: Record<string, (...args: never[]) => void>, options: MountOptions = {}): Promise<Mounted> {
   const allowOther = options.allowOther ?? process.getuid?.() === 0;
   const fuseOptions = [
     'ro',
@@ -84,16 +87,19 @@ export function mountUnion(union: Union, mountpoint: string, options: MountOptio
     'subtype=recontext-ffs',
     ...(allowOther ? ['allow_other'] : []),
   ];
-  const fuse = new FfsFuse(mountpoint, operations(union), fuseOptions);
+  const fuse = new FfsFuse(mountpoint, ops, fuseOptions);
   return new Promise((resolve, reject) => {
     fuse.mount((error) => {
       if (error) return reject(error);
       let unmounting: Promise<void> | undefined;
-      resolve({
-        mountpoint: fuse.mnt,
-        unmount: () =>
-          (unmounting ??= new Promise<void>((done, fail) => fuse.unmount((e) => (e ? fail(e) : done()))).finally(() => union.closeAll())),
-      });
+      resolve({ mountpoint: fuse.mnt, unmount: () => (unmounting ??= new Promise<void>((done, fail) => fuse.unmount((e) => (e ? fail(e) : done())))) });
     });
   });
+}
+
+/** Mounts the union; resolves once the kernel has the mount (init reached). */
+export async function mountUnion(union: Union, mountpoint: string, options: MountOptions = {}): Promise<Mounted> {
+  const mounted = await mountOperations(mountpoint, operations(union), options);
+  let unmounting: Promise<void> | undefined;
+  return { mountpoint: mounted.mountpoint, unmount: () => (unmounting ??= mounted.unmount().finally(() => union.closeAll())) };
 }
