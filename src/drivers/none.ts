@@ -1,8 +1,8 @@
 // Driver "none": builds every layer image and records it in status, attaches nothing (so it has no
 // release, and VMContexts no finalizer). For GitOps previews and for clusters where another system
-// delivers the images. Where a KubeVirt VM runs is
-// still observed for real — its VMI (one informer) and its Node's labels — so node-dependent
-// layers render for the right place, and a migration re-renders them.
+// delivers the images. Where a KubeVirt VM runs is still observed for real — its VMI (one
+// informer) and its Node's labels — so node-dependent layers render for the right place, and a
+// migration re-renders them.
 import { Informer } from '../controllers/informer.js';
 import type { Logger } from '../controllers/log.js';
 import type { OperatorMetrics } from '../controllers/metrics.js';
