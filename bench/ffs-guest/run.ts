@@ -35,7 +35,7 @@ import { LayerImageStore } from '../../src/images/layer-image.js';
 import type { StandaloneOperator } from '../../src/standalone/operator.js';
 import { FFS_DEVD } from '../../test/testbed/fat.js';
 import { ensureGuest, startTestbed, type Testbed } from '../../test/testbed/index.js';
-import { desiredLayers, REPO, siteOperator, writeSite, ZONE_A } from '../../test/testbed/site.js';
+import { desiredLayers, REPO, siteOperator, writeSite, ZONE_A, withGlusterServer } from '../../test/testbed/site.js';
 import { DEFAULT_DEBOUNCE_MS } from '../../guest/ffs/src/hooks/format.js';
 
 const DOMAIN = 'bench-ffs-guest';
@@ -214,10 +214,7 @@ async function main(): Promise<void> {
         store,
         vm: DOMAIN,
         node: { name: 'host-a', labels: ZONE_A },
-        sources: (base) => ({
-          configMap: (name) => (name === 'gluster-volume' ? { 'client.vol': Buffer.from(base.configMap(name)!['client.vol']!.toString().replace('gluster-server-0', server)) } : base.configMap(name)),
-          secret: base.secret,
-        }),
+        sources: withGlusterServer(server),
       });
     client = await LibvirtClient.connect({ socketPath: tb.host('host-a').socket });
     const domain: DomainRef = (await client.lookupDomain(DOMAIN))!;

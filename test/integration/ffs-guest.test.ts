@@ -19,7 +19,7 @@ import { StandaloneOperator } from '../../src/standalone/operator.js';
 import { FFS_DEVD } from '../testbed/fat.js';
 import { ensureGuest, type GuestImage } from '../testbed/guest.js';
 import { testbedSkipReason, useTestbed, type Testbed } from '../testbed/shared.js';
-import { desiredLayers, siteOperator, writeSite, ZONE_A } from '../testbed/site.js';
+import { desiredLayers, siteOperator, writeSite, ZONE_A, withGlusterServer } from '../testbed/site.js';
 import { until } from './scenario.js';
 
 const DOMAIN = `ffs-${process.pid}`;
@@ -99,10 +99,7 @@ describe.skipIf(testbedSkipReason())('FFS in the guest: swapped images, hooks, a
         store,
         vm: DOMAIN,
         node: { name: 'host-a', labels: ZONE_A },
-        sources: (base) => ({
-          configMap: (name) => (name === 'gluster-volume' ? { 'client.vol': Buffer.from(base.configMap(name)!['client.vol']!.toString().replace('gluster-server-0', server)) } : base.configMap(name)),
-          secret: base.secret,
-        }),
+        sources: withGlusterServer(server),
       });
     const client = await LibvirtClient.connect({ socketPath: tb.host('host-a').socket });
     const latencies: number[] = [];

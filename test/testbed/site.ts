@@ -60,6 +60,14 @@ export async function desiredLayers(options: {
   );
 }
 
+/** The site's sources with the first GlusterFS server of `gluster-volume` renamed `server`: a new service image per name. */
+export function withGlusterServer(server: string): (base: SourceLookup) => SourceLookup {
+  return (base) => ({
+    configMap: (name) => (name === 'gluster-volume' ? { 'client.vol': Buffer.from(base.configMap(name)!['client.vol']!.toString().replace('gluster-server-0', server)) } : base.configMap(name)),
+    secret: base.secret,
+  });
+}
+
 /** A standalone operator on a site (as a fresh process would be: same directory, same state). */
 export function siteOperator(options: {
   readonly site: string;
