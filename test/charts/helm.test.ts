@@ -6,16 +6,14 @@
 // and one real install, upgrade and uninstall on a private API server, for the CRDs of crds/ (which
 // a dry run skips). The ServiceMonitor and PrometheusRule are installed on a private API server that
 // has the Prometheus Operator's real CRDs.
-import { execFile } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
 import { operatorCommand } from '../../src/cli/operator.js';
 import { runKubectl } from '../controlplane/index.js';
 import { prometheusOperatorCrds, prometheusOperatorCrdsSkipReason } from '../support/prometheus-operator-crds.js';
-import { controlPlaneSkipReason, helmPath, installCrds, startExclusiveControlPlane, useControlPlane, type SharedControlPlane } from '../controlplane/shared.js';
+import { controlPlaneSkipReason, installCrds, runHelm, startExclusiveControlPlane, useControlPlane, type SharedControlPlane } from '../controlplane/shared.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const CHART = join(ROOT, 'charts', 'recontext');
@@ -37,39 +35,6 @@ interface K8sObject {
   roleRef?: { kind: string; name: string };
   spec?: any; // eslint-disable-line @typescript-eslint/no-explicit-any
 }
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-// Helm's own state (repository cache, config) in a throwaway directory, not in ~.
-const helmHome = mkdtempSync(join(tmpdir(), 'recontext-helm-'));
-afterAll(() => rmSync(helmHome, { recursive: true, force: true }));
-
-function helm(args: readonly string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    execFile(
-      helmPath(),
-      args,
-      {
-        maxBuffer: 64 * 1024 * 1024,
-        timeout: 120_000,
-        env: {
-          ...process.env,
-          HELM_CACHE_HOME: join(helmHome, 'cache'),
-          HELM_CONFIG_HOME: join(helmHome, 'config'),
-          HELM_DATA_HOME: join(helmHome, 'data'),
-          KUBECONFIG: join(helmHome, 'no-kubeconfig'), // only the server tests talk to a cluster, with --kubeconfig
-        },
-      },
-      (error, stdout, stderr) => {
-        if (error && typeof error.code !== 'number') reject(error);
-        else resolve({ code: typeof error?.code === 'number' ? error.code : 0, stdout, stderr });
-      },
-    );
-  });
-}
 
 function objectsOf(yaml: string): K8sObject[] {
   return parseAllDocuments(yaml)
@@ -82,7 +47,7 @@ function objectsOf(yaml: string): K8sObject[] {
 
 /** `helm template rx charts/recontext -n recontext-system --set …`, parsed; fails the test on a helm error. */
 async function render(...set: string[]): Promise<K8sObject[]> {
-  const result = await helm(['template', RELEASE, CHART, '--namespace', NS, ...set.flatMap((s) => ['--set', s])]);
+  const result = await runHelm(['template', RELEASE, CHART, '--namespace', NS, ...set.flatMap((s) => ['--set', s])]);
   expect(result.code, result.stderr).toBe(0);
   return objectsOf(result.stdout);
 }
@@ -105,7 +70,7 @@ const skip = controlPlaneSkipReason();
 describe.skipIf(skip)('charts/recontext: helm lint', () => {
   it.each([['helm lint', []], ['helm lint --strict', ['--strict']]])('%s passes, for the defaults and every option', async (_, flags: string[]) => {
     for (const set of [[], ['rbac.namespaced=true'], ['serviceMonitor.enabled=true', 'prometheusRule.enabled=true'], ['crds.templated=true'], ['replicas=1']]) {
-      const result = await helm(['lint', CHART, ...flags, ...set.flatMap((s) => ['--set', s])]);
+      const result = await runHelm(['lint', CHART, ...flags, ...set.flatMap((s) => ['--set', s])]);
       expect(result.code, `helm lint ${flags.join(' ')} ${set.join(' ')}:\n${result.stdout}${result.stderr}`).toBe(0);
       expect(result.stdout).toContain('1 chart(s) linted, 0 chart(s) failed');
     }
@@ -266,14 +231,14 @@ describe.skipIf(skip)('charts/recontext: helm template', () => {
     ['prometheusRule.severity=page', 'severity'],
     ['serviceMonitor.interval=soon', 'interval'],
   ])('values.schema.json rejects --set %s', async (set, word) => {
-    const result = await helm(['template', RELEASE, CHART, '--namespace', NS, '--set', set]);
+    const result = await runHelm(['template', RELEASE, CHART, '--namespace', NS, '--set', set]);
     expect(result.code).not.toBe(0);
     expect(result.stderr).toContain('values don\'t meet the specifications of the schema');
     expect(result.stderr).toContain(word);
   });
 
   it('refuses more than one replica without leader election', async () => {
-    const result = await helm(['template', RELEASE, CHART, '--set', 'leaderElection.enabled=false']);
+    const result = await runHelm(['template', RELEASE, CHART, '--set', 'leaderElection.enabled=false']);
     expect(result.code).not.toBe(0);
     expect(result.stderr).toContain('replicas > 1 needs leaderElection.enabled');
     expect(container(await render('leaderElection.enabled=false', 'replicas=1')).args).toContain('--no-leader-elect');
@@ -302,7 +267,7 @@ describe.skipIf(skip)('charts/recontext: helm install on a real API server', () 
    */
   async function installDryRun(ns: string, ...extra: string[]): Promise<K8sObject[]> {
     const release = `rx-${ns}`;
-    const result = await helm(['install', release, CHART, '--namespace', ns, '--dry-run=server', '--kubeconfig', plane.kubeconfigPath, '-o', 'json', ...extra]);
+    const result = await runHelm(['install', release, CHART, '--namespace', ns, '--dry-run=server', '--kubeconfig', plane.kubeconfigPath, '-o', 'json', ...extra]);
     expect(result.code, result.stderr).toBe(0);
     const manifest = (JSON.parse(result.stdout) as { manifest: string }).manifest;
     const applied = await plane.kubectl(['apply', '--dry-run=server', '--server-side', '--field-manager=recontext-chart-test', '-f', '-'], { input: manifest });
@@ -344,7 +309,7 @@ describe.skipIf(skip)('charts/recontext: helm install on a real API server', () 
   it('crds.templated: the templated CRDs take over the ones crds/ installed (helm upgrade/install --take-ownership)', async () => {
     const ns = await namespace('chart-crds');
     // Without --take-ownership Helm refuses: the CRDs exist and carry no Helm ownership.
-    const refused = await helm(['install', `rx-${ns}`, CHART, '--namespace', ns, '--dry-run=server', '--kubeconfig', plane.kubeconfigPath, '--skip-crds', '--set', 'crds.templated=true']);
+    const refused = await runHelm(['install', `rx-${ns}`, CHART, '--namespace', ns, '--dry-run=server', '--kubeconfig', plane.kubeconfigPath, '--skip-crds', '--set', 'crds.templated=true']);
     expect(refused.code).not.toBe(0);
     expect(refused.stderr).toMatch(/CustomResourceDefinition "[a-z]+\.recontext\.dev" in namespace "" exists and cannot be imported/);
     const objects = await installDryRun(ns, '--skip-crds', '--take-ownership', '--set', 'crds.templated=true');
@@ -363,7 +328,7 @@ describe.skipIf(skip)('charts/recontext: helm install on a real API server', () 
       const kubectl = (args: string[]) => runKubectl(own.kubectlPath, own.kubeconfigPath, args);
       const names = ['contextlayers.recontext.dev', 'migrationpolicies.recontext.dev', 'vmcontexts.recontext.dev'];
       const base = ['--namespace', NS, '--kubeconfig', own.kubeconfigPath];
-      const installed = await helm(['install', RELEASE, CHART, ...base, '--create-namespace']);
+      const installed = await runHelm(['install', RELEASE, CHART, ...base, '--create-namespace']);
       expect(installed.code, installed.stderr).toBe(0);
       const established = await kubectl(['wait', '--for=condition=Established', '--timeout=60s', ...names.map((n) => `crd/${n}`)]);
       expect(established.code, established.stderr).toBe(0);
@@ -382,14 +347,14 @@ describe.skipIf(skip)('charts/recontext: helm install on a real API server', () 
       );
       const key = await kubectl(['-n', NS, 'get', 'secret', `${FULLNAME}-signing-key`, '-o', 'jsonpath={.data.key}']);
 
-      const upgraded = await helm(['upgrade', RELEASE, CHART, ...base, '--set', 'crds.templated=true', '--take-ownership']);
+      const upgraded = await runHelm(['upgrade', RELEASE, CHART, ...base, '--set', 'crds.templated=true', '--take-ownership']);
       expect(upgraded.code, upgraded.stderr).toBe(0);
       const annotations = await kubectl(['get', 'crd', names[0] as string, '-o', 'jsonpath={.metadata.annotations}']);
       expect(JSON.parse(annotations.stdout)).toMatchObject({ 'helm.sh/resource-policy': 'keep', 'meta.helm.sh/release-name': RELEASE });
       // lookup kept the signing key across the upgrade.
       expect((await kubectl(['-n', NS, 'get', 'secret', `${FULLNAME}-signing-key`, '-o', 'jsonpath={.data.key}'])).stdout).toBe(key.stdout);
 
-      const uninstalled = await helm(['uninstall', RELEASE, ...base]);
+      const uninstalled = await runHelm(['uninstall', RELEASE, ...base]);
       expect(uninstalled.code, uninstalled.stderr).toBe(0);
       expect(uninstalled.stdout + uninstalled.stderr).toContain('These resources were kept due to the resource policy');
       const left = await kubectl(['get', 'crd', ...names, '-o', 'name']);
@@ -413,7 +378,7 @@ describe.skipIf(skip)('charts/recontext: helm install on a real API server', () 
       const established = await kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd/servicemonitors.monitoring.coreos.com', 'crd/prometheusrules.monitoring.coreos.com']);
       expect(established.code, established.stderr).toBe(0);
       expect((await kubectl(['create', 'namespace', NS])).code).toBe(0);
-      const installed = await helm(['install', RELEASE, CHART, '--namespace', NS, '--kubeconfig', own.kubeconfigPath, '--set', 'serviceMonitor.enabled=true', '--set', 'prometheusRule.enabled=true', '-o', 'json']);
+      const installed = await runHelm(['install', RELEASE, CHART, '--namespace', NS, '--kubeconfig', own.kubeconfigPath, '--set', 'serviceMonitor.enabled=true', '--set', 'prometheusRule.enabled=true', '-o', 'json']);
       expect(installed.code, installed.stderr).toBe(0);
       const monitor = JSON.parse((await kubectl(['-n', NS, 'get', 'servicemonitor', FULLNAME, '-o', 'json'])).stdout) as K8sObject;
       expect(monitor.spec.endpoints[0].port).toBe('metrics');
@@ -431,7 +396,7 @@ describe.skipIf(skip)('charts/recontext: helm install on a real API server', () 
 
   it('serviceMonitor and prometheusRule fail clearly where the Prometheus Operator CRDs are missing', async () => {
     const ns = await namespace('chart-mon');
-    const result = await helm(['install', `rx-${ns}`, CHART, '--namespace', ns, '--dry-run=server', '--kubeconfig', plane.kubeconfigPath, '--set', 'serviceMonitor.enabled=true']);
+    const result = await runHelm(['install', `rx-${ns}`, CHART, '--namespace', ns, '--dry-run=server', '--kubeconfig', plane.kubeconfigPath, '--set', 'serviceMonitor.enabled=true']);
     expect(result.code).not.toBe(0);
     expect(result.stderr).toContain('no matches for kind "ServiceMonitor" in version "monitoring.coreos.com/v1"');
   });

@@ -2,7 +2,9 @@
 // global setup in test/setup/controlplane.ts, on the first useControlPlane() call) and shared by
 // all test files: isolate by namespace, and never restart or pause it. Fault tests that need
 // to restart/pause/compact take their own instance with startExclusiveControlPlane().
-import { readdirSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { inject } from 'vitest';
@@ -64,6 +66,34 @@ export function helmPath(): string {
   const { binaries, unavailable } = provided();
   if (!binaries) throw new Error(`no helm binary: ${unavailable ?? 'global setup did not run'}`);
   return binaries.helm;
+}
+
+/**
+ * Runs the built helm with its own state (repository cache, config) in a throwaway directory, not
+ * in ~, and no default kubeconfig: only commands given --kubeconfig talk to a cluster. A non-zero
+ * exit is a result, not an exception.
+ */
+export async function runHelm(args: readonly string[]): Promise<KubectlResult> {
+  const home = mkdtempSync(join(tmpdir(), 'recontext-helm-'));
+  try {
+    return await new Promise<KubectlResult>((resolve, reject) => {
+      execFile(
+        helmPath(),
+        args,
+        {
+          maxBuffer: 64 * 1024 * 1024,
+          timeout: 120_000,
+          env: { ...process.env, HELM_CACHE_HOME: join(home, 'cache'), HELM_CONFIG_HOME: join(home, 'config'), HELM_DATA_HOME: join(home, 'data'), KUBECONFIG: join(home, 'no-kubeconfig') },
+        },
+        (error, stdout, stderr) => {
+          if (error && typeof error.code !== 'number') reject(error);
+          else resolve({ code: typeof error?.code === 'number' ? error.code : 0, stdout, stderr });
+        },
+      );
+    });
+  } finally {
+    rmSync(home, { recursive: true, force: true });
+  }
 }
 
 let crdsInstalled: Promise<void> | undefined;

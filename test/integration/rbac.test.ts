@@ -3,8 +3,7 @@
 // no request of the operator's identity was forbidden, and every (group, resource, verb) the
 // ClusterRole and Role grant appears in it. And the chart's namespace-scoped mode: the operator
 // with only its ServiceAccount's token and the chart's Role does its job in the watched namespace.
-import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -16,7 +15,7 @@ import { ImagesOnlyDriver } from '../../src/drivers/none.js';
 import { KubeClient } from '../../src/kube/client.js';
 import { PrometheusSource } from '../../src/policy/metrics.js';
 import { RESTRICTED_USER } from '../controlplane/index.js';
-import { controlPlaneSkipReason, helmPath, startExclusiveControlPlane, type ControlPlane } from '../controlplane/shared.js';
+import { controlPlaneSkipReason, runHelm, startExclusiveControlPlane, type ControlPlane } from '../controlplane/shared.js';
 import { REPO, getVMContext, installScenario, isReady, strict, until } from './scenario.js';
 
 const NS = 'rbac';
@@ -43,15 +42,6 @@ async function auditedControlPlane(user: string): Promise<{ cp: ControlPlane; au
   const cp = await startExclusiveControlPlane({ extraApiServerFlags: [`--audit-policy-file=${policy}`, `--audit-log-path=${auditLog}`] });
   const auditOf = () => readFileSync(auditLog, 'utf8').trim().split('\n').filter(Boolean).map((line) => JSON.parse(line) as AuditEvent).filter((e) => e.user.username === user);
   return { cp, auditOf };
-}
-
-/** `helm template` of charts/recontext (helm's own state in a throwaway directory). */
-function helmTemplate(args: readonly string[]): Promise<string> {
-  const home = mkdtempSync(join(tmpdir(), 'recontext-helm-'));
-  const env = { ...process.env, HELM_CACHE_HOME: join(home, 'cache'), HELM_CONFIG_HOME: join(home, 'config'), HELM_DATA_HOME: join(home, 'data') };
-  return new Promise<string>((resolve, reject) =>
-    execFile(helmPath(), ['template', ...args], { env, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => (error ? reject(new Error(`helm template: ${stderr}`)) : resolve(stdout))),
-  ).finally(() => rmSync(home, { recursive: true, force: true }));
 }
 
 describe.skipIf(controlPlaneSkipReason())('RBAC', () => {
@@ -133,7 +123,9 @@ describe.skipIf(controlPlaneSkipReason())('RBAC', () => {
       await kubectl(['create', 'namespace', RELEASE_NS]);
       // Everything the chart renders in this mode (its Deployment never runs: no kubelet), then a
       // token of its ServiceAccount for the operator run here.
-      const manifest = await helmTemplate(['rx', join(REPO, 'charts', 'recontext'), '--namespace', RELEASE_NS, '--set', 'rbac.namespaced=true', '--set', `operator.watchNamespace=${WATCHED}`]);
+      const rendered = await runHelm(['template', 'rx', join(REPO, 'charts', 'recontext'), '--namespace', RELEASE_NS, '--set', 'rbac.namespaced=true', '--set', `operator.watchNamespace=${WATCHED}`]);
+      expect(rendered.code, rendered.stderr).toBe(0);
+      const manifest = rendered.stdout;
       const kinds = parseAllDocuments(manifest).map((d) => (d.toJS() as { kind?: string } | null)?.kind).filter(Boolean);
       expect(kinds).toContain('Role');
       expect(kinds.filter((k) => k === 'ClusterRole')).toHaveLength(1); // nodes only
