@@ -95,7 +95,7 @@ export function findBinaries(): ControlPlaneBinaries | undefined {
   return MODULES.every((m) => isExecutable(binaries[m.binary])) ? binaries : undefined;
 }
 
-function isExecutable(path: string): boolean {
+export function isExecutable(path: string): boolean {
   try {
     const stat = statSync(path);
     return stat.isFile() && (stat.mode & 0o111) !== 0;
@@ -170,39 +170,73 @@ async function buildModule(
   log: (line: string) => void,
   heartbeatMs: number,
 ): Promise<void> {
-  const cwd = join(HERE, module.module);
-  const env = goEnv();
-  const started = Date.now();
+  await goBuild(go, {
+    cwd: join(HERE, module.module),
+    packages: [module.pkg ?? '.'],
+    output: binaries[module.binary],
+    ldflags: ldflags(module, binaries.versions),
+    label: `control plane: ${step}`,
+    log,
+    heartbeatMs,
+  });
+}
 
-  // Module download first (network-bound, separate so a proxy failure is reported as such).
-  log(`control plane: ${step}: downloading modules`);
+export interface GoBuild {
+  /** The module directory. */
+  readonly cwd: string;
+  /** Packages to build: one for a file output, any number for a directory output. */
+  readonly packages: readonly string[];
+  /** The binary (one package), or a directory that receives one binary per package. */
+  readonly output: string;
+  readonly ldflags: string;
+  /** Extra environment (e.g. CGO_ENABLED=1 for a cgo build); CGO is off by default. */
+  readonly env?: NodeJS.ProcessEnv;
+  /** Prefix of the progress lines, e.g. "control plane: [2/4] kubectl". */
+  readonly label: string;
+  readonly log: (line: string) => void;
+  readonly heartbeatMs?: number;
+}
+
+/**
+ * `go build` of a module's packages with progress: module download first (so a proxy failure is
+ * reported as such), then the compile with a heartbeat counting the packages built. The output
+ * appears only complete (written beside it, then renamed). Niced: the machine's 2 cores are shared
+ * with whatever else runs.
+ */
+export async function goBuild(go: string, build: GoBuild): Promise<void> {
+  const { cwd, label, log } = build;
+  const env = { ...goEnv(), ...build.env };
+  const started = Date.now();
+  log(`${label}: downloading modules`);
   await run(go, ['mod', 'download'], cwd, env, undefined);
 
   // The package count gives the heartbeat a denominator; `go build -v` names each package it compiles.
-  const pkg = module.pkg ?? '.';
-  const listed = spawnSync(go, ['list', '-deps', pkg], { cwd, env, encoding: 'utf8' });
+  const listed = spawnSync(go, ['list', '-deps', ...build.packages], { cwd, env, encoding: 'utf8' });
   const total = listed.status === 0 ? listed.stdout.split('\n').filter(Boolean).length : undefined;
-  log(`control plane: ${step}: compiling${total ? ` (${total} packages in the build graph)` : ''} (${formatElapsed(Date.now() - started)})`);
+  log(`${label}: compiling${total ? ` (${total} packages in the build graph)` : ''} (${formatElapsed(Date.now() - started)})`);
 
-  const output = `${binaries[module.binary]}.tmp-${process.pid}`;
+  const temporary = `${build.output}.tmp-${process.pid}`;
   let compiled = 0;
   const timer = setInterval(() => {
-    log(`control plane: ${step}: still compiling, ${compiled}${total ? `/${total}` : ''} packages built (${formatElapsed(Date.now() - started)})`);
-  }, heartbeatMs);
+    log(`${label}: still compiling, ${compiled}${total ? `/${total}` : ''} packages built (${formatElapsed(Date.now() - started)})`);
+  }, build.heartbeatMs ?? 30_000);
   timer.unref();
   try {
-    const args = ['build', '-v', '-trimpath', '-ldflags', ldflags(module, binaries.versions), '-o', output, pkg];
-    // nice: the machine's 2 cores are shared with whatever else runs (other builds, tests).
+    // A directory output needs the trailing slash (go build writes one binary per main package).
+    const toDirectory = build.packages.length > 1;
+    if (toDirectory) mkdirSync(temporary, { recursive: true });
+    const args = ['build', '-v', '-trimpath', '-ldflags', build.ldflags, '-o', toDirectory ? `${temporary}/` : temporary, ...build.packages];
     const nice = isExecutable('/usr/bin/nice') ? '/usr/bin/nice' : undefined;
     await run(nice ?? go, nice ? ['-n', '10', go, ...args] : args, cwd, env, (line) => {
       if (!line.startsWith('#') && !line.includes(' ')) compiled++;
     });
-    renameSync(output, binaries[module.binary]);
+    rmSync(build.output, { recursive: true, force: true });
+    renameSync(temporary, build.output);
   } finally {
     clearInterval(timer);
-    rmSync(output, { force: true });
+    rmSync(temporary, { recursive: true, force: true });
   }
-  log(`control plane: ${step}: done (${formatElapsed(Date.now() - started)})`);
+  log(`${label}: done (${formatElapsed(Date.now() - started)})`);
 }
 
 function ldflags(module: GoModule, versions: ControlPlaneVersions): string {
@@ -217,13 +251,19 @@ function ldflags(module: GoModule, versions: ControlPlaneVersions): string {
       flags.push(`-X ${pkg}.k8sVersionMajor=${k8s?.[1] ?? '1'}`, `-X ${pkg}.k8sVersionMinor=${k8s?.[2] ?? '33'}`);
     return flags.join(' ');
   }
+  return kubernetesLdflags(versions.kubernetes);
+}
+
+/** -ldflags of a Kubernetes binary: stripped, and its version set as upstream's build does. */
+export function kubernetesLdflags(version: string): string {
+  const flags = ['-s', '-w'];
   // Without these the binaries report v0.0.0-master and the API server's emulation version
   // machinery falls back to defaults; kubectl prints a skew warning.
-  const match = /^v(\d+)\.(\d+)\./.exec(versions.kubernetes);
+  const match = /^v(\d+)\.(\d+)\./.exec(version);
   const [major, minor] = [match?.[1] ?? '1', match?.[2] ?? '0'];
   for (const pkg of ['k8s.io/component-base/version', 'k8s.io/client-go/pkg/version']) {
     flags.push(
-      `-X ${pkg}.gitVersion=${versions.kubernetes}`,
+      `-X ${pkg}.gitVersion=${version}`,
       `-X ${pkg}.gitMajor=${major}`,
       `-X ${pkg}.gitMinor=${minor}`,
       `-X ${pkg}.gitTreeState=clean`,
@@ -240,7 +280,7 @@ function goEnv(): NodeJS.ProcessEnv {
   return { ...process.env, CGO_ENABLED: '0', GOFLAGS: goflags, GOTOOLCHAIN: 'local' };
 }
 
-function run(
+export function run(
   command: string,
   args: readonly string[],
   cwd: string,

@@ -1,0 +1,204 @@
+// The local kind cluster: one control-plane node and two workers labelled as two zones and
+// regions (as the libvirt test bed's host-a and host-b), from the node image built here.
+//
+// Pod network: kind's default CNI (kindnetd) has no Go module on the module proxy, so it cannot be
+// built here. kind's nodes share one Docker bridge, which is all kindnetd uses: each node's pods
+// get the node's podCIDR through the CNI ptp + host-local plugins (Debian's
+// containernetworking-plugins), and every node routes the other nodes' podCIDRs to them. That is
+// static configuration, written once after kubeadm allocated the podCIDRs: the nodes of this
+// cluster never change.
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { formatElapsed } from '../../controlplane/build.js';
+import { ensureClusterBinaries, type ClusterBinaries } from './binaries.js';
+import { clusterCache } from './cache.js';
+import { docker, engineFor, ensureEngine, runCommand, runningEnginePid, stopEngine, type DockerEngine } from './docker.js';
+import { buildNodeImage, type NodeImage } from './images.js';
+import { clusterVersions, type ClusterVersions } from './versions.js';
+
+export const CLUSTER_NAME = 'recontext';
+const POD_SUBNET = '10.244.0.0/16';
+const SERVICE_SUBNET = '10.96.0.0/16';
+
+/** The workers and their places: zone-a/eu-north and zone-b/us-east, as the libvirt test bed. */
+export const WORKER_PLACES = [
+  { zone: 'zone-a', region: 'eu-north' },
+  { zone: 'zone-b', region: 'us-east' },
+] as const;
+
+export interface LocalCluster {
+  readonly name: string;
+  readonly kubeconfig: string;
+  readonly engine: DockerEngine;
+  readonly nodeImage: NodeImage;
+  readonly binaries: ClusterBinaries;
+  readonly versions: ClusterVersions;
+  /** kubectl built with the cluster (same Kubernetes version). */
+  readonly kubectl: string;
+  /** kind, for `kind load docker-image` and friends. */
+  readonly kind: string;
+}
+
+export function kubeconfigPath(): string {
+  return join(clusterCache(), 'kubeconfig');
+}
+
+/** kind's cluster configuration (YAML is JSON's superset: written as JSON). */
+export function kindConfig(image: string): string {
+  const config = {
+    kind: 'Cluster',
+    apiVersion: 'kind.x-k8s.io/v1alpha4',
+    networking: { disableDefaultCNI: true, podSubnet: POD_SUBNET, serviceSubnet: SERVICE_SUBNET },
+    nodes: [
+      { role: 'control-plane', image },
+      ...WORKER_PLACES.map((place) => ({
+        role: 'worker',
+        image,
+        labels: { 'topology.kubernetes.io/zone': place.zone, 'topology.kubernetes.io/region': place.region },
+      })),
+    ],
+  };
+  return `${JSON.stringify(config, null, 2)}\n`;
+}
+
+/** The CNI configuration of one node: ptp links, host-local addresses from its podCIDR. */
+export function cniConfig(podCidr: string): string {
+  return `${JSON.stringify(
+    {
+      cniVersion: '0.4.0',
+      name: 'recontext-ptp',
+      plugins: [
+        { type: 'ptp', ipMasq: false, mtu: 1500, ipam: { type: 'host-local', ranges: [[{ subnet: podCidr }]], routes: [{ dst: '0.0.0.0/0' }] } },
+        { type: 'portmap', capabilities: { portMappings: true } },
+      ],
+    },
+    null,
+    2,
+  )}\n`;
+}
+
+interface NodeAddress {
+  readonly name: string;
+  readonly ip: string;
+  readonly podCidr: string;
+}
+
+/**
+ * Builds what is missing, starts the Docker engine, and creates the cluster unless it exists.
+ * Progress goes to log; returns when every node is Ready and every kube-system pod runs.
+ */
+export async function clusterUp(log: (line: string) => void): Promise<LocalCluster> {
+  const started = Date.now();
+  const versions = clusterVersions();
+  const binaries = await ensureClusterBinaries(versions, log);
+  const engine = await ensureEngine(binaries.runcNosr, log);
+  const nodeImage = await buildNodeImage(engine, versions, binaries, log);
+  const cluster: LocalCluster = {
+    name: CLUSTER_NAME,
+    kubeconfig: kubeconfigPath(),
+    engine,
+    nodeImage,
+    binaries,
+    versions,
+    kubectl: join(binaries.kubernetes, 'kubectl'),
+    kind: binaries.kind,
+  };
+  const existing = (await kind(cluster, ['get', 'clusters'])).split('\n').includes(CLUSTER_NAME);
+  if (existing && existsSync(cluster.kubeconfig)) {
+    log(`cluster: ${CLUSTER_NAME} exists; checking it`);
+  } else {
+    if (existing) await kind(cluster, ['delete', 'cluster', '--name', CLUSTER_NAME]);
+    mkdirSync(clusterCache(), { recursive: true });
+    const configFile = join(clusterCache(), 'kind-config.yaml');
+    writeFileSync(configFile, kindConfig(nodeImage.tag));
+    log(`cluster: kind create cluster ${CLUSTER_NAME} (1 control plane, 2 workers; ${nodeImage.tag})`);
+    await kind(cluster, ['create', 'cluster', '--name', CLUSTER_NAME, '--config', configFile, '--kubeconfig', cluster.kubeconfig], log);
+  }
+  await configurePodNetwork(cluster, log);
+  log('cluster: waiting for the nodes and the kube-system and storage pods to be Ready');
+  // `kubectl wait --all` fails at once while a namespace has no pod yet: retry until the deadline.
+  const deadline = Date.now() + 300_000;
+  for (const args of [['nodes', '--all'], ['pods', '--all', '-n', 'kube-system'], ['pods', '--all', '-n', 'local-path-storage']]) {
+    for (;;) {
+      const left = Math.max(1, Math.round((deadline - Date.now()) / 1000));
+      const ready = await kubectl(cluster, ['wait', '--for=condition=Ready', ...args, `--timeout=${Math.min(left, 30)}s`]).then(() => true, (error: unknown) => error);
+      if (ready === true) break;
+      if (Date.now() > deadline) throw new Error(`cluster: not Ready within 300 s (${args.join(' ')}): ${String(ready)}`);
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+    }
+  }
+  log(`cluster: ${CLUSTER_NAME} is up (${formatElapsed(Date.now() - started)})`);
+  return cluster;
+}
+
+/** Writes each node's CNI configuration and routes (idempotent: run on every clusterUp). */
+async function configurePodNetwork(cluster: LocalCluster, log: (line: string) => void): Promise<void> {
+  const deadline = Date.now() + 120_000;
+  let nodes: NodeAddress[] = [];
+  // The controller manager allocates podCIDRs shortly after a node registers.
+  for (;;) {
+    nodes = await nodeAddresses(cluster);
+    if (nodes.length === 1 + WORKER_PLACES.length && nodes.every((node) => node.podCidr !== '')) break;
+    if (Date.now() > deadline) throw new Error(`cluster: nodes without a podCIDR after 120 s: ${JSON.stringify(nodes)}`);
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+  }
+  log(`cluster: pod network: ${nodes.map((node) => `${node.name} ${node.podCidr} via ${node.ip}`).join(', ')}`);
+  for (const node of nodes) {
+    await docker(cluster.engine, ['exec', '-i', node.name, 'sh', '-c', 'mkdir -p /etc/cni/net.d && cat > /etc/cni/net.d/10-recontext-ptp.conflist'], { input: cniConfig(node.podCidr) });
+    for (const other of nodes.filter((candidate) => candidate !== node)) {
+      await docker(cluster.engine, ['exec', node.name, 'ip', 'route', 'replace', other.podCidr, 'via', other.ip]);
+    }
+    // Pods reach addresses outside the cluster (the Docker host) from their node's address.
+    const masquerade = ['-t', 'nat', '-{op}', 'POSTROUTING', '-s', POD_SUBNET, '!', '-d', POD_SUBNET, '-j', 'MASQUERADE'];
+    const rule = (op: 'C' | 'A'): string[] => ['exec', node.name, 'iptables', ...masquerade.map((word) => word.replace('{op}', op))];
+    const present = await docker(cluster.engine, rule('C')).then(() => true, () => false);
+    if (!present) await docker(cluster.engine, rule('A'));
+  }
+}
+
+async function nodeAddresses(cluster: LocalCluster): Promise<NodeAddress[]> {
+  const template = '{range .items[*]}{.metadata.name}{" "}{.status.addresses[?(@.type=="InternalIP")].address}{" "}{.spec.podCIDR}{"\\n"}{end}';
+  const out = await kubectl(cluster, ['get', 'nodes', '-o', `jsonpath=${template}`]);
+  return out
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => {
+      const [name = '', ip = '', podCidr = ''] = line.split(' ');
+      return { name, ip, podCidr };
+    });
+}
+
+export function kubectl(cluster: LocalCluster, args: readonly string[], input?: string): Promise<string> {
+  return runCommand(cluster.kubectl, ['--kubeconfig', cluster.kubeconfig, ...args], { input });
+}
+
+export function kind(cluster: Pick<LocalCluster, 'kind' | 'engine'>, args: readonly string[], log?: (line: string) => void): Promise<string> {
+  return runCommand(cluster.kind, args, { env: cluster.engine.env, onLine: log ? (line) => line.trim() && log(`  kind: ${line.trim()}`) : undefined });
+}
+
+/**
+ * Deletes the cluster, its Docker network, and stops the engine when nothing else of it runs.
+ * Builds nothing: a machine without the binaries has no cluster to delete.
+ */
+export async function clusterDown(log: (line: string) => void): Promise<void> {
+  const engine = engineFor();
+  if (runningEnginePid() === undefined) {
+    log('cluster: no Docker engine of ours runs; nothing to remove');
+    rmSync(kubeconfigPath(), { force: true });
+    return;
+  }
+  const binaries = await ensureClusterBinaries(clusterVersions(), log);
+  const clusters = (await kind({ kind: binaries.kind, engine }, ['get', 'clusters'])).split('\n');
+  if (clusters.includes(CLUSTER_NAME)) {
+    log(`cluster: kind delete cluster ${CLUSTER_NAME}`);
+    await kind({ kind: binaries.kind, engine }, ['delete', 'cluster', '--name', CLUSTER_NAME, '--kubeconfig', kubeconfigPath()]);
+  }
+  rmSync(kubeconfigPath(), { force: true });
+  const containers = (await docker(engine, ['ps', '-aq'])).trim();
+  if (containers === '') {
+    await docker(engine, ['network', 'rm', 'kind']).catch(() => undefined);
+    await stopEngine(log);
+  } else {
+    log(`cluster: the engine still has containers (${containers.split('\n').length}), left running`);
+  }
+}
