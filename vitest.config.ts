@@ -6,7 +6,7 @@ export default defineConfig({
     // Integration tests start real processes (ISO readers, API server, QEMU): give them room.
     testTimeout: 60_000,
     hookTimeout: 600_000,
-    globalSetup: ['test/setup/global.ts', 'test/setup/controlplane.ts', 'test/setup/testbed.ts'],
+    globalSetup: ['test/setup/global.ts', 'test/setup/controlplane.ts', 'test/setup/testbed.ts', 'test/setup/cluster.ts'],
     reporters: ['default'],
   },
 });

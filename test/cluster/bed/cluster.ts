@@ -104,9 +104,12 @@ export async function clusterUp(log: (line: string) => void): Promise<LocalClust
     kind: binaries.kind,
   };
   const existing = (await kind(cluster, ['get', 'clusters'])).split('\n').includes(CLUSTER_NAME);
-  if (existing && existsSync(cluster.kubeconfig)) {
+  // A cluster from an older node image (other versions or inputs) is replaced, not reused.
+  const runningImage = existing ? (await docker(engine, ['inspect', '--format', '{{.Config.Image}}', `${CLUSTER_NAME}-control-plane`]).catch(() => '')).trim() : '';
+  if (existing && existsSync(cluster.kubeconfig) && runningImage === nodeImage.tag) {
     log(`cluster: ${CLUSTER_NAME} exists; checking it`);
   } else {
+    if (existing) log(`cluster: ${CLUSTER_NAME} runs ${runningImage || 'an unknown image'}, not ${nodeImage.tag}: recreating it`);
     if (existing) await kind(cluster, ['delete', 'cluster', '--name', CLUSTER_NAME]);
     mkdirSync(clusterCache(), { recursive: true });
     const configFile = join(clusterCache(), 'kind-config.yaml');
@@ -166,6 +169,13 @@ async function nodeAddresses(cluster: LocalCluster): Promise<NodeAddress[]> {
       const [name = '', ip = '', podCidr = ''] = line.split(' ');
       return { name, ip, podCidr };
     });
+}
+
+/** Whether our engine runs and has our cluster (builds nothing, starts nothing). */
+export async function clusterIsUp(): Promise<boolean> {
+  if (runningEnginePid() === undefined || !existsSync(kubeconfigPath())) return false;
+  const names = await docker(engineFor(), ['ps', '--filter', `label=io.x-k8s.kind.cluster=${CLUSTER_NAME}`, '--format', '{{.Names}}']).catch(() => '');
+  return names.trim().split('\n').filter(Boolean).length === 1 + WORKER_PLACES.length;
 }
 
 export function kubectl(cluster: LocalCluster, args: readonly string[], input?: string): Promise<string> {

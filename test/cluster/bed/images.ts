@@ -4,7 +4,7 @@
 // and the Node.js bases of the operator image. Each image carries the key of its inputs as the
 // label recontext.dev/key; an image whose label matches is not built again.
 import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { formatElapsed, run } from '../../controlplane/build.js';
@@ -31,6 +31,9 @@ export const ROOT_FILE_SYSTEMS = {
 } as const satisfies Record<string, readonly string[]>;
 
 export type RootFileSystem = keyof typeof ROOT_FILE_SYSTEMS;
+
+/** No documentation, manual pages or translations in the images (licences kept), as slim images do. */
+const DPKG_EXCLUDES = ['/usr/share/doc/*', '/usr/share/man/*', '/usr/share/info/*', '/usr/share/locale/*'].map((path) => `--dpkgopt=path-exclude=${path}`).concat('--dpkgopt=path-include=/usr/share/doc/*/copyright');
 
 /** The images kubeadm v1.33 and the cluster's add-ons run, under the names they are asked by. */
 export function clusterImageNames(versions: ClusterVersions): Record<string, string> {
@@ -76,8 +79,6 @@ export async function buildImage(engine: DockerEngine, build: ImageBuild, log: (
   // hashed into extraKey by the caller.
   const key = keyOf(keyOfTree(dockerfileDir), JSON.stringify(build.files ?? {}), JSON.stringify(build.args ?? {}), build.extraKey ?? '');
   if ((await imageKey(engine, build.tag)) === key) return key;
-  const started = Date.now();
-  log(`cluster: docker build ${build.tag}`);
   const context = mkdtempSync(join(tmpdir(), 'recontext-image-'));
   try {
     cpSync(dockerfileDir, context, { recursive: true });
@@ -85,13 +86,25 @@ export async function buildImage(engine: DockerEngine, build: ImageBuild, log: (
       mkdirSync(join(context, target, '..'), { recursive: true });
       cpSync(source, join(context, target), { recursive: true, dereference: true });
     }
-    const args = Object.entries(build.args ?? {}).flatMap(([name, value]) => ['--build-arg', `${name}=${value}`]);
-    await docker(engine, ['build', '--quiet', '--label', `${KEY_LABEL}=${key}`, ...args, '-t', build.tag, context], { env: { DOCKER_BUILDKIT: '0' } });
+    await dockerBuild(engine, { tag: build.tag, key, context, args: build.args }, log);
   } finally {
     rmSync(context, { recursive: true, force: true });
   }
-  log(`cluster: built ${build.tag} (${formatElapsed(Date.now() - started)})`);
   return key;
+}
+
+/** `docker build` with the classic builder (nothing pulled; FROM only local images), labelled with key. */
+async function dockerBuild(
+  engine: DockerEngine,
+  build: { tag: string; key: string; context: string; dockerfile?: string; args?: Readonly<Record<string, string>> },
+  log: (line: string) => void,
+): Promise<void> {
+  const started = Date.now();
+  log(`cluster: docker build ${build.tag}`);
+  const args = Object.entries(build.args ?? {}).flatMap(([name, value]) => ['--build-arg', `${name}=${value}`]);
+  const file = build.dockerfile ? ['-f', build.dockerfile] : [];
+  await docker(engine, ['build', '--quiet', ...file, '--label', `${KEY_LABEL}=${build.key}`, ...args, '-t', build.tag, build.context], { env: { DOCKER_BUILDKIT: '0' } });
+  log(`cluster: built ${build.tag} (${formatElapsed(Date.now() - started)})`);
 }
 
 /**
@@ -102,13 +115,13 @@ export async function rootFileSystemImage(engine: DockerEngine, versions: Cluste
   const suite = versions.debianSuite;
   const mirrors = [`deb http://deb.debian.org/debian ${suite} main`, `deb http://deb.debian.org/debian ${suite}-updates main`, `deb http://deb.debian.org/debian-security ${suite}-security main`];
   const packages = [...ROOT_FILE_SYSTEMS[name]].sort();
-  const key = keyOf(suite, ...mirrors, ...packages);
+  const key = keyOf(suite, ...mirrors, ...packages, ...DPKG_EXCLUDES);
   const tag = `recontext.local/rootfs-${name}:${suite}-${key}`;
   if ((await imageKey(engine, tag)) === key) return tag;
   const tarball = await cached('rootfs', `${name}-${suite}-${key}.tar`, async (temporary) => {
     const started = Date.now();
     log(`cluster: mmdebstrap ${suite} (${name}: ${packages.join(' ')})`);
-    await run('mmdebstrap', ['--quiet', '--variant=minbase', `--include=${packages.join(',')}`, suite, temporary, ...mirrors], tmpdir(), process.env, undefined);
+    await run('mmdebstrap', ['--quiet', '--variant=minbase', ...DPKG_EXCLUDES, `--include=${packages.join(',')}`, suite, temporary, ...mirrors], tmpdir(), process.env, undefined);
     log(`cluster: root file system ${name} made (${formatElapsed(Date.now() - started)})`);
   }, log);
   await docker(engine, ['import', '--change', `LABEL ${KEY_LABEL}=${key}`, tarball, tag]);
@@ -200,6 +213,7 @@ export async function buildNodeImage(engine: DockerEngine, versions: ClusterVers
   for (const command of ['kubeadm', 'kubelet', 'kubectl'] satisfies (typeof KUBERNETES_COMMANDS)[number][]) files[`bin/${command}`] = join(binaries.kubernetes, command);
   await buildImage(engine, { tag, dockerfile: 'kind-node', files, args: { BASE: base }, extraKey: key }, log);
   rmSync(stage, { recursive: true, force: true }); // the archives live on in the image
+  await docker(engine, ['image', 'prune', '--force']); // the preload stage's untagged image (the archives again)
   return { tag, preloaded: names };
 }
 
@@ -244,4 +258,37 @@ export async function buildNodejsImages(engine: DockerEngine, versions: ClusterV
     log,
   );
   return { runtime, build };
+}
+
+const REPO = join(CLUSTER_DIR, '..', '..');
+
+/** What the repository's Dockerfile copies (with .dockerignore's exclusions): the operator image's inputs. */
+const OPERATOR_INPUTS = ['Dockerfile', '.dockerignore', 'package.json', 'package-lock.json', 'guest/ffs/package.json', 'tsconfig.json', 'tsconfig.build.json', 'bin', 'src'];
+
+export interface OperatorImage {
+  readonly repository: string;
+  readonly tag: string;
+  /** repository:tag */
+  readonly image: string;
+  readonly sizeBytes: number;
+}
+
+/**
+ * The operator image, built by `docker build` from the repository's Dockerfile with the Node.js
+ * bases built here; tagged by the key of its inputs, so a changed source gives a new tag.
+ */
+export async function buildOperatorImage(engine: DockerEngine, versions: ClusterVersions, log: (line: string) => void): Promise<OperatorImage> {
+  const bases = await buildNodejsImages(engine, versions, log);
+  const baseKeys = await Promise.all([bases.build, bases.runtime].map((tag) => imageKey(engine, tag)));
+  const key = keyOf(
+    ...OPERATOR_INPUTS.map((input) => (statSync(join(REPO, input)).isDirectory() ? keyOfTree(join(REPO, input)) : readFileSync(join(REPO, input)))),
+    ...baseKeys.map((baseKey) => baseKey ?? ''),
+  );
+  const repository = 'recontext.local/recontext';
+  const image = `${repository}:${key}`;
+  if ((await imageKey(engine, image)) !== key) {
+    await dockerBuild(engine, { tag: image, key, context: REPO, dockerfile: join(REPO, 'Dockerfile'), args: { BUILD_IMAGE: bases.build, RUNTIME_IMAGE: bases.runtime } }, log);
+  }
+  const size = Number.parseInt((await docker(engine, ['image', 'inspect', '--format', '{{.Size}}', image])).trim(), 10);
+  return { repository, tag: key, image, sizeBytes: size };
 }
