@@ -1,0 +1,121 @@
+package union
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Invalidation is one kernel cache entry a swap must drop before it is announced.
+type Invalidation struct {
+	Dir  string // the directory (union path relative to the root; "" is the root)
+	Name string // a name in Dir whose lookup answer changed; "" means Dir's own attributes
+}
+
+// versionKey identifies what a union path shows: two stacks showing the same key for a path
+// answer every lookup, stat and read of it identically. A file or symlink is one version of one
+// real file (so a new image's file is a new version even with equal bytes: the old image may be
+// unmounted while the new inode is read); a directory is its visible attributes (its children
+// are compared one level down).
+func versionKey(s *Stack, e *Entry) string {
+	if e == nil {
+		return ""
+	}
+	st := &e.Stat
+	if e.Kind == Dir {
+		return fmt.Sprintf("d %o %d %d %d.%d", st.Mode, st.Uid, st.Gid, st.Mtim.Sec, st.Mtim.Nsec)
+	}
+	return fmt.Sprintf("%d %s %s %d:%d %o %d %d %d %d.%d %d.%d", e.Kind, s.identity[e.Layer], e.RealPath,
+		st.Dev, st.Ino, st.Mode, st.Uid, st.Gid, st.Size, st.Mtim.Sec, st.Mtim.Nsec, st.Ctim.Sec, st.Ctim.Nsec)
+}
+
+// treeKey identifies everything at and below a directory: the trees of its contributors. Equal
+// keys in two stacks mean the whole subtree resolves identically (resolution below a directory
+// depends only on its contributors).
+func treeKey(s *Stack, e *Entry) string {
+	if e == nil || e.Kind != Dir {
+		return ""
+	}
+	ids := make([]string, len(e.Contributors))
+	for i, c := range e.Contributors {
+		ids[i] = s.identity[c]
+	}
+	return strings.Join(ids, "\x01")
+}
+
+// Invalidations lists, for the directories the kernel may hold entries of (known), every name
+// whose lookup answer differs between the stacks before and after a swap: entries added, removed,
+// or showing another version (a changed file gets a new inode, so an open file keeps its own
+// pages); and the directories whose own attributes changed. Directories whose contributors are
+// the same trees in both stacks are skipped with everything below them.
+//
+// A directory known to the kernel whose attributes changed is invalidated as an inode (its
+// cached children stay, and so do their page caches), not as an entry of its parent.
+func Invalidations(before, after *Stack, known []string) ([]Invalidation, error) {
+	var out []Invalidation
+	isKnown := make(map[string]bool, len(known))
+	for _, dir := range known {
+		isKnown[dir] = true
+	}
+	for _, dir := range known {
+		b, err := before.Resolve(dir)
+		if err != nil {
+			return nil, err
+		}
+		a, err := after.Resolve(dir)
+		if err != nil {
+			return nil, err
+		}
+		if dir == "" && b == nil && a == nil {
+			continue
+		}
+		if (b != nil || a != nil) && treeKey(before, b) == treeKey(after, a) && versionKey(before, b) == versionKey(after, a) {
+			continue
+		}
+		if versionKey(before, b) != versionKey(after, a) {
+			out = append(out, Invalidation{Dir: dir})
+		}
+		names, err := unionOfNames(before, b, after, a, dir)
+		if err != nil {
+			return nil, err
+		}
+		for _, name := range names {
+			child := joinRel(dir, name)
+			cb, err := before.Resolve(child)
+			if err != nil {
+				return nil, err
+			}
+			ca, err := after.Resolve(child)
+			if err != nil {
+				return nil, err
+			}
+			if cb != nil && ca != nil && cb.Kind == Dir && ca.Kind == Dir && isKnown[child] {
+				continue // compared as a known directory itself
+			}
+			if (cb == nil) != (ca == nil) || versionKey(before, cb) != versionKey(after, ca) {
+				out = append(out, Invalidation{Dir: dir, Name: name})
+			}
+		}
+	}
+	return out, nil
+}
+
+func unionOfNames(before *Stack, b *Entry, after *Stack, a *Entry, dir string) ([]string, error) {
+	var names []string
+	if b != nil && b.Kind == Dir {
+		n, err := before.List(dir, b)
+		if err != nil {
+			return nil, err
+		}
+		names = append(names, n...)
+	}
+	if a != nil && a.Kind == Dir {
+		n, err := after.List(dir, a)
+		if err != nil {
+			return nil, err
+		}
+		names = append(names, n...)
+	}
+	slices.Sort(names)
+	return slices.Compact(names), nil
+}
