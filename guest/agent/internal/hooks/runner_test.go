@@ -1,0 +1,112 @@
+package hooks
+
+import (
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"recontext.dev/guest/agent/internal/fusetest"
+	"recontext.dev/guest/agent/internal/layer"
+	"recontext.dev/guest/agent/internal/union"
+)
+
+func serviceLayer(t *testing.T, name string, files map[string]string) layer.Layer {
+	t.Helper()
+	root := filepath.Join(t.TempDir(), name)
+	fusetest.WriteTree(t, root, files)
+	return layer.Layer{Name: name, Class: "service", Priority: 100, Root: root, Source: layer.Source{Kind: "device", Device: "/dev/sr0"}}
+}
+
+const idHook = `{"hooks":[{"name":"who","paths":["/etc/app"],"run":["/bin/sh","-c","echo uid=$(id -u) groups=$(id -G); echo \"$RECONTEXT_CHANGED_PATHS\""],"debounceMs":50}]}`
+
+func newRunner(t *testing.T, policy Policy) (*union.Union, *Runner) {
+	t.Helper()
+	u := union.New(union.Options{})
+	r := NewRunner(policy, "/run/recontext/context", slog.New(slog.NewTextHandler(io.Discard, nil)))
+	u.OnChange(r.OnChange)
+	t.Cleanup(r.Close)
+	return u, r
+}
+
+func swap(t *testing.T, u *union.Union, layers ...layer.Layer) {
+	t.Helper()
+	if _, err := u.Swap(layers); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRunHookRunsAsTheConfiguredUserWithTheChangedPaths(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("hook tests switch users and need root: run `go test` as root")
+	}
+	u, r := newRunner(t, DefaultPolicy())
+	v1 := serviceLayer(t, "app", map[string]string{".recontext/hooks.json": idHook, "etc/app/a.conf": "1", "etc/other": "1"})
+	v2 := serviceLayer(t, "app", map[string]string{".recontext/hooks.json": idHook, "etc/app/a.conf": "2", "etc/other": "2"})
+	v3 := serviceLayer(t, "app", map[string]string{".recontext/hooks.json": idHook, "etc/app/a.conf": "2", "etc/app/b.conf": "new", "etc/other": "3"})
+	swap(t, u, v1) // the first stack fires nothing
+	r.Idle()
+	if st := r.Status(); len(st.InForce) != 1 || st.InForce[0].Runs != 0 {
+		t.Fatalf("after the first stack: %+v", st)
+	}
+	// Two swaps 10 ms apart make one run (debounce 50 ms) with the paths of both.
+	swap(t, u, v2)
+	time.Sleep(10 * time.Millisecond)
+	swap(t, u, v3)
+	r.Idle()
+	st := r.Status().InForce[0]
+	if st.Runs != 1 {
+		t.Fatalf("%d runs, want 1 (debounced)", st.Runs)
+	}
+	out := st.LastRun.Output
+	if !strings.Contains(out, "uid=65534 groups=65534") {
+		t.Errorf("the hook ran as %q, want nobody without root's groups", out)
+	}
+	if !strings.Contains(out, "/etc/app/a.conf\n/etc/app/b.conf") || strings.Contains(out, "/etc/other") {
+		t.Errorf("changed paths %q, want a.conf and b.conf under the hook's path only", out)
+	}
+	// A swap that changes nothing under /etc/app runs nothing.
+	v4 := serviceLayer(t, "app", map[string]string{".recontext/hooks.json": idHook, "etc/app/a.conf": "2", "etc/app/b.conf": "new", "etc/other": "4"})
+	swap(t, u, v4)
+	r.Idle()
+	if got := r.Status().InForce[0].Runs; got != 1 {
+		t.Errorf("%d runs after a change outside the hook's paths, want still 1", got)
+	}
+}
+
+func TestHooksOfOtherClassesDoNotRun(t *testing.T) {
+	u, r := newRunner(t, DefaultPolicy())
+	marker := filepath.Join(t.TempDir(), "ran")
+	hook := `{"hooks":[{"name":"x","paths":["/"],"run":["/bin/touch","` + marker + `"],"debounceMs":0}]}`
+	b1 := serviceLayer(t, "broker", map[string]string{".recontext/hooks.json": hook, "f": "1"})
+	b2 := serviceLayer(t, "broker", map[string]string{".recontext/hooks.json": hook, "f": "2"})
+	b1.Class, b2.Class, b1.Priority, b2.Priority = "broker", "broker", 1000, 1000
+	swap(t, u, b1)
+	swap(t, u, b2)
+	r.Idle()
+	if _, err := os.Stat(marker); err == nil {
+		t.Fatal("a broker layer's hook ran")
+	}
+	if st := r.Status(); len(st.InForce) != 0 || len(st.Errors) != 1 || !strings.Contains(st.Errors[0].Error, "class broker") {
+		t.Errorf("status %+v, want no hook in force and the refusal listed", st)
+	}
+}
+
+func TestSignalHookRefusesAPidfileLinkedIntoTheMount(t *testing.T) {
+	dir := t.TempDir()
+	mp := filepath.Join(dir, "mnt")
+	os.MkdirAll(mp, 0o755)
+	os.WriteFile(filepath.Join(mp, "app.pid"), []byte("12345\n"), 0o644)
+	link := filepath.Join(dir, "app.pid")
+	if err := os.Symlink(filepath.Join(mp, "app.pid"), link); err != nil {
+		t.Fatal(err)
+	}
+	r := NewRunner(Policy{Pidfiles: []string{link}, Signals: []string{"HUP"}}, mp, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	err := r.signal(Hook{Pidfile: link, SignalName: "SIGHUP"})
+	if err == nil || !strings.Contains(err.Error(), "leads into the mount") {
+		t.Errorf("signal through a link into the mount: %v", err)
+	}
+}
