@@ -29,7 +29,9 @@ func TestParse(t *testing.T) {
 		{"empty file", "", func(p hooks.Policy) bool { return p.RunUser == "nobody" }, ""},
 		{"an explicit empty class list allows no hooks at all", "hooks:\n  classes: []\n", func(p hooks.Policy) bool { return len(p.Classes) == 0 }, ""},
 		{"absent keys keep their defaults", "hooks:\n  restart:\n    units: [chrony.service]\n",
-			func(p hooks.Policy) bool { return slices.Equal(p.Units, []string{"chrony.service"}) && slices.Equal(p.Classes, []string{"service"}) }, ""},
+			func(p hooks.Policy) bool {
+				return slices.Equal(p.Units, []string{"chrony.service"}) && slices.Equal(p.Classes, []string{"service"})
+			}, ""},
 		{"root only when written", "hooks:\n  run:\n    user: root\n", func(p hooks.Policy) bool { return p.RunUser == "root" }, ""},
 		{"a misspelt key is an error", "hooks:\n  clases: [broker]\n", nil, "clases"},
 		{"a unit that reads as an option", "hooks:\n  restart:\n    units: [--all]\n", nil, "unit name"},
