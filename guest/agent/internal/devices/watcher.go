@@ -7,7 +7,10 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -55,6 +58,9 @@ type Watcher struct {
 	seq      map[string]int
 	arrivals int
 	events   *Uevents
+	// snapshot is Media's answer, replaced at every publish: the status file reads it from
+	// FUSE requests, which must never wait for w.mu (held across a swap's invalidation).
+	snapshot atomic.Pointer[[]Medium]
 }
 
 // NewWatcher fills defaults.
@@ -129,15 +135,12 @@ func (w *Watcher) SetFixed(layers []layer.Layer) error {
 	return w.publish()
 }
 
-// Media are the media mounted now.
+// Media are the media mounted as of the last published stack, by drive.
 func (w *Watcher) Media() []Medium {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	var out []Medium
-	for _, m := range w.media {
-		out = append(out, *m)
+	if p := w.snapshot.Load(); p != nil {
+		return *p
 	}
-	return out
+	return nil
 }
 
 // Handle acts on one uevent.
@@ -331,9 +334,13 @@ func (w *Watcher) waitReady(dev string) DriveStatus {
 
 func (w *Watcher) publish() error {
 	media := make([]*Medium, 0, len(w.media))
+	snapshot := make([]Medium, 0, len(w.media))
 	for _, m := range w.media {
 		media = append(media, m)
+		snapshot = append(snapshot, *m)
 	}
+	slices.SortFunc(snapshot, func(a, b Medium) int { return strings.Compare(a.Dev, b.Dev) })
+	w.snapshot.Store(&snapshot)
 	return w.o.Publish(StackOf(media, w.o.Fixed))
 }
 

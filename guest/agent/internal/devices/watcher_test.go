@@ -114,7 +114,10 @@ func TestSpareDriveSwapThenEjectRequest(t *testing.T) {
 	expectOps(t, f)
 	// The host asks for sr0 back: out of the stack, wait for its readers, unmount, open the tray.
 	done := make(chan struct{})
-	go func() { w.Handle(Uevent{Action: "change", Dev: "sr0", Subsystem: "block", EjectRequest: true}); close(done) }()
+	go func() {
+		w.Handle(Uevent{Action: "change", Dev: "sr0", Subsystem: "block", EjectRequest: true})
+		close(done)
+	}()
 	time.Sleep(50 * time.Millisecond)
 	expectOps(t, f, "publish [site@v2=sr1.1]")
 	close(gone) // the last reader of the old image closes
