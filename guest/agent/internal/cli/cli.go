@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -160,6 +161,9 @@ func mount(args []string, stderr io.Writer) error {
 		return err
 	}
 	log := logx.New(stderr)
+	// Before mounting: a SIGTERM during the start must unmount, not kill the server under its mount.
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
 	_, layers, err := dirLayers(p.layers)
 	if err != nil {
 		return err
@@ -191,9 +195,9 @@ func mount(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	signals := make(chan os.Signal, 1)
-	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
+	notifySystemd("READY=1")
 	sig := <-signals
+	notifySystemd("STOPPING=1")
 	log.Info("stopping", "signal", sig.String())
 	if err := a.Close(); err != nil {
 		return fmt.Errorf("unmount failed: %w", err)
@@ -291,4 +295,22 @@ func status(args []string, stdout io.Writer) error {
 		fmt.Fprintf(tw, "%v\t%s\t%s\t%s\t%s\t%s\n", l["priority"], str("name"), str("class"), digest, source, str("since"))
 	}
 	return tw.Flush()
+}
+
+// notifySystemd tells systemd (Type=notify) about the service's state; nothing without
+// NOTIFY_SOCKET.
+func notifySystemd(state string) {
+	socket := os.Getenv("NOTIFY_SOCKET")
+	if socket == "" {
+		return
+	}
+	if strings.HasPrefix(socket, "@") {
+		socket = "\x00" + socket[1:] // an abstract socket
+	}
+	conn, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: socket, Net: "unixgram"})
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	conn.Write([]byte(state))
 }
