@@ -4,6 +4,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -108,5 +109,51 @@ func TestSignalHookRefusesAPidfileLinkedIntoTheMount(t *testing.T) {
 	err := r.signal(Hook{Pidfile: link, SignalName: "SIGHUP"})
 	if err == nil || !strings.Contains(err.Error(), "leads into the mount") {
 		t.Errorf("signal through a link into the mount: %v", err)
+	}
+}
+
+func TestRunHookIsKilledWholeAtItsTimeout(t *testing.T) {
+	u, r := newRunner(t, DefaultPolicy())
+	// The shell starts a grandchild: the timeout must kill the group, not leave it behind.
+	hook := `{"hooks":[{"name":"slow","paths":["/"],"run":["/bin/sh","-c","sleep 30 & wait"],"debounceMs":0,"timeoutMs":200}]}`
+	v1 := serviceLayer(t, "app", map[string]string{".recontext/hooks.json": hook, "f": "1"})
+	v2 := serviceLayer(t, "app", map[string]string{".recontext/hooks.json": hook, "f": "2"})
+	swap(t, u, v1)
+	started := time.Now()
+	swap(t, u, v2)
+	r.Idle()
+	if took := time.Since(started); took > 5*time.Second {
+		t.Errorf("the run took %v: the grandchild kept it alive", took)
+	}
+	last := r.Status().InForce[0].LastRun
+	if last == nil || last.ExitCode != nil || !strings.Contains(last.Error, "killed after timeoutMs 200") {
+		t.Errorf("last run %+v, want killed after its timeout", last)
+	}
+}
+
+func TestSignalHookSignalsTheListedPidfile(t *testing.T) {
+	dir := t.TempDir()
+	got, pidfile := filepath.Join(dir, "got"), filepath.Join(dir, "app.pid")
+	app := exec.Command("/bin/sh", "-c", `trap 'echo HUP > `+got+`; exit 0' HUP; echo $$ > `+pidfile+`; while :; do sleep 0.05; done`)
+	if err := app.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer app.Process.Kill()
+	for i := 0; i < 100; i++ {
+		if _, err := os.Stat(pidfile); err == nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	policy := DefaultPolicy()
+	policy.Pidfiles = []string{pidfile}
+	u, r := newRunner(t, policy)
+	hook := `{"hooks":[{"name":"hup","paths":["/etc"],"signal":{"name":"HUP","pidfile":"` + pidfile + `"},"debounceMs":0}]}`
+	swap(t, u, serviceLayer(t, "app", map[string]string{".recontext/hooks.json": hook, "etc/a": "1"}))
+	swap(t, u, serviceLayer(t, "app", map[string]string{".recontext/hooks.json": hook, "etc/a": "2"}))
+	r.Idle()
+	app.Wait()
+	if b, _ := os.ReadFile(got); string(b) != "HUP\n" {
+		t.Errorf("the application got %q; last run %+v", b, r.Status().InForce[0].LastRun)
 	}
 }
