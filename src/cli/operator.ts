@@ -65,9 +65,9 @@ export function operatorCommand(): Command {
     .option('--watchdog <ms>', 'restart a watch that delivered nothing, not even a bookmark, for this long', '90000')
     .option('--image-dir <dir>', 'content-addressed image store (default: /var/lib/recontext/images; standalone: <state-dir>/images)', env('RECONTEXT_IMAGE_DIR'))
     .addOption(new Option('--driver <name>', 'cluster mode: how images reach VMs; kubevirt = CDI DataVolumes + declarative CD-ROM hotplug, none = build and record only (attaches nothing, so no finalizer)').choices(['none', 'kubevirt']).default(env('RECONTEXT_DRIVER') ?? 'none'))
-    .option('--image-server-address <host:port>', 'kubevirt: serve images to CDI here (default :8090)', env('RECONTEXT_IMAGE_SERVER_ADDRESS'))
+    .option('--image-server-address <host:port>', 'serve the built images here, signed URLs only (kubevirt: for CDI, default :8090; none: only when set)', env('RECONTEXT_IMAGE_SERVER_ADDRESS'))
     .option('--image-base-url <url>', 'kubevirt: how CDI reaches the image server, e.g. http://recontext-images.recontext.svc:8090 [env RECONTEXT_IMAGE_BASE_URL]', env('RECONTEXT_IMAGE_BASE_URL'))
-    .option('--image-signing-key-file <path>', 'kubevirt: key that signs image URLs (≥ 16 bytes; shared by all replicas). Default: a random key per process', env('RECONTEXT_IMAGE_SIGNING_KEY_FILE'))
+    .option('--image-signing-key-file <path>', 'key that signs image URLs (≥ 16 bytes; shared by all replicas). Default: a random key per process', env('RECONTEXT_IMAGE_SIGNING_KEY_FILE'))
     .option('--image-tls-cert <path>', 'kubevirt: serve images over HTTPS with this PEM certificate (and --image-tls-key)')
     .option('--image-tls-key <path>', 'kubevirt: PEM key of --image-tls-cert')
     .option('--storage-class <name>', 'kubevirt: storage class of the DataVolumes (default: the cluster default)', env('RECONTEXT_STORAGE_CLASS'))
@@ -110,8 +110,15 @@ Status of each VMContext: <state-dir>/objects/vmcontexts/<namespace>/<name>.json
         return n;
       };
       const client = KubeClient.fromKubeconfig(flags.kubeconfig, { onRequest: (verb, code) => metrics.kubeRequests.inc({ verb, code: String(code) }) });
-      const delivery = flags.driver === 'kubevirt' ? kubevirtDelivery(flags, client, logger, metrics, millis('kubevirt-wait', flags.kubevirtWait)) : { driver: new ImagesOnlyDriver({ client, logger, metrics, ...(flags.namespace ? { namespace: flags.namespace } : {}) }) };
-      if (flags.driver !== 'kubevirt' && (flags.imageBaseUrl || flags.imageServerAddress)) throw new Error('--image-base-url and --image-server-address need --driver kubevirt');
+      if (flags.driver !== 'kubevirt' && flags.imageBaseUrl) throw new Error('--image-base-url needs --driver kubevirt (it is the URL handed to CDI)');
+      const delivery =
+        flags.driver === 'kubevirt'
+          ? kubevirtDelivery(flags, client, logger, metrics, millis('kubevirt-wait', flags.kubevirtWait))
+          : {
+              driver: new ImagesOnlyDriver({ client, logger, metrics, ...(flags.namespace ? { namespace: flags.namespace } : {}) }),
+              // The images are built either way; the leader serves them if asked, for a delivery of your own.
+              ...(flags.imageServerAddress ? { imageServer: imageServing(flags, logger).imageServer } : {}),
+            };
       const operator = new Operator({
         client,
         ...delivery,
@@ -149,8 +156,8 @@ function policyMetrics(flags: OperatorFlags): { source: MetricSource; reported?:
   return { source: new MetricSources({ prometheus, ...(reported ? { reported } : {}) }), ...(reported ? { reported } : {}) };
 }
 
-function kubevirtDelivery(flags: OperatorFlags, client: KubeClient, logger: Logger, metrics: OperatorMetrics, waitMs: number): Pick<OperatorOptions, 'driver' | 'imageServer'> {
-  if (!flags.imageBaseUrl) throw new Error('--driver kubevirt needs --image-base-url: the URL under which CDI reaches this operator\'s image server (e.g. http://recontext-images.recontext.svc:8090)');
+/** The leader's image server and the signer of its URLs (the key every replica shares). */
+function imageServing(flags: OperatorFlags, logger: Logger): { signer: ImageUrlSigner; imageServer: NonNullable<OperatorOptions['imageServer']> } {
   if (Boolean(flags.imageTlsCert) !== Boolean(flags.imageTlsKey)) throw new Error('--image-tls-cert and --image-tls-key go together');
   let key: Buffer;
   if (flags.imageSigningKeyFile) {
@@ -160,7 +167,21 @@ function kubevirtDelivery(flags: OperatorFlags, client: KubeClient, logger: Logg
     key = ImageUrlSigner.randomKey();
     logger.warn('no --image-signing-key-file: image URLs are signed with a random key and stop working when this process ends (fine for one replica; replicas must share a key)');
   }
-  const signer = new ImageUrlSigner(key, flags.imageBaseUrl);
+  // Without a base URL (driver none) the signer only verifies: no URL is handed out.
+  const signer = new ImageUrlSigner(key, flags.imageBaseUrl ?? 'http://image-server.invalid');
+  return {
+    signer,
+    imageServer: {
+      address: flags.imageServerAddress ?? ':8090',
+      signer,
+      ...(flags.imageTlsCert && flags.imageTlsKey ? { tls: { cert: readFileSync(flags.imageTlsCert), key: readFileSync(flags.imageTlsKey) } } : {}),
+    },
+  };
+}
+
+function kubevirtDelivery(flags: OperatorFlags, client: KubeClient, logger: Logger, metrics: OperatorMetrics, waitMs: number): Pick<OperatorOptions, 'driver' | 'imageServer'> {
+  if (!flags.imageBaseUrl) throw new Error('--driver kubevirt needs --image-base-url: the URL under which CDI reaches this operator\'s image server (e.g. http://recontext-images.recontext.svc:8090)');
+  const { signer, imageServer } = imageServing(flags, logger);
   return {
     driver: new KubeVirtDriver({
       client,
@@ -172,11 +193,7 @@ function kubevirtDelivery(flags: OperatorFlags, client: KubeClient, logger: Logg
       ...(flags.storageClass ? { storageClassName: flags.storageClass } : {}),
       ...(flags.accessMode ? { accessMode: flags.accessMode } : {}),
     }),
-    imageServer: {
-      address: flags.imageServerAddress ?? ':8090',
-      signer,
-      ...(flags.imageTlsCert && flags.imageTlsKey ? { tls: { cert: readFileSync(flags.imageTlsCert), key: readFileSync(flags.imageTlsKey) } } : {}),
-    },
+    imageServer,
   };
 }
 

@@ -81,7 +81,7 @@ describe.skipIf(skip)('charts/recontext: helm template', () => {
   it('the defaults: the operator, its identity, least-privilege RBAC, the image Service and a PDB; no CRDs, no monitoring', async () => {
     const objects = await render();
     expect(kinds(objects)).toEqual(
-      ['ClusterRole', 'ClusterRoleBinding', 'Deployment', 'PodDisruptionBudget', 'Role', 'RoleBinding', 'Secret', 'Service', 'ServiceAccount'].sort(),
+      ['ClusterRole', 'ClusterRoleBinding', 'Deployment', 'Lease', 'PodDisruptionBudget', 'Role', 'RoleBinding', 'Secret', 'Service', 'ServiceAccount'].sort(),
     );
     for (const o of objects) if (!o.kind.startsWith('Cluster')) expect(o.metadata.namespace, `${o.kind} namespace`).toBe(NS);
 
@@ -287,7 +287,7 @@ describe.skipIf(skip)('charts/recontext: helm install on a real API server', () 
     ];
     for (const result of owned) expect(result.code, result.stderr).toBe(0);
     const objects = await installDryRun(ns);
-    expect(kinds(objects)).toEqual(['ClusterRole', 'ClusterRoleBinding', 'Deployment', 'PodDisruptionBudget', 'Role', 'RoleBinding', 'Secret', 'Service', 'ServiceAccount'].sort());
+    expect(kinds(objects)).toEqual(['ClusterRole', 'ClusterRoleBinding', 'Deployment', 'Lease', 'PodDisruptionBudget', 'Role', 'RoleBinding', 'Secret', 'Service', 'ServiceAccount'].sort());
     expect(one(objects, 'Secret') as unknown as { data: { key: string } }).toMatchObject({ data: { key } });
 
     // The API server's check is not vacuous: a misspelt field in the same manifest is refused.

@@ -73,7 +73,7 @@ export function helmPath(): string {
  * in ~, and no default kubeconfig: only commands given --kubeconfig talk to a cluster. A non-zero
  * exit is a result, not an exception.
  */
-export async function runHelm(args: readonly string[]): Promise<KubectlResult> {
+export async function runHelm(args: readonly string[], options: { timeoutMs?: number } = {}): Promise<KubectlResult> {
   const home = mkdtempSync(join(tmpdir(), 'recontext-helm-'));
   try {
     return await new Promise<KubectlResult>((resolve, reject) => {
@@ -82,7 +82,7 @@ export async function runHelm(args: readonly string[]): Promise<KubectlResult> {
         args,
         {
           maxBuffer: 64 * 1024 * 1024,
-          timeout: 120_000,
+          timeout: options.timeoutMs ?? 120_000,
           env: { ...process.env, HELM_CACHE_HOME: join(home, 'cache'), HELM_CONFIG_HOME: join(home, 'config'), HELM_DATA_HOME: join(home, 'data'), KUBECONFIG: join(home, 'no-kubeconfig') },
         },
         (error, stdout, stderr) => {
