@@ -7,6 +7,7 @@
 // containernetworking-plugins), and every node routes the other nodes' podCIDRs to them. That is
 // static configuration, written once after kubeadm allocated the podCIDRs: the nodes of this
 // cluster never change.
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { formatElapsed } from '../../controlplane/build.js';
@@ -205,10 +206,24 @@ export async function clusterDown(log: (line: string) => void): Promise<void> {
   }
   rmSync(kubeconfigPath(), { force: true });
   const containers = (await docker(engine, ['ps', '-aq'])).trim();
-  if (containers === '') {
-    await docker(engine, ['network', 'rm', 'kind']).catch(() => undefined);
-    await stopEngine(log);
-  } else {
+  if (containers !== '') {
     log(`cluster: the engine still has containers (${containers.split('\n').length}), left running`);
+    return;
   }
+  await docker(engine, ['network', 'rm', 'kind']).catch(() => undefined);
+  await stopEngine(log);
+  const left = leftovers();
+  if (left.length > 0) throw new Error(`cluster: down left ${left.join('; ')}`);
+}
+
+/** What of ours still runs or exists on the host: engine processes, bridges, iptables chains. */
+export function leftovers(): string[] {
+  const found: string[] = [];
+  const processes = spawnSync('pgrep', ['-a', '-f', 'dockerd|containerd-shim|/usr/bin/containerd'], { encoding: 'utf8' }).stdout.trim();
+  if (processes) found.push(`processes: ${processes.split('\n').join(', ')}`);
+  const links = spawnSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' }).stdout.split('\n').filter((line) => /: (docker0|br-[0-9a-f]{12}|veth[0-9a-f]+)[@:]/.test(line));
+  if (links.length > 0) found.push(`network links: ${links.map((line) => line.split(':')[1]?.trim()).join(', ')}`);
+  const chains = spawnSync('iptables-save', [], { encoding: 'utf8' }).stdout.split('\n').filter((line) => /DOCKER|docker0|br-[0-9a-f]{12}/.test(line));
+  if (chains.length > 0) found.push(`iptables: ${chains.length} rules or chains of Docker`);
+  return found;
 }

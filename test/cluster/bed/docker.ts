@@ -3,7 +3,7 @@
 // and stopped by its pid. Its default runtime is runc-nosr (bed/go/runc-nosr), without which no
 // privileged container — a kind node — can start in this sandbox.
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isAlive } from '../../controlplane/build.js';
 import { ensureTools, type RequiredTool } from '../../setup/system-packages.js';
@@ -31,8 +31,9 @@ export class DockerUnavailable extends Error {
   override readonly name = 'DockerUnavailable';
 }
 
-function paths(): { socket: string; pidFile: string; execRoot: string; dataRoot: string; log: string } {
+function paths(): { socket: string; pidFile: string; execRoot: string; dataRoot: string; log: string; forwardPolicy: string } {
   return {
+    forwardPolicy: join(RUN_DIR, 'forward-policy'),
     socket: join(RUN_DIR, 'docker.sock'),
     pidFile: join(RUN_DIR, 'docker.pid'),
     execRoot: join(RUN_DIR, 'exec'),
@@ -71,6 +72,11 @@ export async function ensureEngine(runtime: string, log: (line: string) => void)
   mkdirSync(RUN_DIR, { recursive: true });
   mkdirSync(p.dataRoot, { recursive: true });
   rmSync(p.pidFile, { force: true });
+  // dockerd sets the FORWARD policy to DROP; stopEngine puts back what the host had.
+  if (!existsSync(p.forwardPolicy)) {
+    const policy = /^-P FORWARD (\S+)/m.exec(spawnSync('iptables', ['-S', 'FORWARD'], { encoding: 'utf8' }).stdout)?.[1];
+    if (policy) writeFileSync(p.forwardPolicy, policy);
+  }
   log(`docker: starting dockerd on ${p.socket} (data ${p.dataRoot}, log ${p.log})`);
   const out = openSync(p.log, 'a');
   const child = spawn(
@@ -113,6 +119,29 @@ export async function stopEngine(log: (line: string) => void): Promise<void> {
   while (isAlive(pid) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 250));
   if (isAlive(pid)) process.kill(pid, 'SIGKILL');
   rmSync(paths().pidFile, { force: true });
+  removeHostNetworking();
+}
+
+/**
+ * What dockerd leaves on the host after it exits: its default bridge docker0 and its iptables
+ * chains and rules (DOCKER*, and those naming docker0), and the FORWARD policy it set to DROP.
+ * Every Docker network of ours is gone by then (kind's is removed before the engine stops).
+ */
+function removeHostNetworking(): void {
+  spawnSync('ip', ['link', 'delete', 'docker0'], { stdio: 'ignore' });
+  const saved = spawnSync('iptables-save', [], { encoding: 'utf8' });
+  if (saved.status === 0) {
+    const kept = saved.stdout
+      .split('\n')
+      .filter((line) => !/DOCKER|docker0/.test(line))
+      .join('\n');
+    spawnSync('iptables-restore', [], { input: kept, stdio: ['pipe', 'ignore', 'ignore'] });
+  }
+  const policyFile = paths().forwardPolicy;
+  if (existsSync(policyFile)) {
+    spawnSync('iptables', ['-P', 'FORWARD', readFileSync(policyFile, 'utf8').trim()], { stdio: 'ignore' });
+    rmSync(policyFile, { force: true });
+  }
 }
 
 /** Runs docker with the engine's DOCKER_HOST; resolves with stdout, rejects with stderr's tail. */
