@@ -14,10 +14,12 @@ type Invalidation struct {
 
 // versionKey identifies what a union path shows: two stacks showing the same key for a path
 // answer every lookup, stat and read of it identically. A file or symlink is one version of one
-// real file (so a new image's file is a new version even with equal bytes: the old image may be
-// unmounted while the new inode is read); a directory is its visible attributes (its children
-// are compared one level down).
-func versionKey(s *Stack, e *Entry) string {
+// real file: its path (a new image is mounted at a new directory, so its files are new versions
+// even with equal bytes: the old image may be unmounted while the new inode is read) and its
+// identity and change time (a directory layer's file edited in place between two swaps is a new
+// version; one left alone is not). A directory is its visible attributes (its children are
+// compared one level down).
+func versionKey(e *Entry) string {
 	if e == nil {
 		return ""
 	}
@@ -25,7 +27,7 @@ func versionKey(s *Stack, e *Entry) string {
 	if e.Kind == Dir {
 		return fmt.Sprintf("d %o %d %d %d.%d", st.Mode, st.Uid, st.Gid, st.Mtim.Sec, st.Mtim.Nsec)
 	}
-	return fmt.Sprintf("%d %s %s %d:%d %o %d %d %d %d.%d %d.%d", e.Kind, s.identity[e.Layer], e.RealPath,
+	return fmt.Sprintf("%d %s %d:%d %o %d %d %d %d.%d %d.%d", e.Kind, e.RealPath,
 		st.Dev, st.Ino, st.Mode, st.Uid, st.Gid, st.Size, st.Mtim.Sec, st.Mtim.Nsec, st.Ctim.Sec, st.Ctim.Nsec)
 }
 
@@ -69,10 +71,10 @@ func Invalidations(before, after *Stack, known []string) ([]Invalidation, error)
 		if dir == "" && b == nil && a == nil {
 			continue
 		}
-		if (b != nil || a != nil) && treeKey(before, b) == treeKey(after, a) && versionKey(before, b) == versionKey(after, a) {
+		if (b != nil || a != nil) && treeKey(before, b) == treeKey(after, a) && versionKey(b) == versionKey(a) {
 			continue
 		}
-		if versionKey(before, b) != versionKey(after, a) {
+		if versionKey(b) != versionKey(a) {
 			out = append(out, Invalidation{Dir: dir})
 		}
 		names, err := unionOfNames(before, b, after, a, dir)
@@ -92,7 +94,7 @@ func Invalidations(before, after *Stack, known []string) ([]Invalidation, error)
 			if cb != nil && ca != nil && cb.Kind == Dir && ca.Kind == Dir && isKnown[child] {
 				continue // compared as a known directory itself
 			}
-			if (cb == nil) != (ca == nil) || versionKey(before, cb) != versionKey(after, ca) {
+			if (cb == nil) != (ca == nil) || versionKey(cb) != versionKey(ca) {
 				out = append(out, Invalidation{Dir: dir, Name: name})
 			}
 		}

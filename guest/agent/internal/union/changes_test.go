@@ -95,8 +95,15 @@ func TestDirectoryLayerEditedInPlaceIsSeenAfterTheNextSet(t *testing.T) {
 		t.Fatal(got)
 	}
 	fusetest.WriteTree(t, root, map[string]string{"etc/a.conf": "two, longer"})
-	mustSwap(t, u, l) // the same layer again: a directory layer is re-read at every swap
+	// The same layer again: a directory layer is re-read at every swap, and exactly the file
+	// edited is invalidated.
+	if c := mustSwap(t, u, l); c.Invalidated != 1 {
+		t.Errorf("%d invalidations, want 1 (etc/a.conf)", c.Invalidated)
+	}
 	if got := read(t, mp+"/etc/a.conf"); got != "two, longer" {
 		t.Errorf("after set: %q", got)
+	}
+	if c := mustSwap(t, u, l); c.Invalidated != 0 {
+		t.Errorf("a set that changes nothing invalidated %d entries", c.Invalidated)
 	}
 }

@@ -360,7 +360,7 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 	if e.Kind == Dir {
 		return d.NewInode(ctx, &dirNode{u: d.u, rel: rel}, fs.StableAttr{Mode: unix.S_IFDIR, Ino: d.u.dirIno(rel)}), 0
 	}
-	key := versionKey(stack, e)
+	key := versionKey(e)
 	ino := d.u.fileIno(key)
 	node := &fileNode{u: d.u, key: key, ino: ino, realPath: e.RealPath, root: stack.Layers[e.Layer].Root, stat: e.Stat}
 	return d.NewInode(ctx, node, fs.StableAttr{Mode: e.Stat.Mode & unix.S_IFMT, Ino: ino}), 0
