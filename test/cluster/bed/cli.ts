@@ -3,10 +3,17 @@
 //          line printed is the kubeconfig path: export KUBECONFIG=$(npm run -s cluster:up | tail -1)
 //   down   delete the cluster and its network, stop the engine we started
 //   build  build every binary and image, create nothing
+//   operator-image   build the operator image (docker build of the repository's Dockerfile); prints it
+//   tools  a directory with kubectl, kind and helm of these builds, for PATH; prints it
+//   docker-host      the DOCKER_HOST of the cluster's engine
+import { mkdirSync, rmSync, symlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { ensureBinaries } from '../../controlplane/build.js';
 import { ensureClusterBinaries } from './binaries.js';
+import { clusterCache } from './cache.js';
 import { clusterDown, clusterUp } from './cluster.js';
-import { ensureEngine } from './docker.js';
-import { buildNodeImage, buildNodejsImages } from './images.js';
+import { engineFor, ensureEngine } from './docker.js';
+import { buildNodeImage, buildNodejsImages, buildOperatorImage } from './images.js';
 import { clusterVersions } from './versions.js';
 
 const log = (line: string): void => console.error(line);
@@ -24,8 +31,25 @@ async function main(command: string | undefined): Promise<void> {
     const node = await buildNodeImage(engine, versions, binaries, log);
     const nodejs = await buildNodejsImages(engine, versions, log);
     console.log([node.tag, nodejs.runtime, nodejs.build].join('\n'));
+  } else if (command === 'operator-image') {
+    const versions = clusterVersions();
+    const binaries = await ensureClusterBinaries(versions, log);
+    const engine = await ensureEngine(binaries.runcNosr, log);
+    console.log((await buildOperatorImage(engine, versions, log)).image);
+  } else if (command === 'tools') {
+    const binaries = await ensureClusterBinaries(clusterVersions(), log);
+    const dir = join(clusterCache(), 'tools');
+    mkdirSync(dir, { recursive: true });
+    const tools = { kubectl: join(binaries.kubernetes, 'kubectl'), kind: binaries.kind, helm: (await ensureBinaries({ log })).helm };
+    for (const [name, target] of Object.entries(tools)) {
+      rmSync(join(dir, name), { force: true });
+      symlinkSync(target, join(dir, name));
+    }
+    console.log(dir);
+  } else if (command === 'docker-host') {
+    console.log(engineFor().host);
   } else {
-    console.error('usage: tsx test/cluster/bed/cli.ts up|down|build   (npm run -s cluster:up | cluster:down)');
+    console.error('usage: tsx test/cluster/bed/cli.ts up|down|build|operator-image|tools|docker-host   (npm run -s cluster:up | cluster:down)');
     process.exitCode = 2;
   }
 }

@@ -6,12 +6,14 @@
 # See README.md next to this file. Usage: test/e2e/kind/run.sh   (KEEP_CLUSTER=1 keeps it)
 set -Eeuo pipefail
 
-# Pinned versions: change them here, together.
-KIND_VERSION=v0.29.0
-KIND_NODE_IMAGE=kindest/node:v1.33.1@sha256:050072256b9a903bd914c0b2866828150cb229cea0efe5892e2b644d5dd3b34f
-KUBEVIRT_VERSION=v1.6.3
-CDI_VERSION=v1.63.1
+REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
+# Versions: one definition for this script and the local cluster (test/cluster/versions.env).
+# shellcheck source-path=SCRIPTDIR source=../../cluster/versions.env
+source "${REPO_ROOT}/test/cluster/versions.env"
 VM_IMAGE=quay.io/kubevirt/cirros-container-disk-demo:${KUBEVIRT_VERSION}
+# E2E_MODE=registry (default): kind's and KubeVirt's published images, for a machine with internet.
+# E2E_MODE=local: the cluster of `npm run cluster:up`, every image built on this machine.
+E2E_MODE=${E2E_MODE:-registry}
 
 CLUSTER_NAME=${CLUSTER_NAME:-recontext-e2e}
 KEEP_CLUSTER=${KEEP_CLUSTER:-0}
@@ -24,7 +26,6 @@ VMCONTEXT=gluster-client-1
 # so DataVolumes can be ReadWriteMany and the VM stays live-migratable.
 SHARED_PATH=/var/local-path-shared
 
-REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
 WORK_DIR=$(mktemp -d "${TMPDIR:-/tmp}/recontext-e2e.XXXXXX")
 export KUBECONFIG="${WORK_DIR}/kubeconfig" # the user's kubeconfig stays untouched
 CLUSTER_CREATED=0
@@ -181,9 +182,11 @@ image_service_has_endpoint() {
 }
 
 install_operator() {
-  log "operator image ${OPERATOR_IMAGE} (docker build -f Dockerfile), loaded into kind"
-  docker build -t "$OPERATOR_IMAGE" -f "${REPO_ROOT}/Dockerfile" "$REPO_ROOT"
-  kind load docker-image "$OPERATOR_IMAGE" --name "$CLUSTER_NAME"
+  if [[ "$E2E_MODE" == registry ]]; then
+    log "operator image ${OPERATOR_IMAGE} (docker build -f Dockerfile), loaded into kind"
+    docker build -t "$OPERATOR_IMAGE" -f "${REPO_ROOT}/Dockerfile" "$REPO_ROOT"
+    kind load docker-image "$OPERATOR_IMAGE" --name "$CLUSTER_NAME"
+  fi
   log "helm install charts/recontext"
   helm upgrade --install recontext "${REPO_ROOT}/charts/recontext" --namespace "$OPERATOR_NAMESPACE" --create-namespace \
     --set image.repository="${OPERATOR_IMAGE%%:*}" --set image.tag="${OPERATOR_IMAGE##*:}" --set image.pullPolicy=Never \
@@ -296,9 +299,45 @@ migrate() {
   log "PASS: the VM migrated to another zone and recontext swapped its infrastructure layer while it ran"
 }
 
-check_prerequisites
-create_cluster
-install_kubevirt_and_cdi
-install_operator
+# Local mode: the cluster, kubectl, kind, helm and the operator image all come from this
+# repository's builds (test/cluster/README.md); nothing is pulled.
+use_local_cluster() {
+  log "local mode: the cluster of npm run cluster:up (built here, nothing pulled)"
+  command -v docker >/dev/null 2>&1 || die "local mode needs the docker CLI (apt-get install docker.io)"
+  local kubeconfig bins
+  kubeconfig=$(cd "$REPO_ROOT" && npm run -s cluster:up | tail -1)
+  cp "$kubeconfig" "$KUBECONFIG"
+  bins=$(cd "$REPO_ROOT" && npx tsx test/cluster/bed/cli.ts tools | tail -1)
+  export PATH="${bins}:${PATH}"
+  export DOCKER_HOST
+  DOCKER_HOST=$(cd "$REPO_ROOT" && npx tsx test/cluster/bed/cli.ts docker-host | tail -1)
+  CLUSTER_NAME=recontext
+  # The cluster belongs to npm run cluster:up (npm run cluster:down removes it), not to this script.
+  CLUSTER_CREATED=0
+  KEEP_CLUSTER=1
+  [[ -n "${KUBEVIRT_IMAGES:-}" ]] || die "local mode: KubeVirt ${KUBEVIRT_VERSION} and CDI ${CDI_VERSION} images are not built on this machine yet (the real KubeVirt + CDI issue); the cluster and the operator image are, see test/cluster"
+}
+
+install_operator_local() {
+  log "operator image (docker build with the Node.js bases built here), loaded into kind"
+  OPERATOR_IMAGE=$(cd "$REPO_ROOT" && npx tsx test/cluster/bed/cli.ts operator-image | tail -1)
+  kind load docker-image "$OPERATOR_IMAGE" --name "$CLUSTER_NAME"
+}
+
+case "$E2E_MODE" in
+  registry)
+    check_prerequisites
+    create_cluster
+    install_kubevirt_and_cdi
+    install_operator
+    ;;
+  local)
+    use_local_cluster
+    install_kubevirt_and_cdi
+    install_operator_local
+    install_operator
+    ;;
+  *) die "E2E_MODE must be registry or local, got ${E2E_MODE}" ;;
+esac
 start_scenario
 migrate
