@@ -88,6 +88,7 @@ type hookState struct {
 	pending    map[string]bool
 	generation uint64
 	timer      *time.Timer
+	timerID    int // the timer in force; an older one that fired late finds itself replaced
 	due        time.Time
 	running    bool
 	runs       int
@@ -192,26 +193,40 @@ func (r *Runner) schedule(h Hook, paths []string, generation uint64, changedAt t
 		s.pending[p] = true
 	}
 	due := changedAt.Add(time.Duration(h.DebounceMs) * time.Millisecond)
-	if s.timer != nil && s.timer.Stop() {
-		r.busy-- // the stopped timer's share
+	if s.timer != nil {
+		if s.timer.Stop() {
+			r.busy-- // the stopped timer's share
+		} // else it fired already and finds itself replaced (timerID) when it gets the lock
 		if s.due.After(due) {
 			due = s.due
 		}
 	}
 	s.due = due
+	s.timerID++
+	id := s.timerID
 	r.busy++
-	s.timer = time.AfterFunc(time.Until(due), func() { r.fire(s) })
+	s.timer = time.AfterFunc(time.Until(due), func() { r.fire(s, id) })
 }
 
-func (r *Runner) fire(s *hookState) {
+// fire runs the hook when its debounce is over, unless a newer timer replaced this one or the
+// hook is running (it fires again when that run ends).
+func (r *Runner) fire(s *hookState, id int) {
 	r.mu.Lock()
-	s.timer = nil
-	if s.running || len(s.pending) == 0 || r.closed {
+	defer r.mu.Unlock()
+	if id != s.timerID || s.running || len(s.pending) == 0 || r.closed {
+		if id == s.timerID {
+			s.timer = nil
+		}
 		r.busy--
 		r.idle.Broadcast()
-		r.mu.Unlock()
-		return // a running hook fires again when it ends
+		return
 	}
+	s.timer = nil
+	r.startLocked(s)
+}
+
+// startLocked starts a run with the pending paths; the caller's share of busy passes to the run.
+func (r *Runner) startLocked(s *hookState) {
 	paths := make([]string, 0, len(s.pending))
 	for p := range s.pending {
 		paths = append(paths, p)
@@ -220,7 +235,6 @@ func (r *Runner) fire(s *hookState) {
 	clear(s.pending)
 	s.running = true
 	h, gen := s.hook, s.generation
-	r.mu.Unlock()
 	go func() {
 		rec := r.execute(h, paths, gen)
 		fields := []any{"hook", h.Name, "layer", h.Layer, "action", h.Action, "generation", gen, "paths", paths, "durationMs", rec.DurationMs}
@@ -238,16 +252,16 @@ func (r *Runner) fire(s *hookState) {
 			r.log.Warn("hook failed", fields...)
 		}
 		r.mu.Lock()
+		defer r.mu.Unlock()
 		s.running = false
 		s.runs++
 		s.lastRun = &rec
-		again := len(s.pending) > 0 && s.timer == nil && !r.closed
-		r.mu.Unlock()
-		if again {
-			r.fire(s) // keeps this run's share of busy
+		if len(s.pending) > 0 && s.timer == nil && !r.closed {
+			r.startLocked(s) // changes during the run: one more run, with this run's share
 			return
 		}
-		r.done()
+		r.busy--
+		r.idle.Broadcast()
 	}()
 }
 

@@ -1,6 +1,7 @@
 package hooks
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -155,5 +156,30 @@ func TestSignalHookSignalsTheListedPidfile(t *testing.T) {
 	app.Wait()
 	if b, _ := os.ReadFile(got); string(b) != "HUP\n" {
 		t.Errorf("the application got %q; last run %+v", b, r.Status().InForce[0].LastRun)
+	}
+}
+
+func TestChangesDuringARunMakeOneMoreRunNeverOverlapping(t *testing.T) {
+	u, r := newRunner(t, DefaultPolicy())
+	lock := filepath.Join(t.TempDir(), "lock")
+	// mkdir fails if another run holds the lock: the output says OVERLAP.
+	hook := `{"hooks":[{"name":"slow","paths":["/"],"run":["/bin/sh","-c","mkdir ` + lock + ` || echo OVERLAP; sleep 0.3; rmdir ` + lock + `; echo \"$RECONTEXT_CHANGED_PATHS\""],"debounceMs":0}]}`
+	r.policy.RunUser = "root" // the lock lives in root's temporary directory
+	layers := make([]layer.Layer, 5)
+	for i := range layers {
+		layers[i] = serviceLayer(t, "app", map[string]string{".recontext/hooks.json": hook, fmt.Sprintf("f%d", i): "x"})
+	}
+	swap(t, u, layers[0])
+	swap(t, u, layers[1])              // run 1 starts at once
+	time.Sleep(100 * time.Millisecond) // …and is running:
+	swap(t, u, layers[2])
+	swap(t, u, layers[3]) // these two make one more run after it
+	r.Idle()
+	st := r.Status().InForce[0]
+	if st.Runs != 2 {
+		t.Errorf("%d runs, want 2", st.Runs)
+	}
+	if out := st.LastRun.Output; strings.Contains(out, "OVERLAP") || !strings.Contains(out, "/f2\n/f3") {
+		t.Errorf("last run's output %q: want no overlap and the paths of the changes during the first run", out)
 	}
 }
