@@ -15,6 +15,7 @@ import { parse } from 'yaml';
 import { OperatorMetrics } from '../../src/controllers/metrics.js';
 import { hasCommand } from '../setup/system-packages.js';
 import { prometheusSkipReason } from '../support/prometheus.js';
+import { skipReason } from '../support/skip.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const CHART = join(ROOT, 'charts', 'recontext');
@@ -141,9 +142,7 @@ function check(expression: string): string[] {
 /** promtool comes with Debian's prometheus, which the test setup installs when missing. */
 function promtoolSkipReason(): string | undefined {
   if (hasCommand('promtool')) return undefined;
-  const reason = prometheusSkipReason() ?? (hasCommand('promtool') ? undefined : 'promtool is not on PATH although prometheus is installed');
-  if (reason) console.warn(`SKIPPED: promtool check rules / test rules: ${reason}`);
-  return reason;
+  return prometheusSkipReason() ?? skipReason('promtool check rules / test rules', 'promtool is not on PATH although prometheus is installed', 'reinstall Debian\'s prometheus');
 }
 
 // ---------------------------------------------------------------------------------------------

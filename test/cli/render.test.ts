@@ -7,12 +7,12 @@ import { join } from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
 import { formatRenderTable, renderVM, type RenderRow } from '../../src/cli/render.js';
 import { hasCommand } from '../setup/system-packages.js';
+import { skipReason } from '../support/skip.js';
 
 const gluster = join(import.meta.dirname, '..', '..', 'examples', 'gluster');
 const zoneA = 'topology.kubernetes.io/zone=zone-a,topology.kubernetes.io/region=eu-north';
 const zoneB = 'topology.kubernetes.io/zone=zone-b,topology.kubernetes.io/region=us-east';
-const canRead = hasCommand('isoinfo');
-if (!canRead) console.warn(`render tests skipped: ${inject('missingTools').join('; ') || 'isoinfo missing'}`);
+const skip = skipReason('recontext render (read back with isoinfo)', hasCommand('isoinfo') ? undefined : inject('missingTools').join('; ') || 'isoinfo is not installed', 'the vitest global setup installs genisoimage with apt-get as root');
 
 function readFromImage(image: string, path: string): string {
   return execFileSync('isoinfo', ['-R', '-i', image, '-x', `/${path}`], { encoding: 'utf8' });
@@ -25,7 +25,7 @@ function listImage(image: string): string[] {
 
 const byName = (rows: readonly RenderRow[], name: string) => rows.find((r) => r.layer.name === name)!;
 
-describe.skipIf(!canRead)('recontext render', () => {
+describe.skipIf(skip)('recontext render', () => {
   it('renders one image per layer that an independent reader sees exactly', async () => {
     const out = mkdtempSync(join(tmpdir(), 'render-a-'));
     const rows = await renderVM({ from: [gluster], vm: 'gluster-client-1', namespace: 'default', node: 'node-a', nodeLabels: zoneA, out });

@@ -4,6 +4,7 @@
 import { request } from 'node:http';
 import { inject } from 'vitest';
 import type { ClusterConnection } from '../setup/cluster.js';
+import { skipReason } from '../support/skip.js';
 import { runCommand } from './bed/docker.js';
 
 export type { ClusterConnection } from '../setup/cluster.js';
@@ -22,11 +23,7 @@ export interface ClusterClient extends ClusterConnection {
  * locally; in CI (CI=true) nothing may skip, so there it is an error, not a reason to skip.
  */
 export function clusterOffReason(): string | undefined {
-  const off = inject('recontextCluster').off;
-  if (off === undefined) return undefined;
-  if (process.env['CI'] === 'true') throw new Error(`${off} in CI: the real-cluster tests (test/cluster) must run; unset it`);
-  console.warn(`SKIPPED: real-cluster tests (test/cluster): ${off}`);
-  return off;
+  return skipReason('real-cluster tests (test/cluster)', inject('recontextCluster').off, 'unset it: the setup builds and starts the cluster itself (Docker, Go, mmdebstrap)');
 }
 
 let shared: Promise<ClusterClient> | undefined;

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { inject } from 'vitest';
+import { skipReason } from '../support/skip.js';
 import { runKubectl, startControlPlane, type ControlPlane, type ControlPlaneConnection, type ControlPlaneOptions, type KubectlResult } from './index.js';
 
 export type { ControlPlane, ControlPlaneConnection, KubectlResult } from './index.js';
@@ -20,19 +21,12 @@ export interface SharedControlPlane extends ControlPlaneConnection {
   kubectl(args: readonly string[], options?: { input?: string; kubeconfig?: string }): Promise<KubectlResult>;
 }
 
-let warned = false;
-
 /**
  * Why tests needing a control plane must skip here, or undefined when they can run. Prints the
  * reason (once per test file) so a skip is never silent. Use: describe.skipIf(controlPlaneSkipReason()).
  */
 export function controlPlaneSkipReason(): string | undefined {
-  const reason = provided().unavailable;
-  if (reason && !warned) {
-    warned = true;
-    console.warn(`SKIPPED: tests needing the Kubernetes control plane: ${reason}`);
-  }
-  return reason;
+  return skipReason('tests needing the Kubernetes control plane', provided().unavailable, 'the test setup builds kube-apiserver, etcd, kubectl and helm with Go ≥ 1.24 from the module proxy: install Go');
 }
 
 let shared: Promise<SharedControlPlane> | undefined;

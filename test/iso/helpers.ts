@@ -5,6 +5,7 @@ import { lstatSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { hasCommand } from '../setup/system-packages.js';
 import type { IsoEntry } from '../../src/iso/index.js';
+import { skipReason } from '../support/skip.js';
 
 export interface Snapshot {
   readonly kind: 'file' | 'dir' | 'symlink';
@@ -77,9 +78,7 @@ export function runOk(command: string, args: readonly string[]): ToolResult {
 
 /** True when `command` is missing; says so out loud, so a skipped cross-check is never silent. */
 export function missingTool(command: string, suite: string): boolean {
-  if (hasCommand(command)) return false;
-  console.warn(`${suite}: skipped — ${command} is not installed (the vitest global setup installs it with apt-get when run as root)`);
-  return true;
+  return skipReason(suite, hasCommand(command) ? undefined : `${command} is not installed`, 'the vitest global setup installs it with apt-get when run as root') !== undefined;
 }
 
 export const FIXED_TIME = new Date('2024-05-06T07:08:09Z');

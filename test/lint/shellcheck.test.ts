@@ -6,6 +6,7 @@ import { readdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { LINT_TOOLS, ensureTools } from '../setup/system-packages.js';
+import { skipReason } from '../support/skip.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const SKIP_DIRECTORIES = new Set(['node_modules', '.git', 'dist', '.demo', 'coverage']);
@@ -26,7 +27,7 @@ describe('shell scripts', () => {
     expect(scripts).toContain('test/e2e/kind/run.sh');
   });
 
-  describe.skipIf(missing.length > 0)(`shellcheck${missing.length > 0 ? ` (skipped: ${missing.join('; ')})` : ''}`, () => {
+  describe.skipIf(skipReason('shellcheck of the shell scripts', missing.length > 0 ? missing.join('; ') : undefined, 'the test setup installs Debian\'s shellcheck with apt-get as root'))('shellcheck', () => {
     it.each(scripts)('%s', (script) => {
       const result = spawnSync('shellcheck', ['--external-sources', '--format=gcc', script], { cwd: ROOT, encoding: 'utf8' });
       expect(result.error).toBeUndefined();

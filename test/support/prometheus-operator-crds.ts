@@ -6,13 +6,14 @@ import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { findGo } from '../controlplane/build.js';
+import { skipReason } from './skip.js';
 
 export const PROMETHEUS_OPERATOR_MODULE = 'github.com/prometheus-operator/prometheus-operator';
 export const PROMETHEUS_OPERATOR_VERSION = 'v0.85.0';
 
 /** Why the CRDs cannot be had here (no Go toolchain), or undefined. */
 export function prometheusOperatorCrdsSkipReason(): string | undefined {
-  return findGo() ? undefined : 'no Go toolchain to fetch the Prometheus Operator CRDs from the module proxy (install Go, or set RECONTEXT_GO)';
+  return skipReason('tests needing the Prometheus Operator CRDs', findGo() ? undefined : 'no Go toolchain', 'they come from the Go module proxy: install Go, or set RECONTEXT_GO');
 }
 
 /** Paths of the ServiceMonitor and PrometheusRule CRD manifests of the pinned release. */

@@ -22,9 +22,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PROMETHEUS_TOOLS, ensureTools, hasCommand } from '../setup/system-packages.js';
 import { listenOn } from '../../src/controllers/health.js';
+import { skipReason } from './skip.js';
 
 let checked: string | undefined | null = null;
-let warned = false;
 
 /**
  * Installs Debian's prometheus when missing (apt-get, as root) and says why tests needing it must
@@ -33,11 +33,7 @@ let warned = false;
  */
 export function prometheusSkipReason(): string | undefined {
   if (checked === null) checked = ensurePrometheus((line) => console.log(line));
-  if (checked && !warned) {
-    warned = true;
-    console.warn(`SKIPPED: tests needing a real Prometheus: ${checked}`);
-  }
-  return checked;
+  return skipReason('tests needing a real Prometheus', checked, 'the test setup installs Debian\'s prometheus with apt-get as root');
 }
 
 function ensurePrometheus(log: (line: string) => void): string | undefined {

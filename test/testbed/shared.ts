@@ -4,22 +4,16 @@
 // afterAll, and boot one guest at a time (TCG is CPU-hungry on 2 cores).
 import { inject } from 'vitest';
 import { connectTestbed, type Testbed, type TestbedState } from './index.js';
+import { skipReason } from '../support/skip.js';
 
 export type { Testbed, TestbedHost, ConsoleMatch, DomainOptions } from './index.js';
-
-let warned = false;
 
 /**
  * Why tests needing the test bed must skip here, or undefined when they can run. Prints the
  * reason (once per test file) so a skip is never silent: describe.skipIf(testbedSkipReason()).
  */
 export function testbedSkipReason(): string | undefined {
-  const reason = inject('recontextTestbed').unavailable;
-  if (reason && !warned) {
-    warned = true;
-    console.warn(`SKIPPED: tests needing the libvirt/QEMU test bed: ${reason}`);
-  }
-  return reason;
+  return skipReason('tests needing the libvirt/QEMU test bed', inject('recontextTestbed').unavailable, 'run as root on Linux with unshare; the test setup installs QEMU and libvirt with apt-get');
 }
 
 let shared: Promise<Testbed> | undefined;

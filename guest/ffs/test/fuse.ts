@@ -5,10 +5,11 @@
 import { execFile, spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { ensureFuse } from '../../../test/setup/system-packages.js';
+import { skipReason } from '../../../test/support/skip.js';
 
 /** Why FUSE tests cannot run here (empty when they can); installs libfuse2 + fuse when missing. */
 export const fuseUnavailable: string[] = ensureFuse((line) => console.log(line));
-if (fuseUnavailable.length > 0) console.warn(`guest/ffs: FUSE mount tests SKIPPED: ${fuseUnavailable.join('; ')}`);
+skipReason('guest/ffs FUSE mount tests', fuseUnavailable.length > 0 ? fuseUnavailable.join('; ') : undefined, 'the test setup installs fuse and libfuse2 with apt-get as root; the kernel needs /dev/fuse');
 
 export interface ShResult {
   readonly code: number;

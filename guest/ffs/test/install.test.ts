@@ -8,13 +8,13 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
+import { skipReason } from '../../../test/support/skip.js';
 
 const run = promisify(execFile);
 const INSTALL = fileURLToPath(new URL('../packaging/install.sh', import.meta.url));
-const hasCompiler = existsSync('/usr/bin/cc');
-if (!hasCompiler) console.warn('guest/ffs: install test SKIPPED: no C compiler (/usr/bin/cc) to build ffs-devd');
+const skip = skipReason('guest/ffs packaging/install.sh', existsSync('/usr/bin/cc') ? undefined : 'no C compiler (/usr/bin/cc) to build ffs-devd', 'apt-get install gcc');
 
-describe.skipIf(!hasCompiler)('packaging/install.sh', () => {
+describe.skipIf(skip)('packaging/install.sh', () => {
   const root = mkdtempSync(join(tmpdir(), 'ffs-install-'));
   afterAll(() => rmSync(root, { recursive: true, force: true }));
 
