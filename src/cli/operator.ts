@@ -3,9 +3,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
-import { createLogger, type Level, type Logger } from '../controllers/log.js';
+import { createLogger, type Level, type Logger } from '../runtime/log.js';
 import { Operator, type OperatorOptions } from '../controllers/manager.js';
-import { OperatorMetrics } from '../controllers/metrics.js';
+import { OperatorMetrics } from '../runtime/metrics.js';
 import { LibvirtDriver } from '../drivers/libvirt/driver.js';
 import { KubeVirtDriver } from '../drivers/kubevirt/driver.js';
 import { ImagesOnlyDriver } from '../drivers/none.js';

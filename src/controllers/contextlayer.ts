@@ -7,7 +7,7 @@ import { setConditions, type Condition, type ConditionInput } from '../reconcile
 import { effectivePriority, selectLayers } from '../reconcile/layers.js';
 import type { SourceLookup } from '../reconcile/render.js';
 import { formatPath } from '../crds/validate.js';
-import type { Reconciler } from './controller.js';
+import type { Reconciler } from '../runtime/controller.js';
 import type { Cache, ObjectWriter, SourcesOf } from './store.js';
 
 export interface ContextLayerDeps {

@@ -2,8 +2,8 @@
 // same object within the window are counted in a series on the first event, not re-created.
 import type { KubeClient } from '../kube/client.js';
 import { EVENTS, collectionPath, objectPath } from '../kube/resources.js';
-import { realClock, type Clock } from './clock.js';
-import { errorMessage, type Logger } from './log.js';
+import { realClock, type Clock } from '../runtime/clock.js';
+import { errorMessage, type Logger } from '../runtime/log.js';
 
 export interface Regarding {
   apiVersion: string;

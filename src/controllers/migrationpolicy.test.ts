@@ -6,8 +6,8 @@ import { describe, expect, it } from 'vitest';
 import type { MigrationPolicy, VMContext } from '../crds/index.js';
 import { MigrationImpossibleError, type Driver, type MigrationRequest, type ObservedVM } from '../drivers/driver.js';
 import { MetricError, type Metric, type MetricSource, type VMIdentity } from '../policy/metrics.js';
-import { createLogger } from './log.js';
-import { OperatorMetrics } from './metrics.js';
+import { createLogger } from '../runtime/log.js';
+import { OperatorMetrics } from '../runtime/metrics.js';
 import { memoryFromDecisions, migrationPolicyReconciler, recordDecision } from './migrationpolicy.js';
 import type { Cache, ObjectWriter } from './store.js';
 
@@ -62,6 +62,7 @@ function harness(options: { values: (number | MetricError)[]; policy?: Migration
   };
   const driver: Driver = {
     name: 'fake',
+    attaches: true,
     async observe(): Promise<ObservedVM> {
       return { running: true, node, nodeLabels: { [ZONE]: node } };
     },

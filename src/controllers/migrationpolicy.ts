@@ -9,9 +9,9 @@ import { MetricError, type MetricSource } from '../policy/metrics.js';
 import { setConditions, type Condition, type ConditionInput } from '../reconcile/conditions.js';
 import { selectorMatches } from '../reconcile/labels.js';
 import { arrayOf, decide, EMPTY_MEMORY, nextSampleAt, remember, samplesNeeded, type Outcome, type PolicyMemory, type Sample } from '../reconcile/policy/index.js';
-import type { Reconciler, Result } from './controller.js';
-import { errorMessage, type Logger } from './log.js';
-import type { OperatorMetrics } from './metrics.js';
+import type { Reconciler, Result } from '../runtime/controller.js';
+import { errorMessage, type Logger } from '../runtime/log.js';
+import type { OperatorMetrics } from '../runtime/metrics.js';
 import type { Cache, EventSink, ObjectWriter } from './store.js';
 
 export const MAX_DECISIONS = 50;

@@ -2,8 +2,8 @@
 // writes) must enqueue nothing, or every status write of N VMContexts fans out again (bench/scale).
 import { describe, expect, it } from 'vitest';
 import type { ContextLayer, VMContext } from '../crds/index.js';
-import { createLogger } from './log.js';
-import { OperatorMetrics } from './metrics.js';
+import { createLogger } from '../runtime/log.js';
+import { OperatorMetrics } from '../runtime/metrics.js';
 import { layerNeedsReconcile, Reconcilers, vmContextNeedsReconcile, type ReconcilerDeps } from './reconcilers.js';
 import { FINALIZER } from './vmcontext.js';
 

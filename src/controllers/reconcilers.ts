@@ -6,8 +6,8 @@ import type { ContextLayer, MigrationPolicy, VMContext } from '../crds/index.js'
 import type { VMChange } from '../drivers/driver.js';
 import { keyOf } from '../kube/resources.js';
 import { contextLayerReconciler } from './contextlayer.js';
-import { Controller } from './controller.js';
-import { errorMessage } from './log.js';
+import { Controller } from '../runtime/controller.js';
+import { errorMessage } from '../runtime/log.js';
 import { migrationPolicyReconciler } from './migrationpolicy.js';
 import type { MetricSource } from '../policy/metrics.js';
 import { selectorMatches } from '../reconcile/labels.js';

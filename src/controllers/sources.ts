@@ -1,6 +1,6 @@
 // ConfigMaps and Secrets as the renderer sees them (decoded, binary-safe), from the informer caches.
 import type { SourceLookup } from '../reconcile/render.js';
-import type { ObjectMeta } from './informer.js';
+import type { ObjectMeta } from '../runtime/informer.js';
 import type { Cache } from './store.js';
 
 export interface ConfigMapObject extends ObjectMeta {

@@ -2,8 +2,8 @@
 import { describe, expect, it } from 'vitest';
 import type { ContextLayer, VMContext, VMContextStatus } from '../crds/index.js';
 import { IsoInputError, IsoLimitError } from '../iso/errors.js';
-import { createLogger } from './log.js';
-import { OperatorMetrics } from './metrics.js';
+import { createLogger } from '../runtime/log.js';
+import { OperatorMetrics } from '../runtime/metrics.js';
 import { FINALIZER, vmContextReconciler, type VMContextDeps } from './vmcontext.js';
 
 const vmContext: VMContext = {
@@ -29,7 +29,7 @@ async function reconcileWith(error: Error): Promise<{ statuses: VMContextStatus[
     sources: () => ({ configMap: () => undefined, secret: () => undefined }),
     writer: { applyStatus: async (_r: unknown, _c: unknown, status: VMContextStatus) => (statuses.push(status), true), setFinalizers: async () => {} },
     events: { record: () => {} },
-    driver: { name: 'none', observe: async () => ({ running: true }), converge: async () => (converged++, { layers: [], detachMs: 0, attachMs: 0 }), release: async () => {} },
+    driver: { name: 'none', attaches: false, observe: async () => ({ running: true }), converge: async () => (converged++, { layers: [], detachMs: 0, attachMs: 0 }), release: async () => {} },
     images: { ensure: async () => Promise.reject(error), path: () => '' },
     metrics: new OperatorMetrics({ defaultMetrics: false }),
     logger: createLogger({ write: () => {} }),
@@ -65,7 +65,7 @@ describe('vmContextReconciler: the finalizer', () => {
       sources: () => ({ configMap: () => undefined, secret: () => undefined }),
       writer: { applyStatus: async () => true, setFinalizers: async (_r: unknown, _c: unknown, f: readonly string[]) => void finalizers.push(f) },
       events: { record: () => {} },
-      driver: { name: 'd', observe: async () => ({ running: true }), converge: async () => ({ layers: [], detachMs: 0, attachMs: 0 }), ...(release ? { release: async () => void released++ } : {}) },
+      driver: { name: 'd', attaches: true, observe: async () => ({ running: true }), converge: async () => ({ layers: [], detachMs: 0, attachMs: 0 }), ...(release ? { release: async () => void released++ } : {}) },
       images: { ensure: async () => ({ path: '/x', bytes: 1 }), path: () => '/x' },
       metrics: new OperatorMetrics({ defaultMetrics: false }),
       logger: createLogger({ write: () => {} }),

@@ -8,9 +8,9 @@ import { VM_CONTEXTS } from '../kube/resources.js';
 import { findCondition } from '../reconcile/conditions.js';
 import type { NodeFacts } from '../reconcile/render.js';
 import { planVMContext, vmContextStatus, type Blocked, type Converge } from '../reconcile/vmcontext.js';
-import type { Reconciler, Result } from './controller.js';
-import type { Logger } from './log.js';
-import type { OperatorMetrics } from './metrics.js';
+import type { Reconciler, Result } from '../runtime/controller.js';
+import type { Logger } from '../runtime/log.js';
+import type { OperatorMetrics } from '../runtime/metrics.js';
 import type { Cache, EventSink, ObjectWriter, SourcesOf } from './store.js';
 
 export const FINALIZER = 'recontext.dev/release-devices';
@@ -128,7 +128,7 @@ export function vmContextReconciler(dependencies: VMContextDeps): Reconciler {
         ...(result.sinceMigrationMs ? { sinceMigrationMs: result.sinceMigrationMs } : {}),
       },
       ...(observed ? { observed } : {}),
-      driver: deps.driver.name,
+      attaches: deps.driver.attaches,
       now: now(),
     });
     await deps.writer.applyStatus(VM_CONTEXTS, vmContext, status);
@@ -210,7 +210,7 @@ async function blockedBy(deps: VMContextDeps, vmContext: VMContext, vm: string, 
 
 async function writeBlocked(deps: VMContextDeps, vmContext: VMContext, vm: string, plan: Blocked, now: Date, observed?: ObservedVM): Promise<void> {
   const before = findCondition(vmContext.status?.conditions, 'Ready');
-  const status = vmContextStatus({ vmContext, vmDisplay: vm, plan, ...(observed ? { observed } : {}), driver: deps.driver.name, now });
+  const status = vmContextStatus({ vmContext, vmDisplay: vm, plan, ...(observed ? { observed } : {}), attaches: deps.driver.attaches, now });
   await deps.writer.applyStatus(VM_CONTEXTS, vmContext, status);
   if (before?.reason !== plan.reason) {
     deps.metrics.recontextFailures.inc({ reason: plan.reason });

@@ -1,6 +1,11 @@
 // The one small interface between the core and a hypervisor platform. The core decides which
 // image each layer of a VM should have; a driver observes where the VM runs and converges its
 // devices to that desired state (level-based: called again and again, it must be idempotent).
+// What the core needs to know of a platform (what a VM is, what converging did, and the reasons a
+// delivery can wait) is defined by the core, in src/reconcile/platform.ts.
+import type { ConfigurationReason, ConvergeResult, ObservedVM, PendingReason } from '../reconcile/platform.js';
+
+export type { AttachedLayer, ConvergeResult, ObservedVM } from '../reconcile/platform.js';
 
 /** The platform (a libvirt host, the cluster's API) cannot be reached now; the driver keeps trying. */
 export class PlatformUnavailableError extends Error {
@@ -14,7 +19,7 @@ export class PlatformUnavailableError extends Error {
 export class VMConfigurationError extends Error {
   override readonly name: string = 'VMConfigurationError';
   constructor(
-    readonly reason: 'NoFreeDrive' | 'RestartRequired' | 'CDIMissing' | 'KubeVirtMissing' | 'NotAVirtualMachine' | 'VolumeNameConflict' | 'ImportFailed',
+    readonly reason: ConfigurationReason,
     message: string,
   ) {
     super(message);
@@ -25,7 +30,7 @@ export class VMConfigurationError extends Error {
 export class ConvergePendingError extends Error {
   override readonly name: string = 'ConvergePendingError';
   constructor(
-    readonly reason: 'ImportInProgress' | 'VolumeNotReady',
+    readonly reason: PendingReason,
     message: string,
   ) {
     super(message);
@@ -69,19 +74,6 @@ export interface VMTarget {
   readonly libvirt?: { readonly domain: string };
 }
 
-export interface ObservedVM {
-  /** False while the VM exists but does not run (no node to render for, no device to swap). */
-  readonly running: boolean;
-  /** Node (KubeVirt) or libvirt host the VM runs on. */
-  readonly node?: string;
-  /** A live migration is in its last phase: where the VM runs is about to change; look again soon. */
-  readonly migrating?: boolean;
-  /** Identifier of the last completed migration, if the platform reports one. */
-  readonly migrationId?: string;
-  /** Labels of that node or host (zone, region …), for templates and variants. */
-  readonly nodeLabels?: Readonly<Record<string, string>>;
-}
-
 export interface DesiredLayer {
   readonly name: string;
   readonly class: string;
@@ -90,27 +82,6 @@ export interface DesiredLayer {
   /** Path of the image in the operator's content-addressed store. */
   readonly image: string;
   readonly bytes: number;
-}
-
-export interface AttachedLayer {
-  readonly name: string;
-  readonly digest: string;
-  /** Device or volume carrying it; undefined when the driver does not attach (images only). */
-  readonly device?: string;
-  readonly attachedAt?: string;
-}
-
-export interface ConvergeResult {
-  readonly layers: readonly AttachedLayer[];
-  /** Finding the devices to replace, and putting the new images on the VM (the paper's phases 2 and 4). */
-  readonly detachMs: number;
-  readonly attachMs: number;
-  /** Releasing the replaced images once the new ones were in place (after phase 4; not in the total). */
-  readonly releaseMs?: number;
-  /** The attach phase in steps, for drivers that have several (KubeVirt: import, apply, ready). */
-  readonly attachStepsMs?: Readonly<Record<'import' | 'apply' | 'ready', number>>;
-  /** The platform reported when the VM's last migration completed: how long after it the new volumes were in place. */
-  readonly sinceMigrationMs?: { readonly migrationId: string; readonly volumeInSpec: number; readonly volumeReady: number };
 }
 
 /** Something the platform reported about a VM, for the core to look at it again. */
@@ -129,8 +100,10 @@ export interface VMChange {
 }
 
 export interface Driver {
-  /** Short name for logs, metrics and status (none, libvirt, kubevirt). */
+  /** Short name for logs and metrics (none, libvirt, kubevirt). */
   readonly name: string;
+  /** False for a driver that builds images but puts none on the VM: Ready means "images built". */
+  readonly attaches: boolean;
   /** undefined when the VM does not exist. */
   observe(target: VMTarget, signal: AbortSignal): Promise<ObservedVM | undefined>;
   converge(target: VMTarget, desired: readonly DesiredLayer[], signal: AbortSignal): Promise<ConvergeResult>;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { createLogger } from '../controllers/log.js';
-import { OperatorMetrics } from '../controllers/metrics.js';
+import { createLogger } from '../runtime/log.js';
+import { OperatorMetrics } from '../runtime/metrics.js';
 import { ApiError, type KubeClient } from '../kube/client.js';
 import { VMConfigurationError, type Driver } from './driver.js';
 import { ImagesOnlyDriver } from './none.js';

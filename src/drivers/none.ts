@@ -3,9 +3,9 @@
 // delivers the images. Where a KubeVirt VM runs is still observed for real — its VMI (one
 // informer) and its Node's labels — so node-dependent layers render for the right place, and a
 // migration re-renders them.
-import { Informer } from '../controllers/informer.js';
-import type { Logger } from '../controllers/log.js';
-import type { OperatorMetrics } from '../controllers/metrics.js';
+import { Informer } from '../runtime/informer.js';
+import type { Logger } from '../runtime/log.js';
+import type { OperatorMetrics } from '../runtime/metrics.js';
 import type { KubeClient } from '../kube/client.js';
 import { PlatformUnavailableError, type ConvergeResult, type DesiredLayer, type Driver, type ObservedVM, type VMChange, type VMTarget } from './driver.js';
 import { ApiPresence, NodeLabelCache, observationOf, requireKubeVirtApi, VIRTUAL_MACHINE_INSTANCES, vmiSummary, type Vmi } from './kubevirt/observe.js';
@@ -22,6 +22,7 @@ export interface ImagesOnlyDriverOptions {
 
 export class ImagesOnlyDriver implements Driver {
   readonly name = 'none';
+  readonly attaches = false;
   readonly #vmis: Informer<Vmi>;
   readonly #nodes: NodeLabelCache;
   readonly #kubevirt: ApiPresence;

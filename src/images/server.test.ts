@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger } from '../controllers/log.js';
+import { createLogger } from '../runtime/log.js';
 import { ImageUrlSigner, parseRange, startImageServer, type ImageServer } from './server.js';
 
 const KEY = Buffer.alloc(32, 7);

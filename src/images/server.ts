@@ -8,8 +8,8 @@ import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import { listenOn } from '../controllers/health.js';
-import type { Logger } from '../controllers/log.js';
+import { listenOn } from '../runtime/health.js';
+import type { Logger } from '../runtime/log.js';
 import { hexOf, type LayerImageStore } from './layer-image.js';
 
 export const IMAGE_PATH_PREFIX = '/v1/images/';

@@ -38,7 +38,7 @@ function statusAfter(vmContext: VMContext, node: typeof nodeA, observed = { runn
     attached: plan.layers.map((l) => ({ name: l.name, digest: l.digest, device: `sd-${l.name}`, attachedAt: '2026-11-23T10:00:00Z' })),
     timing: { startedAt: now, resolveMs: 1, detachMs: 2, buildMs: 3, attachMs: 4 },
     observed,
-    driver: 'test',
+    attaches: true,
     now,
   });
 }
@@ -95,7 +95,7 @@ describe('vmContextStatus', () => {
 
   it('reports blocked plans as Ready=False with the reason and keeps what the VM has', () => {
     const first = statusAfter(ctx(), nodeA);
-    const status = vmContextStatus({ vmContext: ctx(first), vmDisplay: 'ns/vm1', plan: { kind: 'blocked', reason: 'TemplateError', message: 'bad', waiting: false }, driver: 'test', now });
+    const status = vmContextStatus({ vmContext: ctx(first), vmDisplay: 'ns/vm1', plan: { kind: 'blocked', reason: 'TemplateError', message: 'bad', waiting: false }, attaches: true, now });
     expect(status.layers).toEqual(first.layers);
     expect(status.conditions!.find((c) => c.type === 'Ready')).toMatchObject({ status: 'False', reason: 'TemplateError' });
     expect(status.conditions!.find((c) => c.type === 'Degraded')).toMatchObject({ status: 'True' });
@@ -103,7 +103,7 @@ describe('vmContextStatus', () => {
 
   it('lists no layers once the VM is gone (nothing holds them), and a returning VM starts over', () => {
     const first = statusAfter(ctx(), nodeA);
-    const gone = vmContextStatus({ vmContext: ctx(first), vmDisplay: 'ns/vm1', plan: { kind: 'blocked', reason: 'VMNotFound', message: 'the target VM does not exist', waiting: true }, driver: 'test', now });
+    const gone = vmContextStatus({ vmContext: ctx(first), vmDisplay: 'ns/vm1', plan: { kind: 'blocked', reason: 'VMNotFound', message: 'the target VM does not exist', waiting: true }, attaches: true, now });
     expect(gone.layers).toBeUndefined();
     expect(gone.node).toBe('n-a');
     expect(gone.conditions!.find((c) => c.type === 'Ready')).toMatchObject({ status: 'False', reason: 'VMNotFound' });
@@ -118,7 +118,7 @@ describe('vmContextStatus', () => {
       vmDisplay: 'ns/vm1',
       plan: converged(planVMContext({ vmContext: ctx(first), layers: [svc, cache], sources: noSources, observed: { running: true, node: 'n-a' }, node: nodeA })),
       attached: first.layers!.map((l) => ({ name: l.name, digest: l.digest, device: l.device! })),
-      driver: 'test',
+      attaches: true,
       now: new Date('2026-11-23T11:00:00Z'),
     });
     expect(later).toEqual(first);

@@ -3,7 +3,7 @@
 // I/O around it (caches, image store, driver, API writes).
 import type { ContextLayer, RecontextTrigger, VMContext, VMContextStatus } from '../crds/index.js';
 import { RECONTEXT_TRIGGERS } from '../crds/index.js';
-import type { AttachedLayer, ConvergePendingError, ConvergeResult, ObservedVM, VMConfigurationError } from '../drivers/driver.js';
+import type { AttachedLayer, ConfigurationReason, ConvergeResult, ObservedVM, PendingReason } from './platform.js';
 import { setConditions, type Condition, type ConditionInput } from './conditions.js';
 import { selectLayers } from './layers.js';
 import { LayerError, layerUsesNode, renderLayer, type NodeFacts, type RenderedLayer, type SourceLookup } from './render.js';
@@ -22,7 +22,7 @@ export interface PlanInputs {
 /** Why the VM cannot get its layers now; becomes Ready=False with this reason. */
 export interface Blocked {
   readonly kind: 'blocked';
-  readonly reason: 'LayerNotFound' | 'VMNotFound' | 'VMNotRunning' | 'HostUnavailable' | VMConfigurationError['reason'] | ConvergePendingError['reason'] | LayerError['reason'];
+  readonly reason: 'LayerNotFound' | 'VMNotFound' | 'VMNotRunning' | 'HostUnavailable' | ConfigurationReason | PendingReason | LayerError['reason'];
   readonly message: string;
   /** Waiting for something outside (a VM to start) rather than for the user to fix something. */
   readonly waiting: boolean;
@@ -126,7 +126,8 @@ export interface StatusInputs {
   readonly imageBytes?: ReadonlyMap<string, number>;
   readonly timing?: Timing;
   readonly observed?: ObservedVM;
-  readonly driver: string;
+  /** Whether the driver puts images on the VM (false: images only, Ready once they are built). */
+  readonly attaches: boolean;
   readonly now: Date;
 }
 
@@ -171,12 +172,12 @@ export function vmContextStatus(inputs: StatusInputs): VMContextStatus {
       ...(attachedAt ? { attachedAt } : {}),
     };
   });
-  const notAttached = inputs.driver === 'none' ? [] : layers.filter((l) => attached.get(l.name)?.digest !== l.digest);
+  const notAttached = !inputs.attaches ? [] : layers.filter((l) => attached.get(l.name)?.digest !== l.digest);
   const ready: ConditionInput =
     notAttached.length > 0
       ? { type: 'Ready', status: 'False', reason: 'Attaching', message: `waiting for ${notAttached.map((l) => l.name).join(', ')} to be attached` }
-      : inputs.driver === 'none'
-        ? { type: 'Ready', status: 'True', reason: 'ImagesReady', message: `${layers.length} layer images built; driver "none" attaches nothing` }
+      : !inputs.attaches
+        ? { type: 'Ready', status: 'True', reason: 'ImagesReady', message: `${layers.length} layer images built; the driver attaches none (images only)` }
         : { type: 'Ready', status: 'True', reason: 'Converged', message: `${layers.length} layers attached` };
   const timing = inputs.timing;
   const lastRecontext =

@@ -5,8 +5,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createLogger } from '../controllers/log.js';
-import { OperatorMetrics } from '../controllers/metrics.js';
+import { createLogger } from '../runtime/log.js';
+import { OperatorMetrics } from '../runtime/metrics.js';
 import { PlatformUnavailableError, type ConvergeResult, type DesiredLayer, type Driver, type ObservedVM, type VMChange } from '../drivers/driver.js';
 import { NoFreeDriveError } from '../drivers/libvirt/devices.js';
 import { StandaloneOperator } from './operator.js';
@@ -28,6 +28,7 @@ spec:
 
 class ScriptedDriver implements Driver {
   readonly name = 'scripted';
+  readonly attaches = true;
   observeError: Error | undefined;
   convergeError: Error | undefined;
   async observe(): Promise<ObservedVM | undefined> {

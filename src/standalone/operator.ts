@@ -4,10 +4,10 @@
 import type { Server } from 'node:http';
 import { watch, type FSWatcher } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { startHealthServer } from '../controllers/health.js';
+import { startHealthServer } from '../runtime/health.js';
 import type { MetricSource, ReportedSource } from '../policy/metrics.js';
-import { errorMessage, type Logger } from '../controllers/log.js';
-import type { OperatorMetrics } from '../controllers/metrics.js';
+import { errorMessage, type Logger } from '../runtime/log.js';
+import type { OperatorMetrics } from '../runtime/metrics.js';
 import { Reconcilers } from '../controllers/reconcilers.js';
 import type { EventSink } from '../controllers/store.js';
 import type { Regarding } from '../controllers/events.js';

@@ -400,7 +400,7 @@ describe.skipIf(skip)('KubeVirt/CDI stand-in without the DeclarativeHotplugVolum
     await until('domain gone', async () => ((await standIn.domainRunning(NS, 'vm3')) ? undefined : true), 30_000);
   }, 60_000);
 
-  // (410 Gone / relist is the informer's own business: src/controllers/informer.test.ts, faults.test.ts.)
+  // (410 Gone / relist is the informer's own business: src/runtime/informer.test.ts, faults.test.ts.)
   it('keeps watching after the API server restarts', async () => {
     await importAfter('before');
     const restarting = Date.now();

@@ -10,9 +10,9 @@
 // wait that runs out reports "pending" and the next reconciliation takes it from where it is.
 import type { V1beta1DataVolume } from '@kubevirt-ui-ext/kubevirt-api/containerized-data-importer';
 import type { V1VirtualMachine } from '@kubevirt-ui-ext/kubevirt-api/kubevirt';
-import { Informer, type ObjectMeta } from '../../controllers/informer.js';
-import { errorMessage, type Logger } from '../../controllers/log.js';
-import type { OperatorMetrics } from '../../controllers/metrics.js';
+import { Informer, type ObjectMeta } from '../../runtime/informer.js';
+import { errorMessage, type Logger } from '../../runtime/log.js';
+import type { OperatorMetrics } from '../../runtime/metrics.js';
 import { ApiError, type KubeClient } from '../../kube/client.js';
 import { collectionPath, NODES, objectPath, type ResourceRef } from '../../kube/resources.js';
 import { ConvergePendingError, MigrationImpossibleError, VMConfigurationError, type ConvergeResult, type DesiredLayer, type Driver, type MigrationRequest, type MigrationResult, type ObservedVM, type VMChange, type VMTarget } from '../driver.js';
@@ -73,6 +73,7 @@ function mergeWithoutConflict(...args: Parameters<typeof mergeLists>): ReturnTyp
 
 export class KubeVirtDriver implements Driver {
   readonly name = 'kubevirt';
+  readonly attaches = true;
   readonly #o: KubeVirtDriverOptions;
   readonly #vmis: Informer<Vmi>;
   readonly #vms: Informer<Vm>;

@@ -3,7 +3,7 @@
 // drivers that look at KubeVirt VMs (kubevirt, none) keep the VMIs in an informer and the nodes'
 // labels in a NodeLabelCache: observing a VM costs no request.
 import type { V1VirtualMachineInstance } from '@kubevirt-ui-ext/kubevirt-api/kubevirt';
-import type { ObjectMeta } from '../../controllers/informer.js';
+import type { ObjectMeta } from '../../runtime/informer.js';
 import { ApiError, type KubeClient } from '../../kube/client.js';
 import { NODES, objectPath, type ResourceRef } from '../../kube/resources.js';
 import { PlatformUnavailableError, VMConfigurationError, type ObservedVM } from '../driver.js';

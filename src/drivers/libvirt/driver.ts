@@ -27,6 +27,7 @@ export interface LibvirtHost {
 
 export class LibvirtDriver implements Driver {
   readonly name = 'libvirt';
+  readonly attaches = true;
   readonly #hosts: readonly LibvirtHost[];
   readonly #sessions: ReadonlyMap<string, LibvirtSession>;
   readonly #migrateUri: string;

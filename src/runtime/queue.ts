@@ -19,7 +19,7 @@ export interface QueueOptions {
   readonly metrics?: QueueMetrics;
 }
 
-/** Hooks for Prometheus metrics (controllers/metrics.ts), named like client-go's workqueue metrics. */
+/** Hooks for Prometheus metrics (runtime/metrics.ts), named like client-go's workqueue metrics. */
 export interface QueueMetrics {
   depth(value: number): void;
   added(): void;
