@@ -8,8 +8,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createLogger } from '../src/controllers/log.js';
-import { OperatorMetrics } from '../src/controllers/metrics.js';
+import { createLogger } from '../src/runtime/log.js';
+import { OperatorMetrics } from '../src/runtime/metrics.js';
 import type { VMContext } from '../src/crds/index.js';
 import { LibvirtClient } from '../src/drivers/libvirt/client.js';
 import { LibvirtDriver } from '../src/drivers/libvirt/driver.js';

@@ -15,8 +15,8 @@
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, unlinkSync } from 'node:fs';
 import { cpus, release, totalmem, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createLogger } from '../../src/controllers/log.js';
-import { OperatorMetrics } from '../../src/controllers/metrics.js';
+import { createLogger } from '../../src/runtime/log.js';
+import { OperatorMetrics } from '../../src/runtime/metrics.js';
 import type { VMContext } from '../../src/crds/index.js';
 import { LibvirtClient } from '../../src/drivers/libvirt/client.js';
 import { LibvirtDriver } from '../../src/drivers/libvirt/driver.js';

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { OperatorMetrics } from '../../src/controllers/metrics.js';
+import { OperatorMetrics } from '../../src/runtime/metrics.js';
 import { hasCommand } from '../setup/system-packages.js';
 import { prometheusSkipReason } from '../support/prometheus.js';
 import { skipReason } from '../support/skip.js';

@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger } from '../../src/controllers/log.js';
+import { createLogger } from '../../src/runtime/log.js';
 import type { VMContext } from '../../src/crds/index.js';
 import { LibvirtClient } from '../../src/drivers/libvirt/client.js';
 import { StandaloneOperator } from '../../src/standalone/operator.js';

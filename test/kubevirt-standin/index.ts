@@ -5,10 +5,10 @@
 // this is what makes that API behave like a cluster running KubeVirt + CDI.
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { Informer, type ObjectMeta } from '../../src/controllers/informer.js';
-import { createLogger } from '../../src/controllers/log.js';
-import { OperatorMetrics } from '../../src/controllers/metrics.js';
-import { WorkQueue } from '../../src/controllers/queue.js';
+import { Informer, type ObjectMeta } from '../../src/runtime/informer.js';
+import { createLogger } from '../../src/runtime/log.js';
+import { OperatorMetrics } from '../../src/runtime/metrics.js';
+import { WorkQueue } from '../../src/runtime/queue.js';
 import { LibvirtClient } from '../../src/drivers/libvirt/client.js';
 import { ApiError, type KubeClient } from '../../src/kube/client.js';
 import { keyOf, objectPath, splitKey, type ResourceRef } from '../../src/kube/resources.js';

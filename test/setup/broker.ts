@@ -3,7 +3,7 @@
 // and close() stops it. The URL carries a random secret; it is passed by project.provide().
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
-import { listenOn } from '../../src/controllers/health.js';
+import { listenOn } from '../../src/runtime/health.js';
 
 export interface LazyBroker {
   readonly url: string;

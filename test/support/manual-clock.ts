@@ -1,5 +1,5 @@
 // A manual clock for unit tests of time-dependent code (not exported from the package).
-import type { Clock } from '../../src/controllers/clock.js';
+import type { Clock } from '../../src/runtime/clock.js';
 
 export class ManualClock implements Clock {
   #now = 0;

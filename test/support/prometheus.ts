@@ -21,7 +21,7 @@ import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PROMETHEUS_TOOLS, ensureTools, hasCommand } from '../setup/system-packages.js';
-import { listenOn } from '../../src/controllers/health.js';
+import { listenOn } from '../../src/runtime/health.js';
 import { skipReason } from './skip.js';
 
 let checked: string | undefined | null = null;

@@ -4,8 +4,8 @@
 // tests, the demo and the migration bench.
 import { copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { createLogger, type Logger } from '../../src/controllers/log.js';
-import { OperatorMetrics } from '../../src/controllers/metrics.js';
+import { createLogger, type Logger } from '../../src/runtime/log.js';
+import { OperatorMetrics } from '../../src/runtime/metrics.js';
 import type { DesiredLayer } from '../../src/drivers/driver.js';
 import { LibvirtDriver } from '../../src/drivers/libvirt/driver.js';
 import type { LayerImageStore } from '../../src/images/layer-image.js';
