@@ -93,12 +93,21 @@ export class Controller {
   }
 
   async #reconcileOnce(key: string): Promise<void> {
+    // The deadline cancels: it aborts the signal, and the key stays taken until the reconciler has
+    // returned (one key is never reconciled twice at once), however late that is.
     const abort = new AbortController();
-    const timer = setTimeout(() => abort.abort(new Error(`reconcile timed out after ${this.#timeoutMs} ms`)), this.#timeoutMs);
+    const timer = setTimeout(() => abort.abort(new DeadlineError(`reconcile timed out after ${this.#timeoutMs} ms`)), this.#timeoutMs);
+    let nagging: NodeJS.Timeout | undefined;
+    abort.signal.addEventListener('abort', () => {
+      nagging = setInterval(() => this.#logger.warn('a reconcile past its deadline has not returned yet; its key waits for it', { key, timeoutMs: this.#timeoutMs }), this.#timeoutMs);
+      nagging.unref();
+    });
     const stopTimer = this.#metrics.reconcileDuration.startTimer({ controller: this.name });
     let result: string;
     try {
-      const outcome = await Promise.race([this.#reconcile(key, abort.signal), aborted(abort.signal)]);
+      const outcome = await this.#reconcile(key, abort.signal);
+      // Returning after the deadline is not success: whatever it skipped on abort is done again.
+      if (abort.signal.aborted) throw abort.signal.reason;
       this.#queue.forget(key);
       if (outcome?.requeueAfterMs !== undefined) {
         this.#queue.addAfter(key, outcome.requeueAfterMs);
@@ -121,12 +130,14 @@ export class Controller {
       }
     } finally {
       clearTimeout(timer);
+      clearInterval(nagging);
       stopTimer();
     }
     this.#metrics.reconcileTotal.inc({ controller: this.name, result });
   }
 }
 
-function aborted(signal: AbortSignal): Promise<never> {
-  return new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason), { once: true }));
+/** The reason a reconcile's signal aborts when it runs past its deadline. */
+export class DeadlineError extends Error {
+  override readonly name = 'DeadlineError';
 }
