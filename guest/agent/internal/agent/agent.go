@@ -70,13 +70,8 @@ func Start(o Options) (*Agent, error) {
 		}
 	})
 	a.union.OnChange(a.runner.OnChange)
-	if _, err := a.union.Swap(o.Layers); err != nil {
-		return nil, err
-	}
-	if err := a.union.Mount(o.Mountpoint); err != nil {
-		return nil, err
-	}
-	o.Log.Info("mounted", "mountpoint", o.Mountpoint, "generation", a.union.Current().Generation, "layers", a.union.Current().LayerNames())
+	// The first stack, before mounting: the directory layers and, with devices, the media in the
+	// drives now, in one swap (generation 1, which fires no hooks).
 	if o.Devices {
 		a.watcher = devices.NewWatcher(devices.Options{
 			MediaDir: o.MediaDir,
@@ -90,7 +85,7 @@ func Start(o Options) (*Agent, error) {
 			Trace:    o.Trace,
 		})
 		if err := a.watcher.Start(); err != nil {
-			a.Close()
+			a.watcher.Stop()
 			return nil, fmt.Errorf("devices: %w", err)
 		}
 		var media []string
@@ -99,8 +94,17 @@ func Start(o Options) (*Agent, error) {
 				media = append(media, m.Dev+":"+m.Layer.Name)
 			}
 		}
-		o.Log.Info("watching context devices", "mediaDir", o.MediaDir, "media", media)
+		o.Log.Info("watching context devices", "mediaDir", a.watcher.MediaDir(), "media", media)
+	} else if _, err := a.union.Swap(o.Layers); err != nil {
+		return nil, err
 	}
+	if err := a.union.Mount(o.Mountpoint); err != nil {
+		if a.watcher != nil {
+			a.watcher.Stop()
+		}
+		return nil, err
+	}
+	o.Log.Info("mounted", "mountpoint", o.Mountpoint, "generation", a.union.Current().Generation, "layers", a.union.Current().LayerNames())
 	ln, err := serveControl(o.Control, a.handle)
 	if err != nil {
 		a.Close()

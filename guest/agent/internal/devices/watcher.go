@@ -58,6 +58,7 @@ type Watcher struct {
 	seq      map[string]int
 	arrivals int
 	events   *Uevents
+	scanning bool // Start's scan: publish once at its end
 	// snapshot is Media's answer, replaced at every publish: the status file reads it from
 	// FUSE requests, which must never wait for w.mu (held across a swap's invalidation).
 	snapshot atomic.Pointer[[]Medium]
@@ -95,10 +96,16 @@ func (w *Watcher) Start() error {
 	if err != nil {
 		return err
 	}
+	// The drives present at start make one stack, published once: the first stack a union gets
+	// fires no hooks (services start after it and read it as it is).
+	w.mu.Lock()
+	w.scanning = true
+	w.mu.Unlock()
 	for _, dev := range drives {
 		w.Handle(Uevent{Action: "add", Dev: dev, Subsystem: "block"})
 	}
 	w.mu.Lock()
+	w.scanning = false
 	err = w.publish()
 	w.mu.Unlock()
 	if err != nil {
@@ -332,7 +339,13 @@ func (w *Watcher) waitReady(dev string) DriveStatus {
 	return status
 }
 
+// MediaDir is where media are mounted.
+func (w *Watcher) MediaDir() string { return w.o.MediaDir }
+
 func (w *Watcher) publish() error {
+	if w.scanning {
+		return nil
+	}
 	media := make([]*Medium, 0, len(w.media))
 	snapshot := make([]Medium, 0, len(w.media))
 	for _, m := range w.media {
