@@ -5,8 +5,8 @@
 // The fat test guest (Node + FUSE + guest/ffs + ffs-devd) boots once on an own libvirt test bed
 // instance with FFS serving /run/recontext/context from its CD-ROMs (as test/integration/ffs-guest.test.ts).
 // The standalone operator delivers the GlusterFS site's four layers once; then the host swaps the
-// service layer's image by hand, the way the libvirt driver does (planDevices + applyDeviceAction
-// over our own libvirt RPC client; make-before-break: the new image goes into an empty drive, the
+// service layer's image with the libvirt driver's own sequence (attachLayers, then release: over our
+// own libvirt RPC client; make-before-break: the new image goes into an empty drive, the
 // old drive is ejected after the measurement), N times. Per swap the bench takes the moment the
 // host's attach call returned and, from the guest's serial console (tailed every 2 ms):
 //   - FFS shows the new content: FFS's `stack changed` line after its `layer image arrived` line
@@ -28,9 +28,8 @@ import { closeSync, existsSync, fstatSync, mkdtempSync, openSync, readFileSync, 
 import { cpus, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { applyDeviceAction } from '../../src/drivers/libvirt/actions.js';
 import { LibvirtClient, type DomainRef } from '../../src/drivers/libvirt/client.js';
-import { assignmentsOf, assignmentsXml, cdromsOf, isMaking, METADATA_NAMESPACE, METADATA_PREFIX, planDevices, scsiRoomOf } from '../../src/drivers/libvirt/devices.js';
+import { attachLayers } from '../../src/drivers/libvirt/converge.js';
 import { LayerImageStore } from '../../src/images/layer-image.js';
 import type { StandaloneOperator } from '../../src/standalone/operator.js';
 import { FFS_DEVD } from '../../test/testbed/fat.js';
@@ -223,21 +222,10 @@ async function main(): Promise<void> {
     const swap = async (server: string) => {
       const layers = await wanted(server);
       const digest = layers.find((l) => l.name === 'gluster-service')!.digest;
-      const xml = await c.domainXml(domain);
-      const plan = planDevices(cdromsOf(xml), assignmentsOf(xml), layers, scsiRoomOf(xml));
-      await c.setMetadata(domain, assignmentsXml(plan.intent), METADATA_PREFIX, METADATA_NAMESPACE);
       const from = tail!.count;
-      for (const action of plan.actions.filter(isMaking)) await applyDeviceAction(c, domain, action);
+      const swapped = await attachLayers(c, domain, layers); // the driver's own sequence, first half
       const attached = now();
-      return {
-        digest,
-        from,
-        attached,
-        release: async () => {
-          for (const action of plan.actions.filter((a) => !isMaking(a))) await applyDeviceAction(c, domain, action);
-          await c.setMetadata(domain, assignmentsXml(plan.assignments), METADATA_PREFIX, METADATA_NAMESPACE);
-        },
-      };
+      return { digest, from, attached, release: () => swapped.release() };
     };
 
     const ffs: Sample[] = [];

@@ -11,9 +11,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { applyDeviceAction } from '../../src/drivers/libvirt/actions.js';
 import { LibvirtClient } from '../../src/drivers/libvirt/client.js';
-import { assignmentsOf, assignmentsXml, cdromsOf, isMaking, METADATA_NAMESPACE, METADATA_PREFIX, planDevices, scsiRoomOf } from '../../src/drivers/libvirt/devices.js';
+import { attachLayers } from '../../src/drivers/libvirt/converge.js';
 import { LayerImageStore } from '../../src/images/layer-image.js';
 import { StandaloneOperator } from '../../src/standalone/operator.js';
 import { FFS_DEVD } from '../testbed/fat.js';
@@ -109,20 +108,17 @@ describe.skipIf(testbedSkipReason())('FFS in the guest: swapped images, hooks, a
       const domain = (await client.lookupDomain(DOMAIN))!;
       for (let i = 1; i <= SWAPS; i++) {
         const server = i === SWAPS ? 'gluster-server-0' : `gluster-server-${200 + i}`; // end where the operator left it
-        const xml = await client.domainXml(domain);
-        const plan = planDevices(cdromsOf(xml), assignmentsOf(xml), await wantedWith(server), scsiRoomOf(xml));
+        const wanted = await wantedWith(server);
         const from = tb.consoleOffset(DOMAIN);
         windows.push(from);
-        await client.setMetadata(domain, assignmentsXml(plan.intent), METADATA_PREFIX, METADATA_NAMESPACE);
-        for (const action of plan.actions.filter(isMaking)) await applyDeviceAction(client, domain, action);
+        const swap = await attachLayers(client, domain, wanted); // the driver's own sequence, first half
         const attached = Date.now();
         const started = tb.waitForConsole(DOMAIN, /^APP-HOOK-START/m, 60_000, from);
         const seen = await hookSees(new RegExp(`remote-host ${server}`), from);
         const start = await started;
         expect(start.offset).toBeLessThanOrEqual(seen.offset); // the run that printed the new content
         latencies.push(start.seenAt - attached);
-        for (const action of plan.actions.filter((a) => !isMaking(a))) await applyDeviceAction(client, domain, action); // the guest lets go
-        await client.setMetadata(domain, assignmentsXml(plan.assignments), METADATA_PREFIX, METADATA_NAMESPACE);
+        await swap.release(); // the guest lets go of the old image
       }
       await new Promise((resolve) => setTimeout(resolve, 1000)); // the last swap's echo uevent
       windows.push(tb.consoleOffset(DOMAIN));

@@ -11,7 +11,8 @@ import { applyDeviceAction } from './actions.js';
 import type { LibvirtClient, DomainRef } from './client.js';
 import { changeOfEvent } from './events.js';
 import { LibvirtSession, type SessionLog } from './session.js';
-import { assignmentsOf, assignmentsXml, cdromsOf, isMaking, METADATA_NAMESPACE, METADATA_PREFIX, planDevices, scsiRoomOf } from './devices.js';
+import { attachLayers } from './converge.js';
+import { assignmentsOf, cdromsOf, isMaking, METADATA_NAMESPACE, METADATA_PREFIX, planDevices } from './devices.js';
 import { DomainState, PausedReason, RunningReason } from './protocol.js';
 
 export interface LibvirtHost {
@@ -75,29 +76,17 @@ export class LibvirtDriver implements Driver {
     };
   }
 
-  async converge(target: VMTarget, desired: readonly DesiredLayer[]): Promise<ConvergeResult> {
-    const started = performance.now();
+  async converge(target: VMTarget, desired: readonly DesiredLayer[], signal?: AbortSignal): Promise<ConvergeResult> {
+    signal?.throwIfAborted();
     const found = await this.#find(target);
     if (!found) throw new Error(`domain ${domainName(target)} is on none of the hosts ${this.#hosts.map((h) => h.name).join(', ')}`);
-    const xml = await found.client.domainXml(found.domain);
-    const plan = planDevices(cdromsOf(xml), assignmentsOf(xml), desired.map((d) => ({ name: d.name, digest: d.digest, image: d.image })), scsiRoomOf(xml));
-    const detachMs = performance.now() - started;
-    const attachStarted = performance.now();
-    const recorded = assignmentsXml(assignmentsOf(xml));
-    const record = async (assignments: Parameters<typeof assignmentsXml>[0]) => {
-      if (assignmentsXml(assignments) !== recorded) await found.client.setMetadata(found.domain, assignmentsXml(assignments), METADATA_PREFIX, METADATA_NAMESPACE);
-    };
-    // Claim first, act, then record the outcome: a crash in between is healed by the next converge.
-    await record(plan.intent);
-    for (const action of plan.actions.filter(isMaking)) await applyDeviceAction(found.client, found.domain, action);
-    const attachMs = performance.now() - attachStarted;
+    const wanted = desired.map((d) => ({ name: d.name, digest: d.digest, image: d.image }));
+    const attached = await attachLayers(found.client, found.domain, wanted, signal);
     const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
-    const releaseStarted = performance.now();
-    for (const action of plan.actions.filter((a) => !isMaking(a))) await applyDeviceAction(found.client, found.domain, action);
-    if (plan.intent.length !== plan.assignments.length) await record(plan.assignments);
-    const changed = new Set(plan.actions.filter(isMaking).map((a) => a.layer));
-    const layers: AttachedLayer[] = plan.assignments.map((a) => ({ name: a.layer, digest: a.digest, device: a.target, ...(changed.has(a.layer) ? { attachedAt: now } : {}) }));
-    return { layers, detachMs, attachMs, releaseMs: performance.now() - releaseStarted };
+    const releaseMs = await attached.release();
+    const changed = new Set(attached.plan.actions.filter(isMaking).map((a) => a.layer));
+    const layers: AttachedLayer[] = attached.plan.assignments.map((a) => ({ name: a.layer, digest: a.digest, device: a.target, ...(changed.has(a.layer) ? { attachedAt: now } : {}) }));
+    return { layers, detachMs: attached.detachMs, attachMs: attached.attachMs, releaseMs };
   }
 
   /**
