@@ -114,3 +114,24 @@ func BenchmarkRead64MiB(b *testing.B) {
 	b.Run("union", func(b *testing.B) { benchRead(b, bed.union+"/big") })
 	b.Run("overlayfs", func(b *testing.B) { benchRead(b, bed.overlay+"/big") })
 }
+
+func benchReaddir(b *testing.B, dir string) {
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		f, err := os.Open(dir)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := f.Readdirnames(-1); err != nil {
+			b.Fatal(err)
+		}
+		f.Close()
+	}
+}
+
+// BenchmarkReaddirWarm lists a directory of 100 entries again and again.
+func BenchmarkReaddirWarm(b *testing.B) {
+	bed := newBenchBed(b, 10_000)
+	b.Run("union", func(b *testing.B) { benchReaddir(b, bed.union+"/etc/d7") })
+	b.Run("overlayfs", func(b *testing.B) { benchReaddir(b, bed.overlay+"/etc/d7") })
+}
