@@ -20,7 +20,9 @@ const RELEASE = 'recontext';
 const SYSTEM = 'recontext-system';
 const TENANT = 'cluster-tenant';
 const SELECTOR = 'app.kubernetes.io/name=recontext';
+// The chart's defaults: a standby takes an expired lease at its next try after the duration.
 const LEASE_DURATION_MS = 15_000;
+const RETRY_PERIOD_MS = 2_000;
 
 interface Pod {
   metadata: { name: string; labels?: Record<string, string> };
@@ -141,7 +143,9 @@ describe.skipIf(skip)('operator on the local cluster: docker build, helm install
     const after = await eventually('another replica holding the lease', async () => ((holder) => (holder && holder !== before ? holder : undefined))(await leaseHolder()), 60_000);
     const handover = Date.now() - deleted;
     console.log(`lease: ${before} → ${after} in ${handover} ms`);
-    expect(handover).toBeLessThanOrEqual(LEASE_DURATION_MS);
+    // Leader election's guarantee, not a speed goal: even a leader that never released its lease
+    // (killed, not stopped) loses it after the lease duration, at the standby's next try.
+    expect(handover).toBeLessThanOrEqual(LEASE_DURATION_MS + RETRY_PERIOD_MS);
     // The new leader labels its pod; the image Service selects it and serves the same signed URL
     // (it rebuilds the image from the layers: the store is per pod).
     await eventually('the image through the Service from the new leader', async () => (isIso(await viaService(`${RELEASE}-images`, 8090, imagePath())) ? true : undefined), 60_000);
