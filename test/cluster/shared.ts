@@ -8,6 +8,8 @@ import { skipReason } from '../support/skip.js';
 import { runCommand } from './bed/docker.js';
 
 export type { ClusterConnection } from '../setup/cluster.js';
+/** Polls a probe until it returns a value: the integration tests' own helper. */
+export { until as eventually } from '../integration/scenario.js';
 
 export interface ClusterClient extends ClusterConnection {
   /** kubectl (built with the cluster) against it; rejects on a non-zero exit with stderr. */
@@ -53,20 +55,4 @@ export function useCluster(): Promise<ClusterClient> {
     };
   })();
   return shared;
-}
-
-/** Polls probe every 500 ms until it returns a value (not undefined) or the time is up. */
-export async function eventually<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (error: unknown) {
-      last = error;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await new Promise((resolve) => setTimeout(resolve, 500));
-  }
 }
