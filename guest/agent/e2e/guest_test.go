@@ -111,11 +111,11 @@ func kernelDeb(t *testing.T) string {
 
 // image writes a context layer image the way the operator does: Rock Ridge, the manifest, the
 // hooks file, and a volume id carrying the content digest (so two images never share a PVD).
-func image(t *testing.T, dir, version string) string {
+func image(t *testing.T, dir, version, hooks string) string {
 	root := filepath.Join(dir, "tree-"+version)
 	files := map[string]string{
 		".recontext/manifest.json": fmt.Sprintf(`{"layer":"site","class":"service","priority":300,"digest":"sha256:%s"}`, version),
-		".recontext/hooks.json":    imageHooks,
+		".recontext/hooks.json":    hooks,
 		"etc/app.conf":             version,
 	}
 	for rel, content := range files {
@@ -175,30 +175,11 @@ func TestAgentFollowsMediaSwapsInAGuest(t *testing.T) {
 	if runtime.GOARCH != "amd64" {
 		t.Fatal("the guest test boots an amd64 Debian kernel: run it on amd64")
 	}
-	qemu := need(t, "qemu-system-x86_64", "apt-get install qemu-system-x86")
 	need(t, "xorriso", "apt-get install xorriso")
-	need(t, "dpkg-deb", "apt-get install dpkg")
 	busybox := staticBusybox(t)
-	deb := kernelDeb(t)
 	dir := t.TempDir()
-
-	// The agent, as the release build makes it.
-	agent := filepath.Join(dir, "recontext-ffs")
-	build := exec.Command("go", "build", "-trimpath", "-o", agent, "./cmd/recontext-ffs")
-	build.Dir = ".."
-	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	kdir := filepath.Join(dir, "kernel")
-	if out, err := exec.Command("dpkg-deb", "-x", deb, kdir).CombinedOutput(); err != nil {
-		t.Fatalf("dpkg-deb -x %s: %v\n%s", deb, err, out)
-	}
-	vmlinuz, _ := filepath.Glob(filepath.Join(kdir, "boot/vmlinuz-*"))
-	modules, _ := filepath.Glob(filepath.Join(kdir, "lib/modules/*/kernel"))
-	if len(vmlinuz) != 1 || len(modules) != 1 {
-		t.Fatalf("%s holds no kernel and modules", deb)
-	}
+	vmlinuz, modules := kernelTree(t, dir)
+	agent := buildAgent(t, dir)
 	read := func(p string) []byte {
 		data, err := os.ReadFile(p)
 		if err != nil {
@@ -214,74 +195,34 @@ func TestAgentFollowsMediaSwapsInAGuest(t *testing.T) {
 		"bin/recontext-ffs": {mode: 0o100755, data: read(agent)},
 		"etc/passwd":        {mode: 0o100644, data: []byte("root:x:0:0:root:/:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n")},
 		"etc/group":         {mode: 0o100644, data: []byte("root:x:0:\nnogroup:x:65534:\n")},
-		"etc/modules.list":  {mode: 0o100644},
 	}
 	var list []string
 	for _, m := range guestModules {
 		name := filepath.Base(m)
-		files["lib/modules/"+name+".ko"] = cpioFile{mode: 0o100644, data: read(filepath.Join(modules[0], m+".ko"))}
+		files["lib/modules/"+name+".ko"] = cpioFile{mode: 0o100644, data: read(filepath.Join(modules, "kernel", m+".ko"))}
 		list = append(list, name)
 	}
 	files["etc/modules.list"] = cpioFile{mode: 0o100644, data: []byte(strings.Join(list, "\n") + "\n")}
 	initrd := filepath.Join(dir, "initrd.cpio")
 	os.WriteFile(initrd, writeCpio(files), 0o644)
-	v1, v2, v3 := image(t, dir, "v1"), image(t, dir, "v2"), image(t, dir, "v3")
+	v1, v2, v3 := image(t, dir, "v1", imageHooks), image(t, dir, "v2", imageHooks), image(t, dir, "v3", imageHooks)
 
-	consolePath, qmpPath := filepath.Join(dir, "console.log"), filepath.Join(dir, "qmp.sock")
-	// TCG: /dev/kvm may exist and still not boot a guest (nested, as on the machine this was
-	// written on); RECONTEXT_GUEST_ACCEL=kvm where it does.
-	accel := "tcg"
-	if os.Getenv("RECONTEXT_GUEST_ACCEL") == "kvm" {
-		accel = "kvm"
-	}
-	vm := exec.Command(qemu, "-machine", "q35", "-accel", accel, "-m", "512", "-smp", "1", "-nodefaults", "-no-reboot",
-		"-display", "none", "-serial", "file:"+consolePath, "-qmp", "unix:"+qmpPath+",server=on,wait=off",
-		"-kernel", vmlinuz[0], "-initrd", initrd, "-append", "console=ttyS0 panic=-1 quiet",
-		"-drive", "if=none,id=drv0,media=cdrom,readonly=on,file="+v1, "-device", "ide-cd,drive=drv0,id=cd0,bus=ide.0",
-		"-drive", "if=none,id=drv1,media=cdrom,readonly=on", "-device", "ide-cd,drive=drv1,id=cd1,bus=ide.1")
-	var qemuOut bytes.Buffer
-	vm.Stdout, vm.Stderr = &qemuOut, &qemuOut
-	if err := vm.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		vm.Process.Kill()
-		vm.Wait()
-		if t.Failed() {
-			t.Logf("qemu: %s", qemuOut.String())
-		}
-	}()
-	q, err := dialQMP(qmpPath, 30*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	con := &console{path: consolePath}
 	booted := time.Now()
+	q, con := boot(t, dir, vmlinuz, initrd, "console=ttyS0 panic=-1 quiet", 512, v1)
 	con.wait(t, `^E2E APP v1$`, 120*time.Second)
-	t.Logf("%s: boot → the union shows v1 in %v", accel, time.Since(booted).Round(time.Millisecond))
+	t.Logf("%s: boot → the union shows v1 in %v", accelerator(), time.Since(booted).Round(time.Millisecond))
 	// The media present at boot are the first stack: no hook runs for them.
 	time.Sleep(500 * time.Millisecond)
-	if data, _ := os.ReadFile(consolePath); strings.Contains(string(data), "E2E HOOK") {
+	if data, _ := os.ReadFile(con.path); strings.Contains(string(data), "E2E HOOK") {
 		t.Errorf("a hook ran at boot:\n%s", grep(string(data), "E2E HOOK"))
 	}
 
-	// In place, as libvirt's non-forced change-media: open the tray (the guest holds the door
-	// locked: QEMU sends an eject request), wait for the agent to let go, insert, close.
-	started := time.Now()
-	if _, err := q.run("blockdev-open-tray", map[string]any{"id": "cd0"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := q.trayMoved("cd0", true, 10*time.Second); err != nil {
-		t.Fatalf("the agent did not release sr0 for the host: %v", err)
-	}
-	released := time.Since(started)
-	if _, err := q.run("blockdev-change-medium", map[string]any{"id": "cd0", "filename": v2, "format": "raw", "read-only-mode": "read-only"}); err != nil {
-		t.Fatal(err)
-	}
+	// In place, as libvirt's non-forced change-media.
+	released := swapInPlace(t, q, "cd0", v2)
 	inserted := time.Now()
 	_, seen := con.wait(t, `^E2E APP v2$`, 20*time.Second)
-	// The medium left (its layer with it), then came back: the hook runs for the arrival too,
-	// as nobody, with the changed paths.
+	// The medium left (its layer with it), then came back: the hook runs for the arrival, as
+	// nobody, with the changed paths.
 	hook, hookSeen := con.wait(t, `^E2E HOOK uid=\d+ gen=\d+ paths=/etc /etc/app.conf$`, 20*time.Second)
 	t.Logf("in place: eject request → tray open %v; insert → the union shows v2 %v, the hook has run %v",
 		released.Round(time.Millisecond), seen.Sub(inserted).Round(time.Millisecond), hookSeen.Sub(inserted).Round(time.Millisecond))
@@ -291,23 +232,20 @@ func TestAgentFollowsMediaSwapsInAGuest(t *testing.T) {
 
 	// Into the spare drive (empty, unlocked): the newest image of the layer wins.
 	inserted = time.Now()
-	if _, err := q.run("blockdev-change-medium", map[string]any{"id": "cd1", "filename": v3, "format": "raw", "read-only-mode": "read-only"}); err != nil {
-		t.Fatal(err)
-	}
+	insert(t, q, "cd1", v3)
 	_, seen = con.wait(t, `^E2E APP v3$`, 20*time.Second)
-	t.Logf("spare drive: insert → the union shows v3 %v", seen.Sub(inserted).Round(time.Millisecond))
 	_, hookSeen = con.wait(t, `^E2E HOOK uid=65534 gen=\d+ paths=/etc/app.conf$`, 20*time.Second)
-	t.Logf("spare drive: insert → the hook has run %v", hookSeen.Sub(inserted).Round(time.Millisecond))
+	t.Logf("spare drive: insert → the union shows v3 %v, the hook has run %v", seen.Sub(inserted).Round(time.Millisecond), hookSeen.Sub(inserted).Round(time.Millisecond))
 
 	// The host takes the older image's drive back: released at once, the union keeps v3.
-	started = time.Now()
+	started := time.Now()
 	q.run("blockdev-open-tray", map[string]any{"id": "cd0"})
 	if err := q.trayMoved("cd0", true, 10*time.Second); err != nil {
 		t.Fatalf("the agent did not release sr0 (an image no longer in the stack): %v", err)
 	}
 	t.Logf("eject request for an image out of the stack → tray open %v", time.Since(started).Round(time.Millisecond))
 
-	log, _ := os.ReadFile(consolePath)
+	log, _ := os.ReadFile(con.path)
 	text := string(log)
 	if strings.Contains(text, "E2E APP v2\nE2E APP none") || strings.Count(text, "E2E APP v3") != 1 {
 		t.Errorf("the union flickered:\n%s", grep(text, "E2E APP"))
@@ -325,6 +263,19 @@ func TestAgentFollowsMediaSwapsInAGuest(t *testing.T) {
 	t.Logf("what the guest reported:\n%s\n%s", grep(text, "E2E "), grep(text, `"msg":"hook`))
 }
 
+// buildAgent builds the agent as the release does (static, amd64).
+func buildAgent(t *testing.T, dir string) string {
+	t.Helper()
+	agent := filepath.Join(dir, "recontext-ffs")
+	build := exec.Command("go", "build", "-trimpath", "-o", agent, "./cmd/recontext-ffs")
+	build.Dir = ".."
+	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return agent
+}
+
 func grep(text, needle string) string {
 	var out []string
 	for _, line := range strings.Split(text, "\n") {
@@ -333,4 +284,85 @@ func grep(text, needle string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// accelerator is TCG: /dev/kvm may exist and still not boot a guest (nested, as on the machine
+// this was written on); RECONTEXT_GUEST_ACCEL=kvm where it does.
+func accelerator() string {
+	if os.Getenv("RECONTEXT_GUEST_ACCEL") == "kvm" {
+		return "kvm"
+	}
+	return "tcg"
+}
+
+// boot starts QEMU (q35, two AHCI CD-ROM drives cd0 and cd1, cd0 holding first) with its serial
+// console in a file and QMP on a socket; the guest is killed when the test ends.
+func boot(t *testing.T, dir, kernel, initrd, cmdline string, memoryMiB int, first string) (*qmp, *console) {
+	t.Helper()
+	qemu := need(t, "qemu-system-x86_64", "apt-get install qemu-system-x86")
+	consolePath, qmpPath := filepath.Join(dir, "console.log"), filepath.Join(dir, "qmp.sock")
+	vm := exec.Command(qemu, "-machine", "q35", "-accel", accelerator(), "-m", fmt.Sprint(memoryMiB), "-smp", "1", "-nodefaults", "-no-reboot",
+		"-display", "none", "-serial", "file:"+consolePath, "-qmp", "unix:"+qmpPath+",server=on,wait=off",
+		"-kernel", kernel, "-initrd", initrd, "-append", cmdline,
+		"-drive", "if=none,id=drv0,media=cdrom,readonly=on,file="+first, "-device", "ide-cd,drive=drv0,id=cd0,bus=ide.0",
+		"-drive", "if=none,id=drv1,media=cdrom,readonly=on", "-device", "ide-cd,drive=drv1,id=cd1,bus=ide.1")
+	var out bytes.Buffer
+	vm.Stdout, vm.Stderr = &out, &out
+	if err := vm.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		vm.Process.Kill()
+		vm.Wait()
+		if t.Failed() {
+			t.Logf("qemu: %s", out.String())
+		}
+	})
+	q, err := dialQMP(qmpPath, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return q, &console{path: consolePath}
+}
+
+// swapInPlace changes the medium in a drive the way libvirt's non-forced change-media does: open
+// the tray (the guest holds the door locked, so QEMU sends an eject request and the tray opens
+// once the guest lets go), insert, close. It returns how long the guest took to let go.
+func swapInPlace(t *testing.T, q *qmp, id, iso string) time.Duration {
+	t.Helper()
+	started := time.Now()
+	if _, err := q.run("blockdev-open-tray", map[string]any{"id": id}); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.trayMoved(id, true, 10*time.Second); err != nil {
+		t.Fatalf("the agent did not release %s for the host: %v", id, err)
+	}
+	released := time.Since(started)
+	insert(t, q, id, iso)
+	return released
+}
+
+// insert puts a medium into an open or empty drive and closes it.
+func insert(t *testing.T, q *qmp, id, iso string) {
+	t.Helper()
+	if _, err := q.run("blockdev-change-medium", map[string]any{"id": id, "filename": iso, "format": "raw", "read-only-mode": "read-only"}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// kernelTree unpacks the Debian kernel package: the kernel image and the modules directory.
+func kernelTree(t *testing.T, dir string) (vmlinuz, modules string) {
+	t.Helper()
+	need(t, "dpkg-deb", "apt-get install dpkg")
+	deb := kernelDeb(t)
+	kdir := filepath.Join(dir, "kernel")
+	if out, err := exec.Command("dpkg-deb", "-x", deb, kdir).CombinedOutput(); err != nil {
+		t.Fatalf("dpkg-deb -x %s: %v\n%s", deb, err, out)
+	}
+	k, _ := filepath.Glob(filepath.Join(kdir, "boot/vmlinuz-*"))
+	m, _ := filepath.Glob(filepath.Join(kdir, "lib/modules/*"))
+	if len(k) != 1 || len(m) != 1 {
+		t.Fatalf("%s holds no kernel and modules", deb)
+	}
+	return k[0], m[0]
 }

@@ -167,6 +167,10 @@ func (w *Watcher) Handle(ev Uevent) {
 	w.trace("uevent %s %s%s", ev.Action, ev.Dev, flags)
 	switch {
 	case ev.Action == "add":
+		// Again per drive: the cdrom driver may have been loaded after Start.
+		if err := w.o.Kernel.DisableAutoclose(); err != nil {
+			w.o.Log.Warn("cannot turn the cdrom autoclose off", "error", err.Error())
+		}
 		if err := w.o.Kernel.EnablePolling(ev.Dev, w.o.PollMs); err != nil {
 			w.o.Log.Warn("cannot turn media polling on", "dev", ev.Dev, "error", err.Error())
 		}
