@@ -160,6 +160,9 @@ func (a *Agent) Close() error {
 	if err == nil {
 		a.o.Log.Info("unmounted", "mountpoint", a.o.Mountpoint)
 	}
+	if a.watcher != nil {
+		a.watcher.ReleaseAll()
+	}
 	return err
 }
 

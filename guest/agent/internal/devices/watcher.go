@@ -92,6 +92,7 @@ func (w *Watcher) Start() error {
 	if err := w.o.Kernel.DisableAutoclose(); err != nil {
 		w.o.Log.Warn("cannot turn the cdrom autoclose off", "error", err.Error())
 	}
+	w.cleanStale()
 	drives, err := w.o.Kernel.Drives()
 	if err != nil {
 		return err
@@ -127,10 +128,31 @@ func (w *Watcher) Start() error {
 	return nil
 }
 
-// Stop ends the uevent loop (media stay mounted: the agent is going away, the kernel keeps them).
+// Stop ends the uevent loop. Media stay mounted until ReleaseAll (after the union is unmounted).
 func (w *Watcher) Stop() {
 	if w.events != nil {
 		w.events.Close()
+	}
+}
+
+// ReleaseAll unmounts every medium lazily: the agent is going away and its union with it.
+func (w *Watcher) ReleaseAll() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for dev, m := range w.media {
+		w.unmount(m)
+		delete(w.media, dev)
+	}
+}
+
+// cleanStale unmounts what a previous run left mounted under MediaDir (it crashed, or was killed
+// before ReleaseAll), so media are mounted once, in fresh directories.
+func (w *Watcher) cleanStale() {
+	for _, dir := range mountsUnder(w.o.MediaDir) {
+		w.o.Log.Info("unmounting a medium a previous run left mounted", "dir", dir)
+		if err := w.o.Kernel.Unmount(dir); err != nil {
+			w.o.Log.Warn("cannot unmount a stale medium", "dir", dir, "error", err.Error())
+		}
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -168,5 +169,20 @@ func TestParseUevent(t *testing.T) {
 		if IsDrive(dev) != want {
 			t.Errorf("IsDrive(%q) = %v", dev, !want)
 		}
+	}
+}
+
+func TestMountsUnder(t *testing.T) {
+	info := `22 1 0:21 / /run rw - tmpfs tmpfs rw
+40 22 11:0 / /run/recontext-ffs/media/sr0.1 ro - iso9660 /dev/sr0 ro
+41 22 11:1 / /run/recontext-ffs/media/sr1.3 ro - iso9660 /dev/sr1 ro
+42 22 11:1 / /run/recontext-ffs/media-other ro - iso9660 /dev/sr1 ro
+43 40 0:50 / /run/recontext-ffs/media/with\040space ro - iso9660 /dev/sr2 ro
+`
+	got := parseMountsUnder(info, "/run/recontext-ffs/media")
+	want := []string{"/run/recontext-ffs/media/sr0.1", "/run/recontext-ffs/media/sr1.3", "/run/recontext-ffs/media/with space"}
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Errorf("%q, want %q", got, want)
 	}
 }

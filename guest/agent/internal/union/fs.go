@@ -349,7 +349,7 @@ var (
 
 func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
 	if d.rel == "" && name == StatusDir {
-		attrOf(&out.Attr, statusDirStat(d.u))
+		attrOf(&out.Attr, statusDirStat())
 		return d.NewInode(ctx, &statusDirNode{u: d.u}, fs.StableAttr{Mode: unix.S_IFDIR, Ino: statusDirIno}), 0
 	}
 	stack := d.u.current.Load()
@@ -380,7 +380,7 @@ func (d *dirNode) Getattr(ctx context.Context, _ fs.FileHandle, out *fuse.AttrOu
 	case e != nil && e.Kind == Dir:
 		attrOf(&out.Attr, &e.Stat)
 	case d.rel == "":
-		attrOf(&out.Attr, emptyRootStat(d.u))
+		attrOf(&out.Attr, emptyRootStat())
 	default:
 		return syscall.ESTALE // the path is no directory any more; a fresh lookup finds what it is
 	}
@@ -523,7 +523,7 @@ func (s *statusDirNode) Lookup(ctx context.Context, name string, out *fuse.Entry
 }
 
 func (s *statusDirNode) Getattr(ctx context.Context, _ fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	attrOf(&out.Attr, statusDirStat(s.u))
+	attrOf(&out.Attr, statusDirStat())
 	return 0
 }
 
@@ -582,8 +582,10 @@ func syntheticDir(mode uint32, t time.Time) *unix.Stat_t {
 	return &unix.Stat_t{Mode: unix.S_IFDIR | mode, Nlink: 2, Uid: uint32(os.Getuid()), Gid: uint32(os.Getgid()), Atim: ts, Mtim: ts, Ctim: ts}
 }
 
-func emptyRootStat(u *Union) *unix.Stat_t { return syntheticDir(0o755, time.Unix(0, 0)) }
-func statusDirStat(u *Union) *unix.Stat_t { return syntheticDir(0o555, time.Unix(0, 0)) }
+// The root of an empty stack and the status directory: fixed times, so their attributes never
+// change and the kernel may keep them.
+func emptyRootStat() *unix.Stat_t { return syntheticDir(0o755, time.Unix(0, 0)) }
+func statusDirStat() *unix.Stat_t { return syntheticDir(0o555, time.Unix(0, 0)) }
 
 func statusAttr(u *Union, out *fuse.Attr) {
 	stack := u.announced.Load()
