@@ -26,6 +26,9 @@ const ownerConfig = `hooks:
   classes: [service]
   restart:
     units: [demo-app.service]
+  signal:
+    pidfiles: [/run/demo-http.pid]
+    signals: [HUP]
 `
 
 // The demo application reads its configuration from the context when it starts and says so on
@@ -42,7 +45,24 @@ ExecStart=/bin/sh -c 'echo "E2E SERVICE $(cat /run/recontext/context/etc/app.con
 WantedBy=multi-user.target
 `
 
-const restartHooks = `{"hooks":[{"name":"demo","paths":["/etc/app.conf"],"restart":"demo-app.service"}]}`
+// The HTTP server (demohttp) reloads on SIGHUP and says what it serves then.
+const httpUnit = `[Unit]
+Description=demo HTTP server configured from the context
+After=recontext-ffs.service
+Requires=recontext-ffs.service
+
+[Service]
+ExecStart=/usr/local/bin/demohttp /run/recontext/context/etc/app.conf /run/demo-http.pid 127.0.0.1:8080
+StandardOutput=journal+console
+
+[Install]
+WantedBy=multi-user.target
+`
+
+// The layer's hooks: restart one service, signal the other.
+const serviceHooks = `{"hooks":[
+  {"name":"demo-app","paths":["/etc/app.conf"],"restart":"demo-app.service"},
+  {"name":"demo-http","paths":["/etc/app.conf"],"signal":{"name":"HUP","pidfile":"/run/demo-http.pid"}}]}`
 
 // debianRootfs returns a tarball of the base root file system, made once with mmdebstrap and
 // kept in ~/.cache/recontext/agent-e2e (keyed by the package list).
@@ -130,6 +150,15 @@ func TestPackageInAStockSystemdGuest(t *testing.T) {
 	os.WriteFile(filepath.Join(root, "etc/recontext/ffs.yaml"), []byte(ownerConfig), 0o644)
 	os.WriteFile(filepath.Join(root, "etc/systemd/system/demo-app.service"), []byte(demoUnit), 0o644)
 	os.Symlink("/etc/systemd/system/demo-app.service", filepath.Join(root, "etc/systemd/system/multi-user.target.wants/demo-app.service"))
+	demohttp := filepath.Join(root, "usr/local/bin/demohttp")
+	build := exec.Command("go", "build", "-trimpath", "-o", demohttp, "./e2e/demohttp")
+	build.Dir = ".."
+	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build demohttp: %v\n%s", err, out)
+	}
+	os.WriteFile(filepath.Join(root, "etc/systemd/system/demo-http.service"), []byte(httpUnit), 0o644)
+	os.Symlink("/etc/systemd/system/demo-http.service", filepath.Join(root, "etc/systemd/system/multi-user.target.wants/demo-http.service"))
 	os.WriteFile(filepath.Join(root, "etc/hostname"), []byte("guest\n"), 0o644)
 	// The watcher's trace lines in the journal (forwarded to the console), for the record.
 	os.MkdirAll(filepath.Join(root, "etc/systemd/system/recontext-ffs.service.d"), 0o755)
@@ -149,7 +178,7 @@ func TestPackageInAStockSystemdGuest(t *testing.T) {
 	st, _ := os.Stat(initrd)
 	t.Logf("initramfs: %d MB", st.Size()>>20)
 
-	v1, v2 := image(t, dir, "v1", restartHooks), image(t, dir, "v2", restartHooks)
+	v1, v2 := image(t, dir, "v1", serviceHooks), image(t, dir, "v2", serviceHooks)
 	t.Cleanup(func() {
 		if keep := os.Getenv("RECONTEXT_E2E_KEEP"); keep != "" && t.Failed() {
 			exec.Command("cp", filepath.Join(dir, "console.log"), filepath.Join(keep, "debian-console.log")).Run()
@@ -158,13 +187,16 @@ func TestPackageInAStockSystemdGuest(t *testing.T) {
 	booted := time.Now()
 	q, con := boot(t, dir, vmlinuz, initrd, "console=ttyS0 panic=-1 systemd.journald.forward_to_console=1 systemd.show_status=1", 1536, v1)
 	con.wait(t, `E2E SERVICE v1`, 300*time.Second)
-	t.Logf("%s: boot → the service read v1 from the context in %v", accelerator(), time.Since(booted).Round(time.Millisecond))
+	served := *con
+	served.wait(t, `E2E SERVED v1`, 60*time.Second)
+	t.Logf("%s: boot → both services read v1 from the context in %v", accelerator(), time.Since(booted).Round(time.Millisecond))
 
 	released := swapInPlace(t, q, "cd0", v2)
 	inserted := time.Now()
 	_, seen := con.wait(t, `E2E SERVICE v2`, 60*time.Second)
-	t.Logf("in place: eject request → tray open %v; insert → the hook restarted the service, which read v2, %v",
-		released.Round(time.Millisecond), seen.Sub(inserted).Round(time.Millisecond))
+	_, reloaded := served.wait(t, `E2E SERVED v2`, 60*time.Second)
+	t.Logf("in place: eject request → tray open %v; insert → the hook restarted demo-app, which read v2, %v; the HTTP server got SIGHUP and serves v2 %v",
+		released.Round(time.Millisecond), seen.Sub(inserted).Round(time.Millisecond), reloaded.Sub(inserted).Round(time.Millisecond))
 	text, _ := os.ReadFile(con.path)
 	if strings.Contains(string(text), `"level":"error"`) {
 		t.Errorf("the agent logged errors:\n%s", grep(string(text), `"level":"error"`))
