@@ -15,6 +15,7 @@ import (
 	"recontext.dev/guest/agent/internal/devices"
 	"recontext.dev/guest/agent/internal/hooks"
 	"recontext.dev/guest/agent/internal/layer"
+	"recontext.dev/guest/agent/internal/links"
 	"recontext.dev/guest/agent/internal/union"
 )
 
@@ -30,6 +31,7 @@ type Options struct {
 	Trace      bool          // ffs-devd-format trace lines on stderr
 	AllowOther bool          // let every user read (root only)
 	Union      union.Options // CacheTimeout etc.; Status is the agent's
+	Links      []links.Link  // made once mounted (ffs.yaml links)
 }
 
 // Agent is one running mount.
@@ -39,6 +41,7 @@ type Agent struct {
 	runner  *hooks.Runner
 	watcher *devices.Watcher
 	control net.Listener
+	links   []links.Result
 
 	mu    sync.Mutex
 	since map[string]time.Time // layer identity → when it entered the stack unchanged
@@ -105,6 +108,14 @@ func Start(o Options) (*Agent, error) {
 		return nil, err
 	}
 	o.Log.Info("mounted", "mountpoint", o.Mountpoint, "generation", a.union.Current().Generation, "layers", a.union.Current().LayerNames())
+	a.links = links.Apply(o.Links, o.Mountpoint)
+	for _, r := range a.links {
+		if r.State == "created" || r.State == "kept" {
+			o.Log.Info("link", "path", r.Path, "target", r.Target, "state", r.State)
+		} else {
+			o.Log.Error("link not made", "path", r.Path, "target", r.Target, "state", r.State)
+		}
+	}
 	ln, err := serveControl(o.Control, a.handle)
 	if err != nil {
 		a.Close()
@@ -206,6 +217,7 @@ type Status struct {
 	Pid        int            `json:"pid"`
 	Control    string         `json:"control"`
 	Media      []statusMedium `json:"media,omitempty"`
+	Links      []links.Result `json:"links,omitempty"`
 	Hooks      hooks.Status   `json:"hooks"`
 	Generation uint64         `json:"generation"`
 	ChangedAt  string         `json:"changedAt"`
@@ -218,7 +230,7 @@ const timeFormat = "2006-01-02T15:04:05.000Z"
 func (a *Agent) Status() Status {
 	stack := a.union.Announced()
 	st := Status{Mountpoint: a.o.Mountpoint, Pid: os.Getpid(), Control: a.o.Control, Hooks: a.runner.Status(),
-		Generation: stack.Generation, ChangedAt: stack.ChangedAt.UTC().Format(timeFormat), Layers: []statusLayer{}}
+		Generation: stack.Generation, ChangedAt: stack.ChangedAt.UTC().Format(timeFormat), Layers: []statusLayer{}, Links: a.links}
 	a.mu.Lock()
 	for _, l := range stack.Layers {
 		since, ok := a.since[layerKey(l)]

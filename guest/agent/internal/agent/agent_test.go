@@ -8,6 +8,7 @@ import (
 
 	"recontext.dev/guest/agent/internal/fusetest"
 	"recontext.dev/guest/agent/internal/layer"
+	"recontext.dev/guest/agent/internal/links"
 	"recontext.dev/guest/agent/internal/logx"
 )
 
@@ -23,11 +24,16 @@ func TestStatusFileShowsTheAnnouncedStack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := Start(Options{Mountpoint: mp, Layers: []layer.Layer{l}, Control: filepath.Join(dir, "ctl.sock"), Log: logx.Discard()})
+	appEtc := filepath.Join(dir, "app/etc") // where "the application" looks: a link into the union
+	a, err := Start(Options{Mountpoint: mp, Layers: []layer.Layer{l}, Control: filepath.Join(dir, "ctl.sock"), Log: logx.Discard(),
+		Links: []links.Link{{Path: appEtc, From: "/etc"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
+	if got, err := os.ReadFile(appEtc + "/a"); err != nil || string(got) != "a" {
+		t.Errorf("through the declared link: %q %v", got, err)
+	}
 	f, err := os.Open(mp + "/etc/a") // an open file shows in its layer's openFiles
 	if err != nil {
 		t.Fatal(err)
@@ -46,6 +52,9 @@ func TestStatusFileShowsTheAnnouncedStack(t *testing.T) {
 	}
 	if len(st.Layers) != 1 || st.Layers[0].Class != "service" || st.Layers[0].Digest != "sha256:0a" || st.Layers[0].OpenFiles != 1 || st.Layers[0].Since == "" {
 		t.Errorf("layers %+v", st.Layers)
+	}
+	if len(st.Links) != 1 || st.Links[0].State != "created" {
+		t.Errorf("links %+v", st.Links)
 	}
 	if len(st.Hooks.InForce) != 1 || st.Hooks.InForce[0].Name != "x" {
 		t.Errorf("hooks %+v", st.Hooks)

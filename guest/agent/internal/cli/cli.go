@@ -187,6 +187,7 @@ func mount(args []string, stderr io.Writer) error {
 		Devices:    p.bools["devices"],
 		MediaDir:   p.values["media-dir"],
 		Policy:     cfg.Hooks,
+		Links:      cfg.Links,
 		Log:        log,
 		Trace:      os.Getenv("FFS_DEVD_TRACE") == "1",
 		AllowOther: os.Geteuid() == 0,

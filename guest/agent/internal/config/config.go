@@ -14,6 +14,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"recontext.dev/guest/agent/internal/hooks"
+	"recontext.dev/guest/agent/internal/links"
 )
 
 // DefaultPath is where packages install the configuration.
@@ -22,6 +23,8 @@ const DefaultPath = "/etc/recontext/ffs.yaml"
 // Config is the whole file.
 type Config struct {
 	Hooks hooks.Policy
+	// Links: where applications find their context under their usual paths (default none).
+	Links []links.Link
 }
 
 // file mirrors the YAML; pointers tell "absent" (default) from "empty" (nothing allowed).
@@ -41,6 +44,10 @@ type file struct {
 			Signals  *[]string `yaml:"signals"`
 		} `yaml:"signal"`
 	} `yaml:"hooks"`
+	Links []struct {
+		Path string `yaml:"path"`
+		From string `yaml:"from"`
+	} `yaml:"links"`
 }
 
 // Load reads path; a missing file gives the defaults.
@@ -91,7 +98,15 @@ func Parse(data []byte) (Config, error) {
 	if err := p.Validate(); err != nil {
 		return Config{}, err
 	}
-	return Config{Hooks: p}, nil
+	c := Config{Hooks: p}
+	for _, l := range f.Links {
+		link := links.Link{Path: l.Path, From: l.From}
+		if err := link.Validate(); err != nil {
+			return Config{}, err
+		}
+		c.Links = append(c.Links, link)
+	}
+	return c, nil
 }
 
 func set(dst *[]string, src *[]string) {

@@ -39,6 +39,7 @@ func TestParse(t *testing.T) {
 		{"an unclean command directory", "hooks:\n  run:\n    commands: [/usr/../bin/]\n", nil, "clean absolute"},
 		{"an empty user", "hooks:\n  run:\n    user: \"\"\n", nil, "must name a user"},
 		{"a bad signal", "hooks:\n  signal:\n    signals: [NOPE]\n", nil, "signal name"},
+		{"a relative link", "links:\n  - path: etc/x\n", nil, "clean absolute"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := Parse([]byte(tc.yaml))
@@ -55,5 +56,15 @@ func TestParse(t *testing.T) {
 				t.Errorf("policy %+v", c.Hooks)
 			}
 		})
+	}
+}
+
+func TestLinks(t *testing.T) {
+	c, err := Parse([]byte("links:\n  - path: /etc/glusterfs\n  - path: /etc/nginx/site.conf\n    from: /nginx/site.conf\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Links) != 2 || c.Links[0].Path != "/etc/glusterfs" || c.Links[0].From != "" || c.Links[1].From != "/nginx/site.conf" {
+		t.Errorf("links %+v", c.Links)
 	}
 }
