@@ -1,9 +1,10 @@
 package union
 
 import (
-	"fmt"
 	"slices"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // Invalidation is one kernel cache entry a swap must drop before it is announced.
@@ -12,23 +13,32 @@ type Invalidation struct {
 	Name string // a name in Dir whose lookup answer changed; "" means Dir's own attributes
 }
 
-// versionKey identifies what a union path shows: two stacks showing the same key for a path
+// version identifies what a union path shows: two stacks showing the same version for a path
 // answer every lookup, stat and read of it identically. A file or symlink is one version of one
 // real file: its path (a new image is mounted at a new directory, so its files are new versions
 // even with equal bytes: the old image may be unmounted while the new inode is read) and its
 // identity and change time (a directory layer's file edited in place between two swaps is a new
 // version; one left alone is not). A directory is its visible attributes (its children are
-// compared one level down).
-func versionKey(e *Entry) string {
+// compared one level down). The zero version is "absent".
+type version struct {
+	kind           Kind
+	path           string
+	dev, ino       uint64
+	mode, uid, gid uint32
+	size           int64
+	mtime, ctime   unix.Timespec
+}
+
+func versionOf(e *Entry) version {
 	if e == nil {
-		return ""
+		return version{}
 	}
 	st := &e.Stat
 	if e.Kind == Dir {
-		return fmt.Sprintf("d %o %d %d %d.%d", st.Mode, st.Uid, st.Gid, st.Mtim.Sec, st.Mtim.Nsec)
+		return version{kind: Dir, mode: st.Mode, uid: st.Uid, gid: st.Gid, mtime: st.Mtim}
 	}
-	return fmt.Sprintf("%d %s %d:%d %o %d %d %d %d.%d %d.%d", e.Kind, e.RealPath,
-		st.Dev, st.Ino, st.Mode, st.Uid, st.Gid, st.Size, st.Mtim.Sec, st.Mtim.Nsec, st.Ctim.Sec, st.Ctim.Nsec)
+	return version{kind: e.Kind, path: e.RealPath, dev: st.Dev, ino: st.Ino, mode: st.Mode, uid: st.Uid, gid: st.Gid,
+		size: st.Size, mtime: st.Mtim, ctime: st.Ctim}
 }
 
 // treeKey identifies everything at and below a directory: the trees of its contributors. Equal
@@ -71,10 +81,10 @@ func Invalidations(before, after *Stack, known []string) ([]Invalidation, error)
 		if dir == "" && b == nil && a == nil {
 			continue
 		}
-		if (b != nil || a != nil) && treeKey(before, b) == treeKey(after, a) && versionKey(b) == versionKey(a) {
+		if (b != nil || a != nil) && treeKey(before, b) == treeKey(after, a) && versionOf(b) == versionOf(a) {
 			continue
 		}
-		if versionKey(b) != versionKey(a) {
+		if versionOf(b) != versionOf(a) {
 			out = append(out, Invalidation{Dir: dir})
 		}
 		names, err := unionOfNames(before, b, after, a, dir)
@@ -94,7 +104,7 @@ func Invalidations(before, after *Stack, known []string) ([]Invalidation, error)
 			if cb != nil && ca != nil && cb.Kind == Dir && ca.Kind == Dir && isKnown[child] {
 				continue // compared as a known directory itself
 			}
-			if (cb == nil) != (ca == nil) || versionKey(cb) != versionKey(ca) {
+			if (cb == nil) != (ca == nil) || versionOf(cb) != versionOf(ca) {
 				out = append(out, Invalidation{Dir: dir, Name: name})
 			}
 		}

@@ -72,8 +72,8 @@ type Union struct {
 	mountpoint string
 
 	inoMu    sync.Mutex
-	dirInos  map[string]uint64 // union path → inode number, stable while the path is a directory
-	fileInos map[string]uint64 // version key → inode number (one inode per version: own page cache)
+	dirInos  map[string]uint64  // union path → inode number, stable while the path is a directory
+	fileInos map[version]uint64 // inode number per file version (one inode per version: own page cache)
 	nextIno  uint64
 
 	openMu   sync.Mutex
@@ -94,7 +94,7 @@ func New(opts Options) *Union {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	u := &Union{opts: opts, dirInos: map[string]uint64{"": fuse.FUSE_ROOT_ID}, fileInos: map[string]uint64{}, nextIno: firstIno,
+	u := &Union{opts: opts, dirInos: map[string]uint64{"": fuse.FUSE_ROOT_ID}, fileInos: map[version]uint64{}, nextIno: firstIno,
 		open: map[string]int{}, released: map[string][]chan struct{}{}}
 	empty, _ := NewStack(nil, 0, opts.Now())
 	u.current.Store(empty)
@@ -309,7 +309,7 @@ func (u *Union) dirIno(rel string) uint64 {
 	return ino
 }
 
-func (u *Union) fileIno(key string) uint64 {
+func (u *Union) fileIno(key version) uint64 {
 	u.inoMu.Lock()
 	defer u.inoMu.Unlock()
 	ino, ok := u.fileInos[key]
@@ -321,7 +321,7 @@ func (u *Union) fileIno(key string) uint64 {
 	return ino
 }
 
-func (u *Union) forgetFile(key string, ino uint64) {
+func (u *Union) forgetFile(key version, ino uint64) {
 	u.inoMu.Lock()
 	defer u.inoMu.Unlock()
 	if u.fileInos[key] == ino {
@@ -365,7 +365,7 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 	if e.Kind == Dir {
 		return d.NewInode(ctx, &dirNode{u: d.u, rel: rel}, fs.StableAttr{Mode: unix.S_IFDIR, Ino: d.u.dirIno(rel)}), 0
 	}
-	key := versionKey(e)
+	key := versionOf(e)
 	ino := d.u.fileIno(key)
 	node := &fileNode{u: d.u, key: key, ino: ino, realPath: e.RealPath, root: stack.Layers[e.Layer].Root, stat: e.Stat}
 	return d.NewInode(ctx, node, fs.StableAttr{Mode: e.Stat.Mode & unix.S_IFMT, Ino: ino}), 0
@@ -430,7 +430,7 @@ func (d *dirNode) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno
 type fileNode struct {
 	fs.Inode
 	u        *Union
-	key      string
+	key      version
 	ino      uint64
 	realPath string
 	root     string

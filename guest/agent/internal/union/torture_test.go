@@ -30,8 +30,8 @@ func appSize(gen int) int { return 10 * (4096 + gen) }
 
 func appContent(gen int) string { return strings.Repeat(token(gen), appSize(gen)/10) }
 
-// versionOf checks that content is exactly one version and returns its generation.
-func versionOf(content string) (int, error) {
+// generationOf checks that content is exactly one version and returns its generation.
+func generationOf(content string) (int, error) {
 	if len(content) < 10 {
 		return 0, fmt.Errorf("%d bytes", len(content))
 	}
@@ -96,7 +96,7 @@ func TestTortureSwapsUnderReaders(t *testing.T) {
 					continue
 				}
 				reads.Add(1)
-				gen, err := versionOf(string(b))
+				gen, err := generationOf(string(b))
 				if err != nil {
 					fail("after generation %d: %v", g0, err)
 				} else if gen < g0 {
@@ -131,7 +131,7 @@ func TestTortureSwapsUnderReaders(t *testing.T) {
 				time.Sleep(50 * time.Microsecond) // let swaps happen mid-file
 			}
 			f.Close()
-			if _, err := versionOf(sb.String()); err != nil {
+			if _, err := generationOf(sb.String()); err != nil {
 				fail("file held open across swaps: %v", err)
 			}
 		}
@@ -156,7 +156,7 @@ func TestTortureSwapsUnderReaders(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got, err := versionOf(string(b)); err != nil || got != gen {
+		if got, err := generationOf(string(b)); err != nil || got != gen {
 			fail("right after announcing generation %d: read generation %d (%v)", gen, got, err)
 		}
 		if got := exists(mp + "/etc/gen-even"); got != (gen%2 == 0) {
