@@ -149,3 +149,35 @@ func TestMountSetStatusAndStop(t *testing.T) {
 	}
 	_ = io.Discard
 }
+
+func TestRestartAfterAKillMountsAgain(t *testing.T) {
+	fusetest.RequireFuse(t)
+	dir := t.TempDir()
+	mp, a := filepath.Join(dir, "mnt"), filepath.Join(dir, "a")
+	os.Mkdir(mp, 0o755)
+	t.Cleanup(func() { syscall.Unmount(mp, syscall.MNT_DETACH) })
+	fusetest.WriteTree(t, a, map[string]string{"f": "a"})
+	start := func() *exec.Cmd {
+		cmd := ffs("mount", mp, "--layer", "a="+a+":1", "--control", filepath.Join(dir, "ctl.sock"), "--config", filepath.Join(dir, "absent.yaml"))
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 200; i++ {
+			if got, _ := os.ReadFile(mp + "/f"); string(got) == "a" {
+				return cmd
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		cmd.Process.Kill()
+		t.Fatal("the union did not come up within 2 s")
+		return nil
+	}
+	first := start()
+	first.Process.Signal(syscall.SIGKILL) // leaves a dead mount behind (ENOTCONN)
+	first.Wait()
+	second := start()
+	second.Process.Signal(syscall.SIGTERM)
+	if err := second.Wait(); err != nil {
+		t.Errorf("the restarted agent: %v", err)
+	}
+}

@@ -235,6 +235,14 @@ func (u *Union) Mount(mountpoint string) error {
 			DisableReadDirPlus: true,
 		},
 	}
+	// A previous server of this mountpoint that died (killed, crashed) left its mount behind,
+	// answering ENOTCONN: detach it, or no restart could mount here again.
+	var st unix.Stat_t
+	if err := unix.Stat(mountpoint, &st); errors.Is(err, unix.ENOTCONN) {
+		if err := unix.Unmount(mountpoint, unix.MNT_DETACH); err != nil {
+			return fmt.Errorf("mount %s: a dead mount is in the way and cannot be detached: %w", mountpoint, err)
+		}
+	}
 	server, err := fs.Mount(mountpoint, u.root, opts)
 	if err != nil {
 		return fmt.Errorf("mount %s: %w", mountpoint, err)
