@@ -176,6 +176,12 @@ func TestRestartAfterAKillMountsAgain(t *testing.T) {
 	first.Process.Signal(syscall.SIGKILL) // leaves a dead mount behind (ENOTCONN)
 	first.Wait()
 	second := start()
+	// Mounting over the dead mount works without detaching it, but would stack a dead mount
+	// under every restart: exactly one mount is at mp.
+	mountinfo, _ := os.ReadFile("/proc/self/mountinfo")
+	if n := strings.Count(string(mountinfo), " "+mp+" "); n != 1 {
+		t.Errorf("%d mounts at %s after the restart, want 1 (the dead one detached)", n, mp)
+	}
 	second.Process.Signal(syscall.SIGTERM)
 	if err := second.Wait(); err != nil {
 		t.Errorf("the restarted agent: %v", err)

@@ -236,7 +236,7 @@ func (u *Union) Mount(mountpoint string) error {
 		},
 	}
 	// A previous server of this mountpoint that died (killed, crashed) left its mount behind,
-	// answering ENOTCONN: detach it, or no restart could mount here again.
+	// answering ENOTCONN: detach it, so restarts do not stack dead mounts under the live one.
 	var st unix.Stat_t
 	if err := unix.Stat(mountpoint, &st); errors.Is(err, unix.ENOTCONN) {
 		if err := unix.Unmount(mountpoint, unix.MNT_DETACH); err != nil {
