@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -237,8 +238,9 @@ func (u *Union) Mount(mountpoint string) error {
 	}
 	// A previous server of this mountpoint that died (killed, crashed) left its mount behind,
 	// answering ENOTCONN: detach it, so restarts do not stack dead mounts under the live one.
-	var st unix.Stat_t
-	if err := unix.Stat(mountpoint, &st); errors.Is(err, unix.ENOTCONN) {
+	// statfs, not stat: the kernel answers a stat of the root from its attribute cache.
+	var sfs unix.Statfs_t
+	if err := unix.Statfs(mountpoint, &sfs); errors.Is(err, unix.ENOTCONN) {
 		if err := unix.Unmount(mountpoint, unix.MNT_DETACH); err != nil {
 			return fmt.Errorf("mount %s: a dead mount is in the way and cannot be detached: %w", mountpoint, err)
 		}
@@ -248,6 +250,39 @@ func (u *Union) Mount(mountpoint string) error {
 		return fmt.Errorf("mount %s: %w", mountpoint, err)
 	}
 	u.server, u.mountpoint = server, mountpoint
+	// go-fuse opens /dev/fuse without O_CLOEXEC when it mounts itself: every hook command would
+	// inherit the connection, and a hook running as nobody could answer the kernel's requests
+	// for the union in our place. Close it on exec.
+	if err := closeOnExecFuseDevice(); err != nil {
+		u.Unmount()
+		return fmt.Errorf("mount %s: %w", mountpoint, err)
+	}
+	return nil
+}
+
+// closeOnExecFuseDevice sets FD_CLOEXEC on every descriptor of this process open on /dev/fuse.
+func closeOnExecFuseDevice() error {
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return err
+	}
+	found := false
+	for _, e := range entries {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if target, err := os.Readlink("/proc/self/fd/" + e.Name()); err != nil || target != "/dev/fuse" {
+			continue
+		}
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC); err != nil {
+			return fmt.Errorf("close-on-exec for /dev/fuse (fd %d): %w", fd, err)
+		}
+		found = true
+	}
+	if !found {
+		return errors.New("no /dev/fuse descriptor found to mark close-on-exec")
+	}
 	return nil
 }
 

@@ -2,6 +2,7 @@ package union
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -189,5 +190,18 @@ func TestStatusFile(t *testing.T) {
 	}
 	if st.Mode().Perm() != 0o600 {
 		t.Errorf("status.json mode %v, want 0600 (hook output may be sensitive)", st.Mode())
+	}
+}
+
+// The FUSE connection must not leak into child processes (hook commands run as another user):
+// a child holding it could answer the kernel's requests for the union.
+func TestFuseDeviceIsNotInherited(t *testing.T) {
+	mountUnion(t, Options{})
+	out, err := exec.Command("/bin/sh", "-c", "ls -l /proc/$$/fd").CombinedOutput()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(out), "/dev/fuse") {
+		t.Errorf("a child process inherited the FUSE connection:\n%s", out)
 	}
 }
