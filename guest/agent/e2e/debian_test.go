@@ -178,7 +178,7 @@ func TestPackageInAStockSystemdGuest(t *testing.T) {
 	st, _ := os.Stat(initrd)
 	t.Logf("initramfs: %d MB", st.Size()>>20)
 
-	v1, v2 := image(t, dir, "v1", serviceHooks), image(t, dir, "v2", serviceHooks)
+	v1, v2, v3 := image(t, dir, "v1", serviceHooks), image(t, dir, "v2", serviceHooks), image(t, dir, "v3", serviceHooks)
 	t.Cleanup(func() {
 		if keep := os.Getenv("RECONTEXT_E2E_KEEP"); keep != "" && t.Failed() {
 			exec.Command("cp", filepath.Join(dir, "console.log"), filepath.Join(keep, "debian-console.log")).Run()
@@ -197,7 +197,27 @@ func TestPackageInAStockSystemdGuest(t *testing.T) {
 	_, reloaded := served.wait(t, `E2E SERVED v2`, 60*time.Second)
 	t.Logf("in place: eject request → tray open %v; insert → the hook restarted demo-app, which read v2, %v; the HTTP server got SIGHUP and serves v2 %v",
 		released.Round(time.Millisecond), seen.Sub(inserted).Round(time.Millisecond), reloaded.Sub(inserted).Round(time.Millisecond))
+
+	// Into the spare drive, then the host takes the older image's drive back (systemd and udev
+	// watch these drives too: neither may get in the way).
+	inserted = time.Now()
+	insert(t, q, "cd1", v3)
+	_, seen = con.wait(t, `E2E SERVICE v3`, 60*time.Second)
+	_, reloaded = served.wait(t, `E2E SERVED v3`, 60*time.Second)
+	t.Logf("spare drive: insert → both services serve v3 %v / %v", seen.Sub(inserted).Round(time.Millisecond), reloaded.Sub(inserted).Round(time.Millisecond))
+	started := time.Now()
+	if _, err := q.run("blockdev-open-tray", map[string]any{"id": "cd0"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.trayMoved("cd0", true, 10*time.Second); err != nil {
+		t.Fatalf("the agent did not release sr0 (an image no longer in the stack): %v", err)
+	}
+	t.Logf("eject request for an image out of the stack → tray open %v", time.Since(started).Round(time.Millisecond))
+	time.Sleep(time.Second)
 	text, _ := os.ReadFile(con.path)
+	if strings.Count(string(text), "E2E SERVICE ") != 3 || strings.Count(string(text), "E2E SERVED ") != 3 {
+		t.Errorf("the services did not see exactly v1, v2, v3:\n%s", grep(string(text), "E2E "))
+	}
 	if strings.Contains(string(text), `"level":"error"`) {
 		t.Errorf("the agent logged errors:\n%s", grep(string(text), `"level":"error"`))
 	}
