@@ -21,13 +21,17 @@ type viewEntry struct {
 	size     int64
 	dev, ino uint64
 	mtime    int64
+	sum      [32]byte // a file's content hash, taken when indexed
+	target   string   // a symlink's target
 }
 
 // indexView lists every union path of a stack ("/etc/x.conf") at or under one of within (hook
 // paths; "/" is everything), walking only their ancestors to get there: a change elsewhere
 // concerns no hook, and walking (and hashing) it would only delay the hooks. Reads the layer
-// trees through the stack's memoized resolution, never the mount.
-func indexView(s *union.Stack, within []string) (map[string]viewEntry, error) {
+// trees through the stack's memoized resolution, never the mount. Contents are hashed and
+// symlinks read now, while the stack's media are surely there: the next change compares against
+// this index, when the medium may be gone (a forced media change).
+func indexView(s *union.Stack, within []string, hashes *contentHashes) (map[string]viewEntry, error) {
 	index := map[string]viewEntry{}
 	where := func(path string) (in, towards bool) {
 		for _, w := range within {
@@ -64,8 +68,19 @@ func indexView(s *union.Stack, within []string) (map[string]viewEntry, error) {
 			}
 			if in {
 				st := &child.Stat
-				index["/"+childRel] = viewEntry{kind: child.Kind, realPath: child.RealPath, mode: st.Mode, uid: st.Uid, gid: st.Gid,
+				e := viewEntry{kind: child.Kind, realPath: child.RealPath, mode: st.Mode, uid: st.Uid, gid: st.Gid,
 					size: st.Size, dev: st.Dev, ino: st.Ino, mtime: st.Mtim.Nano()}
+				switch child.Kind {
+				case union.File:
+					if e.sum, err = hashes.hash(e); err != nil {
+						return err
+					}
+				case union.Symlink:
+					if e.target, err = os.Readlink(child.RealPath); err != nil {
+						return err
+					}
+				}
+				index["/"+childRel] = e
 			}
 			if child.Kind == union.Dir {
 				if err := visit(childRel, child); err != nil {
@@ -118,21 +133,11 @@ func (c *contentHashes) hash(e viewEntry) ([32]byte, error) {
 }
 
 // diffViews lists the sorted union paths that differ: type, mode, owner, symlink target, or
-// content (size, then sha256 when sizes are equal; the same real file with the same size and
-// mtime is not read).
-func diffViews(before, after map[string]viewEntry, hashes *contentHashes) ([]string, error) {
+// content (size, then the hash taken at indexing).
+func diffViews(before, after map[string]viewEntry) []string {
 	var changed []string
 	for path, a := range before {
-		b, ok := after[path]
-		if !ok {
-			changed = append(changed, path)
-			continue
-		}
-		d, err := differs(a, b, hashes)
-		if err != nil {
-			return nil, err
-		}
-		if d {
+		if b, ok := after[path]; !ok || differs(a, b) {
 			changed = append(changed, path)
 		}
 	}
@@ -142,34 +147,18 @@ func diffViews(before, after map[string]viewEntry, hashes *contentHashes) ([]str
 		}
 	}
 	slices.Sort(changed)
-	return changed, nil
+	return changed
 }
 
-func differs(a, b viewEntry, hashes *contentHashes) (bool, error) {
+func differs(a, b viewEntry) bool {
 	if a.kind != b.kind || a.mode != b.mode || a.uid != b.uid || a.gid != b.gid {
-		return true, nil
+		return true
 	}
 	switch a.kind {
 	case union.Dir:
-		return false, nil
+		return false
 	case union.Symlink:
-		ta, err := os.Readlink(a.realPath)
-		if err != nil {
-			return false, err
-		}
-		tb, err := os.Readlink(b.realPath)
-		return ta != tb, err
+		return a.target != b.target
 	}
-	if a.size != b.size {
-		return true, nil
-	}
-	if a.realPath == b.realPath && a.dev == b.dev && a.ino == b.ino && a.mtime == b.mtime {
-		return false, nil
-	}
-	ha, err := hashes.hash(a)
-	if err != nil {
-		return false, err
-	}
-	hb, err := hashes.hash(b)
-	return ha != hb, err
+	return a.size != b.size || a.sum != b.sum
 }

@@ -73,6 +73,7 @@ type Runner struct {
 	mountpoint string
 	log        *slog.Logger
 	hashes     contentHashes
+	last       indexed // the view of the newest stack indexed
 
 	mu      sync.Mutex
 	idle    *sync.Cond
@@ -81,6 +82,12 @@ type Runner struct {
 	inForce []Hook
 	errs    []StatusErr
 	closed  bool
+}
+
+type indexed struct {
+	stack  *union.Stack
+	within string
+	view   map[string]viewEntry
 }
 
 type hookState struct {
@@ -121,37 +128,60 @@ func (r *Runner) OnChange(c union.Change) {
 	r.mu.Lock()
 	r.inForce, r.errs = inForce, fileErrs
 	r.mu.Unlock()
-	if c.Previous.Generation == 0 || len(inForce) == 0 {
-		return
-	}
 	var within []string
 	for _, h := range inForce {
 		within = append(within, h.Paths...)
 	}
+	if c.Previous.Generation == 0 || len(inForce) == 0 {
+		if len(inForce) > 0 {
+			r.index(c.Current, within) // the next change compares against it
+		}
+		return
+	}
 	started := time.Now()
-	before, err := indexView(c.Previous, within)
-	if err == nil {
-		var after map[string]viewEntry
-		if after, err = indexView(c.Current, within); err == nil {
-			var changed []string
-			if changed, err = diffViews(before, after, &r.hashes); err == nil {
-				r.log.Info("stack compared", "generation", c.Current.Generation, "changed", len(changed), "ms", time.Since(started).Milliseconds())
-				for _, h := range inForce {
-					var mine []string
-					for _, p := range changed {
-						if slices.ContainsFunc(h.Paths, func(hp string) bool { return PathMatches(hp, p) }) {
-							mine = append(mine, p)
-						}
-					}
-					if len(mine) > 0 {
-						r.schedule(h, mine, c.Current.Generation, changedAt)
-					}
-				}
-				return
+	before, err := r.index(c.Previous, within)
+	if err != nil {
+		r.log.Error("hooks: cannot index the previous stack", "generation", c.Current.Generation, "error", err.Error())
+		return
+	}
+	after, err := r.index(c.Current, within)
+	if err != nil {
+		r.log.Error("hooks: cannot index the new stack", "generation", c.Current.Generation, "error", err.Error())
+		return
+	}
+	changed := diffViews(before, after)
+	r.log.Info("stack compared", "generation", c.Current.Generation, "changed", len(changed), "ms", time.Since(started).Milliseconds())
+	for _, h := range inForce {
+		var mine []string
+		for _, p := range changed {
+			if slices.ContainsFunc(h.Paths, func(hp string) bool { return PathMatches(hp, p) }) {
+				mine = append(mine, p)
 			}
 		}
+		if len(mine) > 0 {
+			r.schedule(h, mine, c.Current.Generation, changedAt)
+		}
 	}
-	r.log.Error("hooks: cannot compare the stacks", "generation", c.Current.Generation, "error", err.Error())
+}
+
+// index is the view of a stack under within; the last one made is kept, so the stack a change
+// leaves was indexed when it arrived — while its media were surely still there.
+func (r *Runner) index(s *union.Stack, within []string) (map[string]viewEntry, error) {
+	key := strings.Join(within, "\x00")
+	r.mu.Lock()
+	last := r.last
+	r.mu.Unlock()
+	if last.stack == s && last.within == key {
+		return last.view, nil
+	}
+	view, err := indexView(s, within, &r.hashes)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	r.last = indexed{stack: s, within: key, view: view}
+	r.mu.Unlock()
+	return view, nil
 }
 
 // loadHooks reads each layer's hooks file, highest priority first.

@@ -183,3 +183,27 @@ func TestChangesDuringARunMakeOneMoreRunNeverOverlapping(t *testing.T) {
 		t.Errorf("last run's output %q: want no overlap and the paths of the changes during the first run", out)
 	}
 }
+
+// A forced media change takes the old image away before the agent hears of it: the comparison
+// must not need the old tree any more (it was indexed, contents hashed, when it arrived).
+func TestChangesAreFoundWhenTheOldTreeIsGone(t *testing.T) {
+	u, r := newRunner(t, DefaultPolicy())
+	hook := `{"hooks":[{"name":"x","paths":["/etc"],"run":["/bin/sh","-c","echo \"$RECONTEXT_CHANGED_PATHS\""],"debounceMs":0}]}`
+	r.policy.RunUser = "root"
+	v1 := serviceLayer(t, "app", map[string]string{".recontext/hooks.json": hook, "etc/a.conf": "1", "etc/same.conf": "same"})
+	v2 := serviceLayer(t, "app", map[string]string{".recontext/hooks.json": hook, "etc/a.conf": "2", "etc/same.conf": "same"})
+	swap(t, u, v1)
+	r.Idle()
+	if err := os.RemoveAll(v1.Root); err != nil { // the medium is gone
+		t.Fatal(err)
+	}
+	swap(t, u, v2)
+	r.Idle()
+	st := r.Status().InForce
+	if len(st) != 1 || st[0].LastRun == nil {
+		t.Fatalf("no run: %+v", r.Status())
+	}
+	if got := st[0].LastRun.Output; got != "/etc/a.conf" {
+		t.Errorf("changed paths %q, want only /etc/a.conf (same.conf has the same content)", got)
+	}
+}
