@@ -149,8 +149,11 @@ describe.skipIf(skip)('operator on the local cluster: docker build, helm install
     // The new leader labels its pod; the image Service selects it and serves the same signed URL
     // (it rebuilds the image from the layers: the store is per pod).
     await eventually('the image through the Service from the new leader', async () => (isIso(await viaService(`${RELEASE}-images`, 8090, imagePath())) ? true : undefined), 60_000);
-    const endpoints = await cluster.kubectl(['get', 'endpointslices', '-n', SYSTEM, '-l', `kubernetes.io/service-name=${RELEASE}-images`, '-o', 'jsonpath={.items[*].endpoints[*].targetRef.name}']);
-    expect(after).toContain(endpoints.trim());
+    // The Service's ready endpoint is the new leader's pod (the old one may linger as terminating).
+    const readyEndpoint = (): Promise<string> =>
+      cluster.kubectl(['get', 'endpointslices', '-n', SYSTEM, '-l', `kubernetes.io/service-name=${RELEASE}-images`, '-o', 'jsonpath={.items[*].endpoints[?(@.conditions.ready==true)].targetRef.name}']);
+    const endpoint = await eventually('one ready endpoint behind the image Service', async () => ((names) => (names.length === 1 ? names[0] : undefined))((await readyEndpoint()).trim().split(/\s+/).filter(Boolean)), 60_000);
+    expect(after).toContain(endpoint);
   });
 
   it('rolls a helm upgrade without losing a reconciliation: migrations all through the rollout are followed', async () => {

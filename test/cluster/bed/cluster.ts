@@ -19,6 +19,11 @@ import { clusterVersions, type ClusterVersions } from './versions.js';
 
 export const CLUSTER_NAME = 'recontext';
 const POD_SUBNET = '10.244.0.0/16';
+/**
+ * The API server's port on the host (127.0.0.1): fixed and below the ephemeral range, so it can
+ * never be a port another test server just picked as free (kind's default is a random free port).
+ */
+export const API_SERVER_PORT = 16443;
 const SERVICE_SUBNET = '10.96.0.0/16';
 
 /** The workers and their places: zone-a/eu-north and zone-b/us-east, as the libvirt test bed. */
@@ -49,7 +54,7 @@ export function kindConfig(image: string): string {
   const config = {
     kind: 'Cluster',
     apiVersion: 'kind.x-k8s.io/v1alpha4',
-    networking: { disableDefaultCNI: true, podSubnet: POD_SUBNET, serviceSubnet: SERVICE_SUBNET },
+    networking: { disableDefaultCNI: true, podSubnet: POD_SUBNET, serviceSubnet: SERVICE_SUBNET, apiServerAddress: '127.0.0.1', apiServerPort: API_SERVER_PORT },
     nodes: [
       { role: 'control-plane', image },
       ...WORKER_PLACES.map((place) => ({
