@@ -3,7 +3,7 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { skipReason } from './skip.js';
 
 const ci = process.env['CI'];
@@ -25,6 +25,7 @@ describe('skipReason', () => {
 
   it('skips locally with the reason and records it once for the summary at the end of the run', () => {
     delete process.env['CI'];
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {}); // no made-up SKIPPED line in the run's output
     const what = `tests needing Y (${process.pid})`;
     // Its own log: the run's summary must list only real skips.
     const log = join(mkdtempSync(join(tmpdir(), 'recontext-skip-test-')), 'skips');
@@ -32,5 +33,7 @@ describe('skipReason', () => {
     expect(skipReason(what, 'y is off', 'unset it', { log })).toBe('y is off');
     const recorded = readFileSync(log, 'utf8').split('\n').filter(Boolean);
     expect(recorded).toEqual([`${what}: y is off — unset it`]);
+    expect(warn.mock.calls).toEqual([[`SKIPPED: ${what}: y is off — unset it`]]);
+    warn.mockRestore();
   });
 });
