@@ -1,5 +1,6 @@
 // `recontext operator`: the controller process, against a Kubernetes API server or (standalone)
 // against a directory of manifests and local libvirt hosts.
+import { DEFAULT_CONCURRENCY } from '../runtime/controller.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
@@ -55,7 +56,7 @@ export function operatorCommand(): Command {
     .description('Run the operator: reconcile ContextLayers and VMContexts into layer images and deliver them to VMs.')
     .option('--kubeconfig <path>', 'kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or the in-cluster service account)', env('KUBECONFIG'))
     .option('-n, --namespace <namespace>', 'watch only this namespace (default: all namespaces) [env RECONTEXT_NAMESPACE]', env('RECONTEXT_NAMESPACE'))
-    .option('--concurrency <n>', 'workers per controller', env('RECONTEXT_CONCURRENCY') ?? '4')
+    .option('--concurrency <n>', 'workers per controller', env('RECONTEXT_CONCURRENCY') ?? String(DEFAULT_CONCURRENCY))
     .option('--metrics-address <host:port>', 'serve /healthz, /readyz and /metrics here', env('RECONTEXT_METRICS_ADDRESS') ?? ':8080')
     .option('--no-leader-elect', 'reconcile without a leader lease (only when a single replica runs)')
     .option('--lease-namespace <namespace>', 'namespace of the leader lease (default: --namespace, else "default")', env('RECONTEXT_LEASE_NAMESPACE'))

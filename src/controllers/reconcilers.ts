@@ -6,7 +6,7 @@ import type { ContextLayer, MigrationPolicy, VMContext } from '../crds/index.js'
 import type { VMChange } from '../drivers/driver.js';
 import { keyOf } from '../kube/resources.js';
 import { contextLayerReconciler } from './contextlayer.js';
-import { Controller } from '../runtime/controller.js';
+import { Controller, DEFAULT_CONCURRENCY } from '../runtime/controller.js';
 import { errorMessage } from '../runtime/log.js';
 import { migrationPolicyReconciler } from './migrationpolicy.js';
 import type { MetricSource } from '../policy/metrics.js';
@@ -31,7 +31,7 @@ export class Reconcilers {
   constructor(deps: ReconcilerDeps) {
     this.#deps = deps;
     const { logger, metrics } = deps;
-    const concurrency = deps.concurrency ?? 4;
+    const concurrency = deps.concurrency ?? DEFAULT_CONCURRENCY;
     this.vmContext = new Controller({ name: 'vmcontext', logger, metrics, concurrency, reconcile: vmContextReconciler({ ...deps, logger: logger.child({ controller: 'vmcontext' }) }) });
     this.contextLayer = new Controller({ name: 'contextlayer', logger, metrics, concurrency, reconcile: contextLayerReconciler(deps) });
     const policies = deps.policies;

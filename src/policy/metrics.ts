@@ -5,7 +5,7 @@
 //   - MetricSources: dispatches a Metric to the one of the two it names.
 // A read either yields a finite number with its time or throws MetricError with a reason: never a
 // silent 0. The caller's AbortSignal cancels a read (the abort reason is rethrown as is).
-import { TemplateError, substituteIdentity } from './promql.js';
+import { QueryTemplateError, substituteIdentity } from './promql.js';
 import { MetricError, type Metric, type MetricReading, type MetricSource, type VMIdentity } from './source.js';
 
 export { MetricError, type Metric, type MetricErrorReason, type MetricReading, type MetricSource, type VMIdentity } from './source.js';
@@ -45,7 +45,7 @@ export class PrometheusSource implements MetricSource {
     try {
       query = substituteIdentity(prometheus.query, vm);
     } catch (error: unknown) {
-      if (error instanceof TemplateError) throw new MetricError('InvalidQuery', error.message);
+      if (error instanceof QueryTemplateError) throw new MetricError('InvalidQuery', error.message);
       throw error;
     }
     const { url, headers, shown } = queryUrl(address, query, this.now(), this.timeoutMs);
@@ -197,5 +197,5 @@ export class MetricSources implements MetricSource {
   }
 }
 
-export { substituteIdentity, checkQueryTemplate, TemplateError } from './promql.js';
+export { substituteIdentity, checkQueryTemplate, QueryTemplateError } from './promql.js';
 export { ReportedSource, parseReport, parseReports, ReportError, type Report, type ReportedSourceOptions } from './reported.js';

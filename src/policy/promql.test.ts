@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { checkQueryTemplate, escapeRegex, escapeString, substituteIdentity, TemplateError } from './promql.js';
+import { checkQueryTemplate, escapeRegex, escapeString, substituteIdentity, QueryTemplateError } from './promql.js';
 
 const vm = { name: 'web-1', namespace: 'shop' };
 
@@ -63,10 +63,10 @@ describe('substituteIdentity', () => {
   });
 
   it('refuses a placeholder outside a string literal', () => {
-    expect(() => substituteIdentity('vm_cpu_{{ vm.name }}', vm)).toThrow(TemplateError);
+    expect(() => substituteIdentity('vm_cpu_{{ vm.name }}', vm)).toThrow(QueryTemplateError);
     expect(() => substituteIdentity('x{name="a"} or {{ vm.name }}', vm)).toThrow(/outside a string literal/);
     // After a string closed.
-    expect(() => substituteIdentity('x{name="a",b=""}{{ vm.name }}', vm)).toThrow(TemplateError);
+    expect(() => substituteIdentity('x{name="a",b=""}{{ vm.name }}', vm)).toThrow(QueryTemplateError);
   });
 
   it('refuses unknown and malformed placeholders', () => {
@@ -86,7 +86,7 @@ describe('substituteIdentity', () => {
     // A double quote inside a single-quoted string does not open a string.
     expect(substituteIdentity(`x{a='"',b="{{ vm.name }}"}`, { name: 'q"', namespace: 'ns' })).toBe(`x{a='"',b="q\\""}`);
     // A quote in a comment does not open a string: the placeholder after it is outside one.
-    expect(() => substituteIdentity('x # it\'s\n{{ vm.name }}', vm)).toThrow(TemplateError);
+    expect(() => substituteIdentity('x # it\'s\n{{ vm.name }}', vm)).toThrow(QueryTemplateError);
   });
 });
 

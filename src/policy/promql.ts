@@ -14,8 +14,8 @@
 import type { VMIdentity } from './source.js';
 
 /** A query template that cannot be used (bad placeholder, placeholder outside a string). */
-export class TemplateError extends Error {
-  override readonly name = 'TemplateError';
+export class QueryTemplateError extends Error {
+  override readonly name = 'QueryTemplateError';
 }
 
 const PLACEHOLDER = /\{\{\s*vm\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}/y;
@@ -27,7 +27,7 @@ type Context = { kind: 'code' } | { kind: 'comment' } | { kind: 'string'; quote:
 
 /**
  * The query with the VM's identity substituted, each value escaped for where it stands (see the
- * file comment). Throws TemplateError for an unknown placeholder ({{ vm.uid }}), a placeholder
+ * file comment). Throws QueryTemplateError for an unknown placeholder ({{ vm.uid }}), a placeholder
  * outside a string literal, or a value a raw string cannot hold.
  */
 export function substituteIdentity(query: string, vm: VMIdentity): string {
@@ -43,7 +43,7 @@ export function checkQueryTemplate(query: string): string | undefined {
     render(query, () => 'x');
     return undefined;
   } catch (error: unknown) {
-    if (error instanceof TemplateError) return error.message;
+    if (error instanceof QueryTemplateError) return error.message;
     throw error;
   }
 }
@@ -60,7 +60,7 @@ function render(query: string, value: (key: Key) => string): string {
       if (match) {
         const key = match[1]!;
         if (!(KEYS as readonly string[]).includes(key)) {
-          throw new TemplateError(`unknown placeholder {{ vm.${key} }} at offset ${i}: only {{ vm.name }} and {{ vm.namespace }} are substituted`);
+          throw new QueryTemplateError(`unknown placeholder {{ vm.${key} }} at offset ${i}: only {{ vm.name }} and {{ vm.namespace }} are substituted`);
         }
         out += place(value(key as Key), context, key, i);
         i += match[0].length;
@@ -68,7 +68,7 @@ function render(query: string, value: (key: Key) => string): string {
       }
       LOOSE_PLACEHOLDER.lastIndex = i;
       const loose = LOOSE_PLACEHOLDER.exec(query);
-      if (loose) throw new TemplateError(`malformed placeholder ${loose[0]} at offset ${i}: write {{ vm.name }} or {{ vm.namespace }}`);
+      if (loose) throw new QueryTemplateError(`malformed placeholder ${loose[0]} at offset ${i}: write {{ vm.name }} or {{ vm.namespace }}`);
     }
     out += c;
     i += 1;
@@ -99,11 +99,11 @@ function place(raw: string, context: Context, key: string, offset: number): stri
     case 'comment':
       return raw.replace(/[\r\n]/g, ' ');
     case 'code':
-      throw new TemplateError(`{{ vm.${key} }} at offset ${offset} stands outside a string literal: write it inside quotes, e.g. name="{{ vm.${key} }}"`);
+      throw new QueryTemplateError(`{{ vm.${key} }} at offset ${offset} stands outside a string literal: write it inside quotes, e.g. name="{{ vm.${key} }}"`);
     case 'string': {
       const value = context.regex ? escapeRegex(raw) : raw;
       if (context.quote === '`') {
-        if (value.includes('`')) throw new TemplateError(`the VM's ${key} contains a backtick, which a raw string (\`…\`) cannot hold: use "…" in the query`);
+        if (value.includes('`')) throw new QueryTemplateError(`the VM's ${key} contains a backtick, which a raw string (\`…\`) cannot hold: use "…" in the query`);
         return value;
       }
       return escapeString(value, context.quote);

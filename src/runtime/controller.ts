@@ -24,13 +24,16 @@ export interface ControllerOptions {
   readonly reconcile: Reconciler;
   readonly logger: Logger;
   readonly metrics: OperatorMetrics;
-  /** Workers reconciling different keys at once. Default 2. */
+  /** Workers reconciling different keys at once. Default DEFAULT_CONCURRENCY. */
   readonly concurrency?: number;
   /** A reconciliation taking longer is aborted and retried. Default 60 000 ms. */
   readonly timeoutMs?: number;
   readonly queue?: Omit<QueueOptions, 'clock' | 'metrics'>;
   readonly clock?: Clock;
 }
+
+/** Workers per controller unless told otherwise: the one default of the operator, the CLI and the chart's docs. */
+export const DEFAULT_CONCURRENCY = 4;
 
 export class Controller {
   readonly name: string;
@@ -45,7 +48,7 @@ export class Controller {
   constructor(options: ControllerOptions) {
     if (!options.name) throw new TypeError('controller needs a name');
     this.name = options.name;
-    this.#concurrency = options.concurrency ?? 2;
+    this.#concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
     this.#timeoutMs = options.timeoutMs ?? 60_000;
     if (!Number.isInteger(this.#concurrency) || this.#concurrency < 1) throw new RangeError('concurrency must be a positive integer');
     if (this.#timeoutMs <= 0) throw new RangeError('timeoutMs must be positive');
