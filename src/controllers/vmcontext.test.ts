@@ -1,6 +1,8 @@
 // The VMContext reconciler when building an image fails on its input: a condition, not a retry loop.
 import { describe, expect, it } from 'vitest';
 import type { ContextLayer, VMContext, VMContextStatus } from '../crds/index.js';
+import { VMNotFoundError } from '../drivers/driver.js';
+import { DeviceRemovalPendingError } from '../drivers/libvirt/actions.js';
 import { IsoInputError, IsoLimitError } from '../iso/errors.js';
 import { createLogger } from '../runtime/log.js';
 import { OperatorMetrics } from '../runtime/metrics.js';
@@ -19,7 +21,8 @@ const layer: ContextLayer = {
   spec: { class: 'service', files: [{ path: 'a', content: 'x' }] },
 };
 
-async function reconcileWith(error: Error): Promise<{ statuses: VMContextStatus[]; converged: number }> {
+/** One reconciliation where building an image fails with `image`, or converging with `converge`. */
+async function reconcileWith(failure: { image?: Error; converge?: Error }): Promise<{ statuses: VMContextStatus[]; converged: number; result: unknown }> {
   const statuses: VMContextStatus[] = [];
   let converged = 0;
   const cache = <T extends { metadata: { name: string; namespace?: string } }>(items: T[]) => ({ get: (key: string) => items.find((i) => `${i.metadata.namespace}/${i.metadata.name}` === key), list: () => items });
@@ -29,29 +32,59 @@ async function reconcileWith(error: Error): Promise<{ statuses: VMContextStatus[
     sources: () => ({ configMap: () => undefined, secret: () => undefined }),
     writer: { applyStatus: async (_r: unknown, _c: unknown, status: VMContextStatus) => (statuses.push(status), true), setFinalizers: async () => {} },
     events: { record: () => {} },
-    driver: { name: 'none', attaches: false, observe: async () => ({ running: true }), converge: async () => (converged++, { layers: [], detachMs: 0, attachMs: 0 }), release: async () => {} },
-    images: { ensure: async () => Promise.reject(error), path: () => '' },
+    driver: {
+      name: 'none',
+      attaches: false,
+      observe: async () => ({ running: true }),
+      converge: async () => {
+        converged++;
+        if (failure.converge) throw failure.converge;
+        return { layers: [], detachMs: 0, attachMs: 0 };
+      },
+      release: async () => {},
+    },
+    images: { ensure: async () => (failure.image ? Promise.reject(failure.image) : { digest: 'sha256:00', path: '/x', bytes: 1 }), path: () => '/x' },
     metrics: new OperatorMetrics({ defaultMetrics: false }),
     logger: createLogger({ write: () => {} }),
   } as unknown as VMContextDeps;
-  await vmContextReconciler(deps)('ns/vm-1', new AbortController().signal);
-  return { statuses, converged };
+  const result = await vmContextReconciler(deps)('ns/vm-1', new AbortController().signal);
+  return { statuses, converged, result };
 }
 
 describe('vmContextReconciler: an image that cannot be built', () => {
   it('InvalidPath (TooLarge for a format limit) as Ready=False and Degraded, without converging or throwing', async () => {
-    const invalid = await reconcileWith(new IsoInputError('x/y', 'name has 300 bytes; at most 255'));
+    const invalid = await reconcileWith({ image: new IsoInputError('x/y', 'name has 300 bytes; at most 255') });
     expect(invalid.converged).toBe(0);
     const ready = invalid.statuses.at(-1)?.conditions?.find((c) => c.type === 'Ready');
     expect(ready).toMatchObject({ status: 'False', reason: 'InvalidPath' });
     expect(ready?.message).toMatch(/cannot build the image: x\/y: name has 300 bytes/);
     expect(invalid.statuses.at(-1)?.conditions?.find((c) => c.type === 'Degraded')?.status).toBe('True');
-    const limit = await reconcileWith(new IsoLimitError(undefined, 'too many directories'));
+    const limit = await reconcileWith({ image: new IsoLimitError(undefined, 'too many directories') });
     expect(limit.statuses.at(-1)?.conditions?.find((c) => c.type === 'Ready')?.reason).toBe('TooLarge');
   });
 
   it('other errors still go to the queue for a retry', async () => {
-    await expect(reconcileWith(new Error('disk full'))).rejects.toThrow(/disk full/);
+    await expect(reconcileWith({ image: new Error('disk full') })).rejects.toThrow(/disk full/);
+  });
+});
+
+describe('vmContextReconciler: driver errors in the one vocabulary', () => {
+  const readyOf = (statuses: VMContextStatus[]) => statuses.at(-1)?.conditions?.find((c) => c.type === 'Ready');
+
+  it('a drive still unplugging is pending: Ready=False DeviceRemovalPending, looked at again soon, no backoff', async () => {
+    const pending = await reconcileWith({ converge: new DeviceRemovalPendingError('sdc', 10_000) });
+    expect(readyOf(pending.statuses)).toMatchObject({ status: 'False', reason: 'DeviceRemovalPending' });
+    expect(pending.result).toMatchObject({ requeueAfterMs: expect.any(Number) });
+  });
+
+  it('a VM that vanished mid-converge is VMNotFound, not a failure for the backoff', async () => {
+    const gone = await reconcileWith({ converge: new VMNotFoundError('domain vm-1 is on none of the hosts a, b') });
+    expect(readyOf(gone.statuses)).toMatchObject({ status: 'False', reason: 'VMNotFound' });
+    expect(gone.result).toMatchObject({ requeueAfterMs: expect.any(Number) });
+  });
+
+  it('anything else still goes to the queue for a retry with backoff', async () => {
+    await expect(reconcileWith({ converge: new Error('socket closed') })).rejects.toThrow(/socket closed/);
   });
 });
 

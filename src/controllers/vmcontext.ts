@@ -1,7 +1,7 @@
 // The VMContext controller's reconciler: observe the VM, plan (pure, src/reconcile/vmcontext),
 // build missing images, let the driver converge the devices, write status. Timed per phase.
 import type { ContextLayer, VMContext } from '../crds/index.js';
-import { ConvergePendingError, describeTarget, PlatformUnavailableError, targetOf, VMConfigurationError, type ConvergeResult, type DesiredLayer, type Driver, type ObservedVM } from '../drivers/driver.js';
+import { ConvergePendingError, describeTarget, PlatformUnavailableError, targetOf, VMConfigurationError, VMNotFoundError, type ConvergeResult, type DesiredLayer, type Driver, type ObservedVM } from '../drivers/driver.js';
 import type { LayerImageStore } from '../images/layer-image.js';
 import { IsoInputError, IsoLimitError } from '../iso/errors.js';
 import { VM_CONTEXTS } from '../kube/resources.js';
@@ -189,7 +189,8 @@ async function buildImages(deps: Pick<VMContextDeps, 'images' | 'metrics'>, plan
 
 /**
  * A driver error as a condition: the platform unreachable (look again soon, a reconnect also
- * wakes us), still at work (soon), or needing someone to act (slowly; their change or a resync
+ * wakes us), still at work (soon), the VM gone mid-way (soon: it may be back, or the next
+ * observation says VMNotFound), or needing someone to act (slowly; their change or a resync
  * brings us back). Anything else is a failure for the queue's backoff.
  */
 async function blockedBy(deps: VMContextDeps, vmContext: VMContext, vm: string, error: unknown, now: Date, observed?: ObservedVM): Promise<Result> {
@@ -199,6 +200,10 @@ async function blockedBy(deps: VMContextDeps, vmContext: VMContext, vm: string, 
   }
   if (error instanceof ConvergePendingError) {
     await writeBlocked(deps, vmContext, vm, { kind: 'blocked', reason: error.reason, message: error.message, waiting: true }, now, observed);
+    return { requeueAfterMs: WAITING_REQUEUE_MS };
+  }
+  if (error instanceof VMNotFoundError) {
+    await writeBlocked(deps, vmContext, vm, { kind: 'blocked', reason: 'VMNotFound', message: error.message, waiting: true }, now, observed);
     return { requeueAfterMs: WAITING_REQUEUE_MS };
   }
   if (error instanceof VMConfigurationError) {

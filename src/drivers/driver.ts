@@ -37,6 +37,11 @@ export class ConvergePendingError extends Error {
   }
 }
 
+/** The VM went away while the driver worked on it (deleted, or moved off every known host). */
+export class VMNotFoundError extends Error {
+  override readonly name: string = 'VMNotFoundError';
+}
+
 /** A migration cannot be asked for: no node of the target array, or the VM cannot move live. */
 export class MigrationImpossibleError extends Error {
   override readonly name: string = 'MigrationImpossibleError';

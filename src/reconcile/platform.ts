@@ -39,5 +39,5 @@ export interface ConvergeResult {
 /** The VM or its platform must change before the layers can be delivered (someone has to act). */
 export type ConfigurationReason = 'NoFreeDrive' | 'RestartRequired' | 'CDIMissing' | 'KubeVirtMissing' | 'NotAVirtualMachine' | 'VolumeNameConflict' | 'ImportFailed';
 
-/** The driver did its part; the platform is still at work. */
-export type PendingReason = 'ImportInProgress' | 'VolumeNotReady';
+/** The driver did its part; the platform is still at work (a drive it was asked to unplug is still there). */
+export type PendingReason = 'ImportInProgress' | 'VolumeNotReady' | 'DeviceRemovalPending';

@@ -6,6 +6,7 @@
 // device leaves the live XML (and DEVICE_REMOVED fires) only when it really is. So a detach is
 // done when the live XML no longer shows the drive. (A virtio-scsi CD-ROM goes at once: QEMU
 // unplugs SCSI devices without waiting for the guest; ~80 ms on the test bed.)
+import { ConvergePendingError } from '../driver.js';
 import { AffectFlags, type DomainRef, type LibvirtClient } from './client.js';
 import { cdromsOf, cdromXml, type DeviceAction } from './devices.js';
 
@@ -18,11 +19,14 @@ export interface ActionOptions {
   readonly pollMs?: number;
 }
 
-/** libvirt accepted the unplug but the drive is still there: converging again checks again. */
-export class DeviceRemovalPendingError extends Error {
+/** libvirt accepted the unplug but the drive is still there: pending, converging again checks again. */
+export class DeviceRemovalPendingError extends ConvergePendingError {
   override readonly name = 'DeviceRemovalPendingError';
-  constructor(readonly target: string, waitedMs: number) {
-    super(`drive ${target} was asked to unplug but is still in the domain after ${waitedMs} ms`);
+  constructor(
+    readonly target: string,
+    waitedMs: number,
+  ) {
+    super('DeviceRemovalPending', `drive ${target} was asked to unplug but is still in the domain after ${waitedMs} ms`);
   }
 }
 

@@ -6,7 +6,7 @@
 // layer → drive assignment is recorded in the domain's metadata before and after acting. watch() turns the hosts' domain events into
 // VM changes for the core; each host's connection is kept up (and its events re-registered) by a
 // LibvirtSession.
-import { matchesSelector, MigrationImpossibleError, type AttachedLayer, type ConvergeResult, type DesiredLayer, type Driver, type MigrationRequest, type MigrationResult, type ObservedVM, type VMChange, type VMTarget } from '../driver.js';
+import { matchesSelector, MigrationImpossibleError, VMNotFoundError, type AttachedLayer, type ConvergeResult, type DesiredLayer, type Driver, type MigrationRequest, type MigrationResult, type ObservedVM, type VMChange, type VMTarget } from '../driver.js';
 import { applyDeviceAction } from './actions.js';
 import type { LibvirtClient, DomainRef } from './client.js';
 import { changeOfEvent } from './events.js';
@@ -79,7 +79,7 @@ export class LibvirtDriver implements Driver {
   async converge(target: VMTarget, desired: readonly DesiredLayer[], signal?: AbortSignal): Promise<ConvergeResult> {
     signal?.throwIfAborted();
     const found = await this.#find(target);
-    if (!found) throw new Error(`domain ${domainName(target)} is on none of the hosts ${this.#hosts.map((h) => h.name).join(', ')}`);
+    if (!found) throw new VMNotFoundError(`domain ${domainName(target)} is on none of the hosts ${this.#hosts.map((h) => h.name).join(', ')}`);
     const wanted = desired.map((d) => ({ name: d.name, digest: d.digest, image: d.image }));
     const attached = await attachLayers(found.client, found.domain, wanted, signal);
     const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
