@@ -1,5 +1,5 @@
 // MigrationPolicy: when a VM should ask to move — the four VM-initiated policies of the thesis
-// (../shared/seeds/002, ch. 3.4): Threshold (1), Base (2), Schedule (3), Site (4).
+// (Lartey, ch. 3.4; docs/policies.md): Threshold (1), Base (2), Schedule (3), Site (4).
 import type { Static } from '@sinclair/typebox';
 import { Bool, Conditions, Duration, Enum, Int, LabelSelector, List, Num, Obj, ObservedGeneration, Optional, Str, StrMap } from './kit.js';
 

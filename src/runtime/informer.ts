@@ -1,5 +1,5 @@
-// List+watch of one resource into a cache, with the robustness client-node's informer lacks
-// (DESIGN.md §7): resourceVersion bookkeeping, relist on 410 Gone (with deletes for objects that
+// List+watch of one resource into a cache, with the robustness client-node's informer lacks (it
+// stops on any error but 410 and can stall silently): resourceVersion bookkeeping, relist on 410 Gone (with deletes for objects that
 // vanished meanwhile), restart with jittered backoff on any error, a watchdog that restarts a
 // watch that went silent (bookmarks are requested, so silence means a stalled connection), and a
 // periodic resync that re-announces every cached object.

@@ -1,5 +1,5 @@
 // Carries out one planned device action (devices.ts) on a running domain. Media changes are
-// never forced: the guest agent releases the medium on the eject request (DESIGN.md §4).
+// never forced: the guest agent releases the medium on the eject request (docs/cdrom-swap.md).
 //
 // Unplugging can be asynchronous: libvirt's virDomainDetachDeviceFlags waits a while (5 s in the
 // QEMU driver) for QEMU to report the device gone and may return success before it is; the

@@ -2,7 +2,7 @@
 // tells where it runs; converge() reads the live domain, plans the drive changes (devices.ts,
 // pure) and applies them make-before-break: new images into spare empty drives (or hot-plugged
 // SCSI drives) first, then the old drives emptied or unplugged — by non-forced media changes the
-// guest agent answers (DESIGN.md §4), so no tray-lock timeout and no forced I/O errors. The
+// guest agent answers (docs/cdrom-swap.md), so no tray-lock timeout and no forced I/O errors. The
 // layer → drive assignment is recorded in the domain's metadata before and after acting. watch() turns the hosts' domain events into
 // VM changes for the core; each host's connection is kept up (and its events re-registered) by a
 // LibvirtSession.
