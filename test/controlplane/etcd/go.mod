@@ -73,3 +73,8 @@ require (
 	gopkg.in/yaml.v2 v2.4.0 // indirect
 	sigs.k8s.io/yaml v1.2.0 // indirect
 )
+
+// The exit-with-parent watch both test servers share.
+require recontext.dev/test/controlplane/exitwithparent v0.0.0
+
+replace recontext.dev/test/controlplane/exitwithparent => ../exitwithparent

@@ -5,9 +5,11 @@ import (
 	"os"
 
 	"go.etcd.io/etcd/server/v3/etcdmain"
+
+	"recontext.dev/test/controlplane/exitwithparent"
 )
 
 func main() {
-	exitWithParent()
+	exitwithparent.Watch()
 	etcdmain.Main(os.Args)
 }

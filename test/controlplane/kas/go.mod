@@ -162,3 +162,8 @@ replace (
 	k8s.io/pod-security-admission => k8s.io/pod-security-admission v0.33.13
 	k8s.io/sample-apiserver => k8s.io/sample-apiserver v0.33.13
 )
+
+// The exit-with-parent watch both test servers share.
+require recontext.dev/test/controlplane/exitwithparent v0.0.0
+
+replace recontext.dev/test/controlplane/exitwithparent => ../exitwithparent

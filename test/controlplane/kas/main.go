@@ -11,9 +11,11 @@ import (
 	_ "k8s.io/component-base/metrics/prometheus/clientgo"
 	_ "k8s.io/component-base/metrics/prometheus/version"
 	"k8s.io/kubernetes/cmd/kube-apiserver/app"
+
+	"recontext.dev/test/controlplane/exitwithparent"
 )
 
 func main() {
-	exitWithParent()
+	exitwithparent.Watch()
 	os.Exit(cli.Run(app.NewAPIServerCommand()))
 }

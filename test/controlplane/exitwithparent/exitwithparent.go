@@ -1,14 +1,15 @@
-package main
+// Package exitwithparent ends a test server when the process that started it dies.
+package exitwithparent
 
 import (
 	"os"
 	"time"
 )
 
-// exitWithParent makes the process exit when the process that started it dies, however it dies
+// Watch makes the process exit when the process that started it dies, however it dies
 // (even SIGKILL), so a crashed test run leaves no servers behind. Enabled by the test harness
 // through RECONTEXT_EXIT_WITH_PARENT=1; `npm run testenv:up` leaves it off on purpose.
-func exitWithParent() {
+func Watch() {
 	if os.Getenv("RECONTEXT_EXIT_WITH_PARENT") != "1" {
 		return
 	}
