@@ -8,7 +8,7 @@ import { effectivePriority, selectLayers } from '../reconcile/layers.js';
 import type { SourceLookup } from '../reconcile/render.js';
 import { formatPath } from '../crds/validate.js';
 import type { Reconciler } from '../runtime/controller.js';
-import type { Cache, ObjectWriter, SourcesOf } from './store.js';
+import type { Cache, ObjectWriter, SourcesOf } from './ports.js';
 
 export interface ContextLayerDeps {
   readonly layers: Cache<ContextLayer>;

@@ -20,7 +20,7 @@ import { realClock } from '../runtime/clock.js';
 import type { OperatorMetrics } from '../runtime/metrics.js';
 import { Reconcilers } from './reconcilers.js';
 import { sourceLookup, type ConfigMapObject, type SecretObject } from './sources.js';
-import { kubeWriter } from './store.js';
+import { kubeWriter } from './ports.js';
 
 /** On the leader's pod; the image Service selects it. */
 export const LEADER_LABEL = 'recontext.dev/leader';

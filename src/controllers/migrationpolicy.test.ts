@@ -9,7 +9,7 @@ import { MetricError, type Metric, type MetricSource, type VMIdentity } from '..
 import { createLogger } from '../runtime/log.js';
 import { OperatorMetrics } from '../runtime/metrics.js';
 import { memoryFromDecisions, migrationPolicyReconciler, recordDecision } from './migrationpolicy.js';
-import type { Cache, ObjectWriter } from './store.js';
+import type { Cache, ObjectWriter } from './ports.js';
 
 const ZONE = 'topology.kubernetes.io/zone';
 

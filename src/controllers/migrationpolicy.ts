@@ -12,7 +12,7 @@ import { arrayOf, decide, EMPTY_MEMORY, nextSampleAt, remember, samplesNeeded, t
 import type { Reconciler, Result } from '../runtime/controller.js';
 import { errorMessage, type Logger } from '../runtime/log.js';
 import type { OperatorMetrics } from '../runtime/metrics.js';
-import type { Cache, EventSink, ObjectWriter } from './store.js';
+import type { Cache, EventSink, ObjectWriter } from './ports.js';
 
 export const MAX_DECISIONS = 50;
 

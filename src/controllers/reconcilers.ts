@@ -11,7 +11,7 @@ import { errorMessage } from '../runtime/log.js';
 import { migrationPolicyReconciler } from './migrationpolicy.js';
 import type { MetricSource } from '../policy/metrics.js';
 import { selectorMatches } from '../reconcile/labels.js';
-import type { Cache } from './store.js';
+import type { Cache } from './ports.js';
 import { layersUsingSource, vmContextsTargeting, vmContextsUsingLayer } from './routing.js';
 import { FINALIZER, prepareImages, vmContextReconciler, type VMContextDeps } from './vmcontext.js';
 

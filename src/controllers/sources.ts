@@ -1,7 +1,7 @@
 // ConfigMaps and Secrets as the renderer sees them (decoded, binary-safe), from the informer caches.
 import type { SourceLookup } from '../reconcile/render.js';
 import type { ObjectMeta } from '../runtime/informer.js';
-import type { Cache } from './store.js';
+import type { Cache } from './ports.js';
 
 export interface ConfigMapObject extends ObjectMeta {
   data?: Record<string, string>;

@@ -11,7 +11,7 @@ import { planVMContext, vmContextStatus, type Blocked, type Converge } from '../
 import type { Reconciler, Result } from '../runtime/controller.js';
 import type { Logger } from '../runtime/log.js';
 import type { OperatorMetrics } from '../runtime/metrics.js';
-import type { Cache, EventSink, ObjectWriter, SourcesOf } from './store.js';
+import type { Cache, EventSink, ObjectWriter, SourcesOf } from './ports.js';
 
 export const FINALIZER = 'recontext.dev/release-devices';
 /** How soon to look again at a VM that does not run yet (its events may not reach us). */

@@ -2,7 +2,8 @@
 // in-process by src/iso. The layer digest names the image, so an image is built once however many
 // VMs use it, and every version of a layer gets a file of its own (what a CD-ROM swap needs).
 import { stat } from 'node:fs/promises';
-import { buildIso, ImageStore, type IsoEntry } from '../iso/index.js';
+import { buildIso, type IsoEntry } from '../iso/index.js';
+import { ImageStore } from './image-store.js';
 import { hooksFile, manifestFile, type RenderedLayer } from '../reconcile/render.js';
 
 /**

@@ -2,6 +2,5 @@
 // doc.md describes the layout, the limits and how each part is verified.
 export { buildIso, toVolumeId, type IsoFileWriteOptions, type IsoImage, type IsoOptions, type IsoWriteOptions, type IsoWriteResult } from './build.js';
 export { IsoInputError, IsoLimitError, IsoWriteError } from './errors.js';
-export { ImageStore, type ImageStoreOptions, type PutResult } from './store.js';
 export { entriesFromDirectory } from './from-directory.js';
 export type { IsoContent, IsoEntry } from './tree.js';

@@ -9,7 +9,7 @@ import type { MetricSource, ReportedSource } from '../policy/metrics.js';
 import { errorMessage, type Logger } from '../runtime/log.js';
 import type { OperatorMetrics } from '../runtime/metrics.js';
 import { Reconcilers } from '../controllers/reconcilers.js';
-import type { EventSink } from '../controllers/store.js';
+import type { EventSink } from '../controllers/ports.js';
 import type { Regarding } from '../controllers/events.js';
 import type { Driver } from '../drivers/driver.js';
 import { LayerImageStore } from '../images/layer-image.js';

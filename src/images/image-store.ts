@@ -6,8 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { IsoInputError, IsoWriteError } from './errors.js';
-import type { IsoImage } from './build.js';
+import { IsoInputError, IsoWriteError, type IsoImage } from '../iso/index.js';
 
 export interface ImageStoreOptions {
   /** Directory holding the images; created on first put. One writing process per directory. */

@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildIso, ImageStore, IsoWriteError, type IsoImage } from './index.js';
+import { buildIso, IsoWriteError, type IsoImage } from '../iso/index.js';
+import { ImageStore } from './image-store.js';
 
 const timestamp = new Date('2024-05-06T07:08:09Z');
 const digestOf = (text: string): string => createHash('sha256').update(text).digest('hex');
@@ -62,10 +63,12 @@ describe('ImageStore', () => {
     execFileSync('mkfifo', [fifo]);
     const digest = digestOf('crash');
     const script = join(work, 'crash.mts');
-    const storeModule = fileURLToPath(new URL('./index.ts', import.meta.url));
+    const storeModule = fileURLToPath(new URL('./image-store.ts', import.meta.url));
+    const isoModule = fileURLToPath(new URL('../iso/index.ts', import.meta.url));
     writeFileSync(
       script,
-      `import { buildIso, ImageStore } from ${JSON.stringify(storeModule)};
+      `import { buildIso } from ${JSON.stringify(isoModule)};
+import { ImageStore } from ${JSON.stringify(storeModule)};
 const store = new ImageStore({ directory: ${JSON.stringify(directory)} });
 const entries = [{ path: 'big', kind: 'file', content: Buffer.alloc(6 << 20, 1) }, { path: 'stuck', kind: 'file', content: { fromFile: ${JSON.stringify(fifo)}, size: 10 } }];
 await store.put(${JSON.stringify(digest)}, buildIso(entries, { volumeId: 'V', timestamp: new Date(0) }));
