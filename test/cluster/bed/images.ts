@@ -188,7 +188,10 @@ export async function buildNodeImage(engine: DockerEngine, versions: ClusterVers
   const storage = readFileSync(join(manifests, 'default-storage.yaml'), 'utf8')
     .replaceAll('LOCAL_PATH_PROVISIONER_IMAGE', clusterImageNames(versions)['local-path-provisioner']!)
     .replaceAll('LOCAL_PATH_HELPER_IMAGE', clusterImageNames(versions)['local-path-helper']!);
-  const key = keyOf(base, ...imageKeys, storage);
+  // Everything the node gets besides the preloaded images: each path is a keyed cache entry.
+  const inputs: Record<string, string> = { 'kind-base': kindBaseFiles(), 'bin/runc-nosr': binaries.runcNosr, 'bin/crictl': binaries.crictl };
+  for (const command of ['kubeadm', 'kubelet', 'kubectl'] satisfies (typeof KUBERNETES_COMMANDS)[number][]) inputs[`bin/${command}`] = join(binaries.kubernetes, command);
+  const key = keyOf(base, ...imageKeys, storage, JSON.stringify(inputs), keyOfTree(join(IMAGES_DIR, 'kind-node')));
   const tag = `recontext.local/kind-node:${versions.kubernetes}-${key}`;
   if ((await imageKey(engine, tag)) !== undefined) return { tag, preloaded: names };
 
@@ -203,14 +206,7 @@ export async function buildNodeImage(engine: DockerEngine, versions: ClusterVers
     writeFileSync(join(temporary, 'kind', 'version'), `${versions.kubernetes}\n`);
     writeFileSync(join(temporary, 'kind', 'manifests', 'default-storage.yaml'), storage);
   }, log);
-  const files: Record<string, string> = {
-    'kind-base': kindBaseFiles(),
-    'bin/runc-nosr': binaries.runcNosr,
-    'bin/crictl': binaries.crictl,
-    images: join(stage, 'images'),
-    kind: join(stage, 'kind'),
-  };
-  for (const command of ['kubeadm', 'kubelet', 'kubectl'] satisfies (typeof KUBERNETES_COMMANDS)[number][]) files[`bin/${command}`] = join(binaries.kubernetes, command);
+  const files = { ...inputs, images: join(stage, 'images'), kind: join(stage, 'kind') };
   await buildImage(engine, { tag, dockerfile: 'kind-node', files, args: { BASE: base }, extraKey: key }, log);
   rmSync(stage, { recursive: true, force: true }); // the archives live on in the image
   await docker(engine, ['image', 'prune', '--force']); // the preload stage's untagged image (the archives again)
