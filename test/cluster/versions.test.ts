@@ -4,7 +4,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { GO_PROGRAMS, requiredVersion } from './bed/binaries.js';
+import { goModRequires as requiredVersion } from '../controlplane/build.js';
+import { GO_PROGRAMS } from './bed/binaries.js';
 import { cniConfig, kindConfig } from './bed/cluster.js';
 import { CLUSTER_DIR, clusterVersions, parseEnvFile } from './bed/versions.js';
 

@@ -62,11 +62,15 @@ export function controlPlaneVersions(): ControlPlaneVersions {
 }
 
 function requiredVersion(module: string, path: string): string {
-  const goMod = readFileSync(join(HERE, module, 'go.mod'), 'utf8');
+  const version = goModRequires(readFileSync(join(HERE, module, 'go.mod'), 'utf8'), path);
+  if (!version) throw new Error(`test/controlplane/${module}/go.mod does not require ${path}`);
+  return version;
+}
+
+/** The version of `path` a go.mod requires (direct or indirect), or undefined. */
+export function goModRequires(goMod: string, path: string): string | undefined {
   const escaped = path.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
-  const match = new RegExp(`^\\s*(?:require\\s+)?${escaped}\\s+(v\\S+)`, 'm').exec(goMod);
-  if (!match?.[1]) throw new Error(`test/controlplane/${module}/go.mod does not require ${path}`);
-  return match[1];
+  return new RegExp(`^\\s*(?:require\\s+)?${escaped}\\s+(v\\S+)`, 'm').exec(goMod)?.[1];
 }
 
 /** `$RECONTEXT_CACHE` or `~/.cache/recontext` (XDG_CACHE_HOME respected). */

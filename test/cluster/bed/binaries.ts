@@ -50,12 +50,6 @@ export const GO_PROGRAMS: readonly GoProgram[] = [
   { field: 'coredns', module: 'coredns', file: 'coredns', pkg: 'github.com/coredns/coredns', upstream: { path: 'github.com/coredns/coredns', version: 'coredns' } },
 ];
 
-/** The version of `path` a go.mod requires (direct or indirect), or undefined. */
-export function requiredVersion(goMod: string, path: string): string | undefined {
-  const escaped = path.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
-  return new RegExp(`^\\s*(?:require\\s+)?${escaped}\\s+(v\\S+)`, 'm').exec(goMod)?.[1];
-}
-
 function goVersion(go: string): string {
   return spawnSync(go, ['env', 'GOVERSION'], { encoding: 'utf8' }).stdout.trim();
 }
