@@ -88,8 +88,6 @@ export async function ensureEngine(runtime: string, log: (line: string) => void)
       `--pidfile=${p.pidFile}`,
       `--add-runtime=nosr=${runtime}`,
       '--default-runtime=nosr',
-      // Nothing is pulled: every image is built here, and no registry is reachable anyway.
-      '--max-concurrent-downloads=1',
     ],
     { detached: true, stdio: ['ignore', out, out] },
   );
