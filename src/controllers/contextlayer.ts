@@ -9,17 +9,19 @@ import type { SourceLookup } from '../reconcile/render.js';
 import { formatPath } from '../crds/validate.js';
 import type { Reconciler } from '../runtime/controller.js';
 import type { Cache, ObjectWriter, SourcesOf } from './ports.js';
+import { realClock, type Clock } from '../runtime/clock.js';
 
 export interface ContextLayerDeps {
   readonly layers: Cache<ContextLayer>;
   readonly vmContexts: Cache<VMContext>;
   readonly sources: SourcesOf;
   readonly writer: ObjectWriter;
-  readonly now?: () => Date;
+  readonly clock?: Clock;
 }
 
 export function contextLayerReconciler(deps: ContextLayerDeps): Reconciler {
-  const now = deps.now ?? (() => new Date());
+  const clock = deps.clock ?? realClock;
+  const now = (): Date => new Date(clock.now());
   return async (key) => {
     const layer = deps.layers.get(key);
     if (!layer || layer.metadata.deletionTimestamp) return;

@@ -10,6 +10,7 @@ import { createLogger } from '../runtime/log.js';
 import { OperatorMetrics } from '../runtime/metrics.js';
 import { memoryFromDecisions, migrationPolicyReconciler, recordDecision } from './migrationpolicy.js';
 import type { Cache, ObjectWriter } from './ports.js';
+import { clockReading } from '../runtime/clock.js';
 
 const ZONE = 'topology.kubernetes.io/zone';
 
@@ -88,7 +89,7 @@ function harness(options: { values: (number | MetricError)[]; policy?: Migration
     source,
     metrics,
     logger: createLogger({ write: () => {} }),
-    now: () => new Date(clock),
+    clock: clockReading(() => clock),
   });
   return {
     migrations,

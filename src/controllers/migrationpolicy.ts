@@ -13,6 +13,7 @@ import type { Reconciler, Result } from '../runtime/controller.js';
 import { errorMessage, type Logger } from '../runtime/log.js';
 import type { OperatorMetrics } from '../runtime/metrics.js';
 import type { Cache, EventSink, ObjectWriter } from './ports.js';
+import { realClock, type Clock } from '../runtime/clock.js';
 
 export const MAX_DECISIONS = 50;
 
@@ -25,7 +26,7 @@ export interface MigrationPolicyDeps {
   readonly source: MetricSource;
   readonly metrics: OperatorMetrics;
   readonly logger: Logger;
-  readonly now?: () => Date;
+  readonly clock?: Clock;
 }
 
 /** What the controller keeps per (policy, VM) between samples. */
@@ -42,7 +43,8 @@ interface VMState {
 }
 
 export function migrationPolicyReconciler(deps: MigrationPolicyDeps): Reconciler {
-  const now = () => (deps.now ? deps.now().getTime() : Date.now());
+  const clock = deps.clock ?? realClock;
+  const now = (): number => clock.now();
   const states = new Map<string, Map<string, VMState>>();
 
   return async (key, signal): Promise<Result | void> => {

@@ -12,6 +12,7 @@ import type { Reconciler, Result } from '../runtime/controller.js';
 import type { Logger } from '../runtime/log.js';
 import type { OperatorMetrics } from '../runtime/metrics.js';
 import type { Cache, EventSink, ObjectWriter, SourcesOf } from './ports.js';
+import { realClock, type Clock } from '../runtime/clock.js';
 
 export const FINALIZER = 'recontext.dev/release-devices';
 /** How soon to look again at a VM that does not run yet (its events may not reach us). */
@@ -29,12 +30,13 @@ export interface VMContextDeps {
   readonly images: LayerImageStore;
   readonly metrics: OperatorMetrics;
   readonly logger: Logger;
-  readonly now?: () => Date;
+  readonly clock?: Clock;
   readonly maxLayerBytes?: number;
 }
 
 export function vmContextReconciler(dependencies: VMContextDeps): Reconciler {
-  const now = dependencies.now ?? (() => new Date());
+  const clock = dependencies.clock ?? realClock;
+  const now = (): Date => new Date(clock.now());
   const ownWrites = readYourWrites(dependencies.writer);
   const deps = { ...dependencies, writer: ownWrites.writer };
   return async (key, signal) => {

@@ -5,6 +5,7 @@ import { stat } from 'node:fs/promises';
 import { buildIso, type IsoEntry } from '../iso/index.js';
 import { ImageStore } from './image-store.js';
 import { hooksFile, manifestFile, type RenderedLayer } from '../reconcile/render.js';
+import { realClock, type Clock } from '../runtime/clock.js';
 
 /**
  * The one timestamp inside every image. Fixed, so that the same content always gives the same
@@ -44,10 +45,11 @@ export class LayerImageStore {
   readonly #now: () => number;
 
   /** `graceMs`: how long a freshly ensured image survives gc without being referenced (default 10 min). */
-  constructor(directory: string, options: { graceMs?: number; now?: () => number } = {}) {
+  constructor(directory: string, options: { graceMs?: number; clock?: Clock } = {}) {
     this.#store = new ImageStore({ directory });
     this.#graceMs = options.graceMs ?? 600_000;
-    this.#now = options.now ?? Date.now;
+    const clock = options.clock ?? realClock;
+    this.#now = () => clock.now();
   }
 
   get directory(): string {

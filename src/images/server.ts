@@ -11,6 +11,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import { listenOn } from '../runtime/health.js';
 import type { Logger } from '../runtime/log.js';
 import { hexOf, type LayerImageStore } from './layer-image.js';
+import { realClock, type Clock } from '../runtime/clock.js';
 
 export const IMAGE_PATH_PREFIX = '/v1/images/';
 /** A signed URL stays valid this long: CDI may retry an import for a while. */
@@ -74,7 +75,7 @@ export interface ImageServerOptions {
   readonly logger: Logger;
   /** PEM certificate and key: serve HTTPS (CDI then needs the CA in a ConfigMap, see docs/kubevirt.md). */
   readonly tls?: { readonly cert: string | Buffer; readonly key: string | Buffer };
-  readonly now?: () => number;
+  readonly clock?: Clock;
 }
 
 export interface ImageServer {
@@ -109,7 +110,7 @@ async function serve(options: ImageServerOptions, request: IncomingMessage, resp
     response.writeHead(405, { allow: 'GET, HEAD' }).end();
     return;
   }
-  const verdict = options.signer.verify(request.url ?? '/', (options.now ?? Date.now)());
+  const verdict = options.signer.verify(request.url ?? '/', (options.clock ?? realClock).now());
   if (!verdict.ok) {
     options.logger.info('image request refused', { path: pathOnly(request.url), status: verdict.status, reason: verdict.reason });
     response.writeHead(verdict.status, { 'content-type': 'text/plain' }).end(`${verdict.reason}\n`);

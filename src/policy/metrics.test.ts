@@ -1,6 +1,7 @@
 import { createServer } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { MetricError, MetricSources, parseQueryResponse, PrometheusSource, queryUrl, type Metric, type MetricErrorReason } from './metrics.js';
+import { clockReading } from '../runtime/clock.js';
 
 const about = { query: 'vm_cpu{name="a"}', address: 'http://prom:9090' };
 const ok = (data: unknown): string => JSON.stringify({ status: 'success', data });
@@ -131,7 +132,7 @@ describe('PrometheusSource (with a fetch stand-in; the real server is in test/in
       seen.push(String(input));
       return new Response(vector({ metric: {}, value: [1700000000, '0.5'] }));
     }) as typeof globalThis.fetch;
-    const source = new PrometheusSource({ defaultAddress: 'http://default:9090', fetch, now: () => 1700000000000 });
+    const source = new PrometheusSource({ defaultAddress: 'http://default:9090', fetch, clock: clockReading(() => 1700000000000) });
     await expect(source.read(metric, vm, new AbortController().signal)).resolves.toEqual({ at: 1700000000000, value: 0.5 });
     await source.read({ prometheus: { ...metric.prometheus!, address: 'http://other:9090' } }, vm, new AbortController().signal);
     expect(new URL(seen[0]!).host).toBe('default:9090');

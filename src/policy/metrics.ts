@@ -7,6 +7,7 @@
 // silent 0. The caller's AbortSignal cancels a read (the abort reason is rethrown as is).
 import { QueryTemplateError, substituteIdentity } from './promql.js';
 import { MetricError, type Metric, type MetricReading, type MetricSource, type VMIdentity } from './source.js';
+import { realClock, type Clock } from '../runtime/clock.js';
 
 export { MetricError, type Metric, type MetricErrorReason, type MetricReading, type MetricSource, type VMIdentity } from './source.js';
 
@@ -16,8 +17,8 @@ export interface PrometheusSourceOptions {
   /** Per read; the query is also sent with Prometheus' own timeout parameter. Default 10 s. */
   readonly timeoutMs?: number;
   readonly fetch?: typeof fetch;
-  /** Evaluation time of the instant queries (epoch ms). Default Date.now. */
-  readonly now?: () => number;
+  /** The evaluation time of the instant queries comes from it. Default the real clock. */
+  readonly clock?: Clock;
 }
 
 const MAX_SERIES_IN_MESSAGE = 5;
@@ -32,7 +33,8 @@ export class PrometheusSource implements MetricSource {
     this.defaultAddress = options.defaultAddress;
     this.timeoutMs = options.timeoutMs ?? 10_000;
     this.fetch = options.fetch ?? globalThis.fetch;
-    this.now = options.now ?? Date.now;
+    const clock = options.clock ?? realClock;
+    this.now = () => clock.now();
   }
 
   async read(metric: Metric, vm: VMIdentity, signal: AbortSignal): Promise<MetricReading> {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { MetricError } from './source.js';
 import { parseReport, parseReports, ReportedSource, ReportError } from './reported.js';
+import { clockReading } from '../runtime/clock.js';
 
 const vm = { name: 'vm-a', namespace: 'ns' };
 const metric = { reported: { key: 'queue_wait_seconds' } };
@@ -9,7 +10,7 @@ const signal = new AbortController().signal;
 describe('ReportedSource', () => {
   it('reads the latest value with its time', async () => {
     let now = 1_000_000;
-    const source = new ReportedSource({ now: () => now });
+    const source = new ReportedSource({ clock: clockReading(() => now) });
     source.report(vm, 'queue_wait_seconds', 3);
     now += 1000;
     source.report(vm, 'queue_wait_seconds', 5);
@@ -17,7 +18,7 @@ describe('ReportedSource', () => {
   });
 
   it('keys by VM and key', async () => {
-    const source = new ReportedSource({ now: () => 0 });
+    const source = new ReportedSource({ clock: clockReading(() => 0) });
     source.report(vm, 'queue_wait_seconds', 1);
     source.report({ ...vm, namespace: 'other' }, 'queue_wait_seconds', 2);
     source.report(vm, 'other_key', 3);
@@ -26,7 +27,7 @@ describe('ReportedSource', () => {
   });
 
   it('ignores a report older than the one held (latest time wins)', async () => {
-    const source = new ReportedSource({ now: () => 10_000 });
+    const source = new ReportedSource({ clock: clockReading(() => 10_000) });
     expect(source.report(vm, 'queue_wait_seconds', 7, 9_000)).toBe(true);
     expect(source.report(vm, 'queue_wait_seconds', 1, 8_000)).toBe(false);
     await expect(source.read(metric, vm, signal)).resolves.toEqual({ at: 9_000, value: 7 });
@@ -34,7 +35,7 @@ describe('ReportedSource', () => {
 
   it('nothing reported → NoData; stale → NoData saying so', async () => {
     let now = 0;
-    const source = new ReportedSource({ now: () => now, maxAgeMs: 60_000 });
+    const source = new ReportedSource({ clock: clockReading(() => now), maxAgeMs: 60_000 });
     await expect(source.read(metric, vm, signal)).rejects.toMatchObject({ reason: 'NoData', message: expect.stringContaining('nothing reported for ns/vm-a') });
     source.report(vm, 'queue_wait_seconds', 4);
     now = 60_000;
@@ -47,7 +48,7 @@ describe('ReportedSource', () => {
 
   it('defaults to a 5 minute max age', async () => {
     let now = 0;
-    const source = new ReportedSource({ now: () => now });
+    const source = new ReportedSource({ clock: clockReading(() => now) });
     source.report(vm, 'queue_wait_seconds', 4);
     now = 5 * 60_000;
     await expect(source.read(metric, vm, signal)).resolves.toMatchObject({ value: 4 });
@@ -134,7 +135,7 @@ describe('parseReports', () => {
   });
 
   it("feeds a ReportedSource, the report's time kept", async () => {
-    const source = new ReportedSource({ now: () => Date.parse('2026-11-23T14:01:00Z') });
+    const source = new ReportedSource({ clock: clockReading(() => Date.parse('2026-11-23T14:01:00Z')) });
     for (const report of parseReports('[{"namespace":"ns","name":"vm-a","key":"queue_wait_seconds","value":9,"time":"2026-11-23T14:00:00Z"}]')) source.apply(report);
     await expect(source.read(metric, vm, signal)).resolves.toEqual({ at: Date.parse('2026-11-23T14:00:00Z'), value: 9 });
   });

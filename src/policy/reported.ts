@@ -6,6 +6,7 @@
 //   {"namespace": "ns", "name": "vm-a", "key": "queue_wait_seconds", "value": 12.5, "time": "2026-11-23T14:00:00Z"}
 // time is optional (the time of arrival otherwise); a file may hold one object or a list.
 import { MetricError, type Metric, type MetricReading, type MetricSource, type VMIdentity } from './source.js';
+import { realClock, type Clock } from '../runtime/clock.js';
 
 /** As the CRD's metric.reported.key. */
 export const REPORT_KEY_PATTERN = /^[A-Za-z_][A-Za-z0-9_.]*$/;
@@ -34,7 +35,7 @@ export interface Report {
 export interface ReportedSourceOptions {
   /** Older readings are NoData (stale). Default 5 minutes. */
   readonly maxAgeMs?: number;
-  readonly now?: () => number;
+  readonly clock?: Clock;
 }
 
 interface Entry {
@@ -50,7 +51,8 @@ export class ReportedSource implements MetricSource {
 
   constructor(options: ReportedSourceOptions = {}) {
     this.maxAgeMs = options.maxAgeMs ?? 5 * 60_000;
-    this.now = options.now ?? Date.now;
+    const clock = options.clock ?? realClock;
+    this.now = () => clock.now();
   }
 
   /**

@@ -1,5 +1,7 @@
-// Time, injected: the queue, informers and leader election take a Clock so that backoff and
-// timeouts are testable without waiting, and production uses the real one.
+// Time, injected one way: everything that reads or waits on time takes an optional Clock (the
+// queue, informers, leader election, reconcilers, logs, metric sources, the image store and
+// server, the KubeVirt observers), so backoff, timeouts and timestamps are testable without
+// waiting; production uses the real one.
 export interface Clock {
   now(): number;
   setTimeout(callback: () => void, ms: number): { cancel(): void };
@@ -13,6 +15,11 @@ export const realClock: Clock = {
     return { cancel: () => clearTimeout(handle) };
   },
 };
+
+/** A clock that reads the time from `now` and schedules on real timers: for code that only reads time. */
+export function clockReading(now: () => number): Clock {
+  return { now, setTimeout: realClock.setTimeout };
+}
 
 /** Resolves after `ms` on the given clock, or rejects when the signal aborts. */
 export function sleep(clock: Clock, ms: number, signal?: AbortSignal): Promise<void> {

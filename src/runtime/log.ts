@@ -1,5 +1,6 @@
 // Structured JSON logs, one object per line on stderr. Callers pass names, keys, digests and
 // reasons — never file contents: rendered bytes (which may come from Secrets) have no place here.
+import { realClock, type Clock } from './clock.js';
 export type Level = 'debug' | 'info' | 'warn' | 'error';
 const ORDER: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
@@ -16,13 +17,14 @@ export interface Logger {
 export interface LoggerOptions {
   readonly level?: Level;
   readonly write?: (line: string) => void;
-  readonly now?: () => Date;
+  readonly clock?: Clock;
 }
 
 export function createLogger(options: LoggerOptions = {}, bound: LogFields = {}): Logger {
   const threshold = ORDER[options.level ?? 'info'];
   const write = options.write ?? ((line: string) => process.stderr.write(line));
-  const now = options.now ?? (() => new Date());
+  const clock = options.clock ?? realClock;
+  const now = (): Date => new Date(clock.now());
   const log = (level: Level) => (msg: string, fields: LogFields = {}) => {
     if (ORDER[level] < threshold) return;
     write(JSON.stringify({ ts: now().toISOString(), level, msg, ...bound, ...fields }) + '\n');

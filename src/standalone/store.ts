@@ -16,6 +16,7 @@ import { loadManifests, type ManifestDocument } from '../manifests/load.js';
 import { buildWorkspace, type Workspace } from '../manifests/workspace.js';
 import { checkObject } from '../reconcile/checks.js';
 import type { SourceLookup } from '../reconcile/render.js';
+import { realClock, type Clock } from '../runtime/clock.js';
 
 /** Ours, as stored: what the directory says (spec, labels) plus what the operator wrote. */
 type Stored = (VMContext | ContextLayer | MigrationPolicy) & { metadata: { generation: number; uid: string; finalizers?: string[]; deletionTimestamp?: string } };
@@ -41,7 +42,7 @@ export interface DirectoryStoreOptions {
   readonly exclude?: readonly string[];
   /** Namespace of objects that name none. Default "default". */
   readonly defaultNamespace?: string;
-  readonly now?: () => Date;
+  readonly clock?: Clock;
 }
 
 const KINDS = { VMContext: VM_CONTEXTS, ContextLayer: CONTEXT_LAYERS, MigrationPolicy: MIGRATION_POLICIES } as const;
@@ -146,7 +147,7 @@ export class DirectoryStore {
       if (seen.has(key) || kept(kind, key) || current.metadata.deletionTimestamp) continue;
       if (current.metadata.finalizers?.length) {
         // As the API server does: mark it, let the controller release what it holds, then forget it.
-        const marked = { ...current, metadata: { ...current.metadata, deletionTimestamp: (this.#o.now?.() ?? new Date()).toISOString().replace(/\.\d+Z$/, 'Z') } } as Stored;
+        const marked = { ...current, metadata: { ...current.metadata, deletionTimestamp: new Date((this.#o.clock ?? realClock).now()).toISOString().replace(/\.\d+Z$/, 'Z') } } as Stored;
         this.#put(kind, marked);
         changes.push({ kind, object: marked } as StoreChange);
       } else {

@@ -10,6 +10,7 @@
 // wait that runs out reports "pending" and the next reconciliation takes it from where it is.
 import type { V1beta1DataVolume } from '@kubevirt-ui-ext/kubevirt-api/containerized-data-importer';
 import type { V1VirtualMachine } from '@kubevirt-ui-ext/kubevirt-api/kubevirt';
+import { realClock, type Clock } from '../../runtime/clock.js';
 import { Informer, type ObjectMeta } from '../../runtime/informer.js';
 import { errorMessage, type Logger } from '../../runtime/log.js';
 import type { OperatorMetrics } from '../../runtime/metrics.js';
@@ -55,7 +56,7 @@ export interface KubeVirtDriverOptions {
   readonly accessMode?: 'ReadWriteMany' | 'ReadWriteOnce' | 'ReadOnlyMany';
   /** How long one converge waits for imports, then for the VMI, before reporting pending. Default 60 s. */
   readonly waitMs?: number;
-  readonly now?: () => number;
+  readonly clock?: Clock;
 }
 
 type Vm = V1VirtualMachine & ObjectMeta;
@@ -92,12 +93,12 @@ export class KubeVirtDriver implements Driver {
 
   constructor(options: KubeVirtDriverOptions) {
     this.#o = options;
-    const now = options.now ? { now: options.now } : {};
-    this.#nodes = new NodeLabelCache(options.client, now);
+    const clock = options.clock ? { clock: options.clock } : {};
+    this.#nodes = new NodeLabelCache(options.client, clock);
     this.#apis = new ApiPresence(async () => {
       await requireKubeVirtApi(options.client);
       if (!(await apiServed(options.client, '/apis/cdi.kubevirt.io/v1beta1'))) throw new VMConfigurationError('CDIMissing', 'the cdi.kubevirt.io/v1beta1 API is not served: install CDI, which imports the context images (docs/kubevirt.md)');
-    }, now);
+    }, clock);
     const informer = <T extends ObjectMeta>(resource: ResourceRef, labelSelector?: string) =>
       new Informer<T>({ client: options.client, resource, logger: options.logger, metrics: options.metrics, ...(options.namespace ? { namespace: options.namespace } : {}), ...(labelSelector ? { labelSelector } : {}) });
     this.#vmis = informer<Vmi>(VIRTUAL_MACHINE_INSTANCES);
@@ -300,7 +301,7 @@ export class KubeVirtDriver implements Driver {
   }
 
   #now(): number {
-    return (this.#o.now ?? Date.now)();
+    return (this.#o.clock ?? realClock).now();
   }
 
   /** Checks that KubeVirt and CDI are served, then starts the informers and waits for them. */

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ApiError, type KubeClient } from '../../kube/client.js';
 import { PlatformUnavailableError, VMConfigurationError } from '../driver.js';
 import { ApiPresence, NodeLabelCache, requireKubeVirtApi } from './observe.js';
+import { clockReading } from '../../runtime/clock.js';
 
 /** A client whose GETs the test answers; it counts them. */
 function fakeClient(answer: (path: string) => Promise<unknown>): { client: KubeClient; gets: string[] } {
@@ -24,7 +25,7 @@ describe('NodeLabelCache', () => {
     let now = 0;
     let zone = 'zone-a';
     const { client, gets } = fakeClient(async () => ({ metadata: { labels: { zone } } }));
-    const cache = new NodeLabelCache(client, { ttlMs: 1000, now: () => now });
+    const cache = new NodeLabelCache(client, { ttlMs: 1000, clock: clockReading(() => now) });
     const [a, b] = await Promise.all([cache.get('n1'), cache.get('n1')]);
     expect(a).toEqual({ zone: 'zone-a' });
     expect(b).toBe(a);
@@ -55,7 +56,7 @@ describe('ApiPresence', () => {
     let now = 0;
     let served = false;
     const { client, gets } = fakeClient(() => (served ? Promise.resolve({}) : notFound()));
-    const presence = new ApiPresence(() => requireKubeVirtApi(client), { now: () => now, intervalMs: 30_000 });
+    const presence = new ApiPresence(() => requireKubeVirtApi(client), { clock: clockReading(() => now), intervalMs: 30_000 });
     const missing = await presence.require().catch((error: unknown) => error);
     expect(missing).toBeInstanceOf(VMConfigurationError);
     expect((missing as VMConfigurationError).reason).toBe('KubeVirtMissing');

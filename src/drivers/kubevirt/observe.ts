@@ -7,6 +7,7 @@ import type { ObjectMeta } from '../../runtime/informer.js';
 import { ApiError, type KubeClient } from '../../kube/client.js';
 import { NODES, objectPath, type ResourceRef } from '../../kube/resources.js';
 import { PlatformUnavailableError, VMConfigurationError, type ObservedVM } from '../driver.js';
+import { realClock, type Clock } from '../../runtime/clock.js';
 
 export const KUBEVIRT_GROUP = 'kubevirt.io';
 export const KUBEVIRT_VERSION = 'v1';
@@ -59,7 +60,7 @@ export async function apiServed(client: KubeClient, path: string): Promise<boole
 export interface NodeLabelCacheOptions {
   /** How long a node's labels are reused. Default 30 000 ms. */
   readonly ttlMs?: number;
-  readonly now?: () => number;
+  readonly clock?: Clock;
 }
 
 /**
@@ -78,7 +79,8 @@ export class NodeLabelCache {
   constructor(client: KubeClient, options: NodeLabelCacheOptions = {}) {
     this.#client = client;
     this.#ttlMs = options.ttlMs ?? 30_000;
-    this.#now = options.now ?? Date.now;
+    const clock = options.clock ?? realClock;
+    this.#now = () => clock.now();
   }
 
   /** The node's labels; undefined when there is no such node or no name. */
@@ -109,9 +111,10 @@ export class ApiPresence {
   readonly #intervalMs: number;
   #failed: { readonly at: number; readonly error: unknown } | undefined;
 
-  constructor(check: () => Promise<void>, options: { readonly now?: () => number; readonly intervalMs?: number } = {}) {
+  constructor(check: () => Promise<void>, options: { readonly clock?: Clock; readonly intervalMs?: number } = {}) {
     this.#check = check;
-    this.#now = options.now ?? Date.now;
+    const clock = options.clock ?? realClock;
+    this.#now = () => clock.now();
     this.#intervalMs = options.intervalMs ?? 30_000;
   }
 
