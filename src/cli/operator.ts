@@ -5,7 +5,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { createLogger, type Level, type Logger } from '../runtime/log.js';
-import { Operator, type OperatorOptions } from '../controllers/manager.js';
+import { ClusterOperator, type OperatorOptions } from '../controllers/cluster-operator.js';
 import { OperatorMetrics } from '../runtime/metrics.js';
 import { LibvirtDriver } from '../drivers/libvirt/driver.js';
 import { KubeVirtDriver } from '../drivers/kubevirt/driver.js';
@@ -120,7 +120,7 @@ Status of each VMContext: <state-dir>/objects/vmcontexts/<namespace>/<name>.json
               // The images are built either way; the leader serves them if asked, for a delivery of your own.
               ...(flags.imageServerAddress ? { imageServer: imageServing(flags, logger).imageServer } : {}),
             };
-      const operator = new Operator({
+      const operator = new ClusterOperator({
         client,
         ...delivery,
         policyMetrics: policyMetrics(flags),

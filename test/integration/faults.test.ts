@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/runtime/log.js';
-import { Operator } from '../../src/controllers/manager.js';
+import { ClusterOperator } from '../../src/controllers/cluster-operator.js';
 import { OperatorMetrics } from '../../src/runtime/metrics.js';
 import { ImagesOnlyDriver } from '../../src/drivers/none.js';
 import { KubeClient } from '../../src/kube/client.js';
@@ -34,7 +34,7 @@ async function plane(): Promise<ControlPlane> {
 function startOperator(kubeconfigPath: string, metrics = new OperatorMetrics({ defaultMetrics: false }), options: { watchdogMs?: number } = {}) {
   const client = KubeClient.fromKubeconfig(kubeconfigPath, { requestTimeoutMs: 5000 });
   const logger = createLogger({ level: 'error' });
-  const operator = new Operator({
+  const operator = new ClusterOperator({
     client,
     driver: new ImagesOnlyDriver({ client, logger, metrics, namespace: NS }),
     logger,

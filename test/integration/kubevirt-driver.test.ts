@@ -16,7 +16,7 @@ import type { V1beta1DataVolume } from '@kubevirt-ui-ext/kubevirt-api/containeri
 import type { V1VirtualMachine, V1VirtualMachineInstance } from '@kubevirt-ui-ext/kubevirt-api/kubevirt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/runtime/log.js';
-import { Operator } from '../../src/controllers/manager.js';
+import { ClusterOperator } from '../../src/controllers/cluster-operator.js';
 import { OperatorMetrics } from '../../src/runtime/metrics.js';
 import { KubeVirtDriver, KUBEVIRT_FIELD_MANAGER } from '../../src/drivers/kubevirt/driver.js';
 import { MANAGED_VOLUMES_ANNOTATION } from '../../src/drivers/kubevirt/volumes.js';
@@ -55,7 +55,7 @@ describe.skipIf(controlPlaneSkipReason())('KubeVirt driver on a real API server'
   let plane: SharedControlPlane;
   let client: KubeClient;
   let kubectl: ReturnType<typeof strict>;
-  let operator: Operator;
+  let operator: ClusterOperator;
   let metrics: OperatorMetrics;
   const imageDirectory = mkdtempSync(join(tmpdir(), 'kubevirt-it-images-'));
   const signer = new ImageUrlSigner(ImageUrlSigner.randomKey(), 'http://placeholder');
@@ -69,10 +69,10 @@ describe.skipIf(controlPlaneSkipReason())('KubeVirt driver on a real API server'
   const ctxVolumes = (v: V1VirtualMachine) => (v.spec.template?.spec?.volumes ?? []).filter((x) => x.name.startsWith('ctx-'));
   const vmContext = () => getVMContext(client, NS, VM);
 
-  async function startOperator(): Promise<Operator> {
+  async function startOperator(): Promise<ClusterOperator> {
     metrics = new OperatorMetrics({ defaultMetrics: false });
     const logger = createLogger({ level: 'warn', write: () => {} });
-    const started = new Operator({
+    const started = new ClusterOperator({
       client,
       driver: new KubeVirtDriver({ client, logger, metrics, namespace: NS, imageUrl: (ns, digest) => signer.url(ns, digest).replace('http://placeholder', imageBase), waitMs: 5_000 }),
       logger,
@@ -333,7 +333,7 @@ describe.skipIf(controlPlaneSkipReason())('KubeVirt driver on a real API server'
 
 describe.skipIf(controlPlaneSkipReason())('KubeVirt driver without CDI', () => {
   let cp: ControlPlane | undefined;
-  let operator: Operator | undefined;
+  let operator: ClusterOperator | undefined;
   afterAll(async () => {
     await operator?.stop();
     await cp?.stop();
@@ -351,7 +351,7 @@ describe.skipIf(controlPlaneSkipReason())('KubeVirt driver without CDI', () => {
     const admin = KubeClient.fromKubeconfig(cp.kubeconfigPath);
     const metrics = new OperatorMetrics({ defaultMetrics: false });
     const logger = createLogger({ level: 'warn', write: () => {} });
-    operator = new Operator({ client: admin, driver: new KubeVirtDriver({ client: admin, logger, metrics, imageUrl: () => 'http://unused' }), logger, metrics, imageDirectory: mkdtempSync(join(tmpdir(), 'kv-nocdi-')), leaderElection: false });
+    operator = new ClusterOperator({ client: admin, driver: new KubeVirtDriver({ client: admin, logger, metrics, imageUrl: () => 'http://unused' }), logger, metrics, imageDirectory: mkdtempSync(join(tmpdir(), 'kv-nocdi-')), leaderElection: false });
     await operator.start();
     const blocked = await until('CDIMissing', async () => {
       const v = await getVMContext(admin, NS, VM);

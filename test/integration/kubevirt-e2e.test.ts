@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import type { V1VirtualMachine } from '@kubevirt-ui-ext/kubevirt-api/kubevirt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/runtime/log.js';
-import { Operator } from '../../src/controllers/manager.js';
+import { ClusterOperator } from '../../src/controllers/cluster-operator.js';
 import { OperatorMetrics } from '../../src/runtime/metrics.js';
 import { KubeVirtDriver } from '../../src/drivers/kubevirt/driver.js';
 import { ImageUrlSigner } from '../../src/images/server.js';
@@ -52,7 +52,7 @@ describe.skipIf(controlPlaneSkipReason() ?? testbedSkipReason())('KubeVirt chain
   let client: KubeClient;
   let kubectl: ReturnType<typeof strict>;
   let standIn: KubeVirtStandIn | undefined;
-  let operator: Operator | undefined;
+  let operator: ClusterOperator | undefined;
   let imageBase = 'http://placeholder';
   const storageDir = mkdtempSync(join(tmpdir(), 'kv-e2e-dv-'));
   const imageDirectory = mkdtempSync(join(tmpdir(), 'kv-e2e-images-'));
@@ -87,7 +87,7 @@ describe.skipIf(controlPlaneSkipReason() ?? testbedSkipReason())('KubeVirt chain
     await standIn.start();
     const metrics = new OperatorMetrics({ defaultMetrics: false });
     const logger = createLogger({ level: 'info', write: (line) => void process.stdout.write(`[operator] ${line}`) });
-    operator = new Operator({
+    operator = new ClusterOperator({
       client,
       driver: new KubeVirtDriver({ client, logger, metrics, namespace: NS, imageUrl: (ns, digest) => signer.url(ns, digest).replace('http://placeholder', imageBase) }),
       logger,

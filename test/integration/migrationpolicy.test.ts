@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MigrationPolicy } from '../../src/crds/index.js';
 import { createLogger } from '../../src/runtime/log.js';
-import { Operator } from '../../src/controllers/manager.js';
+import { ClusterOperator } from '../../src/controllers/cluster-operator.js';
 import { OperatorMetrics } from '../../src/runtime/metrics.js';
 import { KubeVirtDriver } from '../../src/drivers/kubevirt/driver.js';
 import { KubeClient } from '../../src/kube/client.js';
@@ -29,7 +29,7 @@ describe.skipIf(controlPlaneSkipReason() ?? prometheusSkipReason())('MigrationPo
   let kubectl: ReturnType<typeof strict>;
   let exporter: Exporter;
   let prometheus: PrometheusServer;
-  let operator: Operator;
+  let operator: ClusterOperator;
   const metrics = new OperatorMetrics({ defaultMetrics: false });
   const migrations = async () => (await client.list<{ metadata: { name: string }; spec: { vmiName: string; addedNodeSelector: Record<string, string> } }>(`/apis/kubevirt.io/v1/namespaces/${NS}/virtualmachineinstancemigrations`)).items;
   const policy = () => client.get<MigrationPolicy>(`/apis/recontext.dev/v1alpha1/namespaces/${NS}/migrationpolicies/web-latency`);
@@ -51,7 +51,7 @@ describe.skipIf(controlPlaneSkipReason() ?? prometheusSkipReason())('MigrationPo
     await kubectl(['apply', '-n', NS, '-f', '-'], `apiVersion: recontext.dev/v1alpha1\nkind: VMContext\nmetadata:\n  name: ${VM}\n  labels: {app: web}\nspec:\n  target: {kubevirt: {name: ${VM}}}\n  layers: []\n`);
     await prometheus.waitForSample(`vm_latency_seconds{vm="${VM}"}`);
     const logger = createLogger({ level: process.env.POLICY_DEBUG ? 'debug' : 'warn', write: (line) => void (process.env.POLICY_DEBUG && line.includes('polic') && process.stdout.write(line)) });
-    operator = new Operator({
+    operator = new ClusterOperator({
       client,
       driver: new KubeVirtDriver({ client, logger, metrics, namespace: NS, imageUrl: () => 'http://unused' }),
       logger,

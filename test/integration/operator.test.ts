@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderVM } from '../../src/cli/render.js';
 import { createLogger } from '../../src/runtime/log.js';
-import { Operator } from '../../src/controllers/manager.js';
+import { ClusterOperator } from '../../src/controllers/cluster-operator.js';
 import { OperatorMetrics } from '../../src/runtime/metrics.js';
 import { ImagesOnlyDriver } from '../../src/drivers/none.js';
 import { KubeClient } from '../../src/kube/client.js';
@@ -19,7 +19,7 @@ const NS = 'operator-it';
 
 describe.skipIf(controlPlaneSkipReason())('operator on a real API server', () => {
   let plane: SharedControlPlane;
-  let operator: Operator;
+  let operator: ClusterOperator;
   let client: KubeClient;
   const logs: string[] = [];
   const metrics = new OperatorMetrics();
@@ -35,7 +35,7 @@ describe.skipIf(controlPlaneSkipReason())('operator on a real API server', () =>
     await installScenario(plane.kubectl, NS, { installCrds: false, nodePrefix: 'it-node' });
     client = KubeClient.fromKubeconfig(plane.kubeconfigPath);
     const logger = createLogger({ level: 'debug', write: (line) => void logs.push(line) });
-    operator = new Operator({
+    operator = new ClusterOperator({
       client,
       driver: new ImagesOnlyDriver({ client, logger, metrics, namespace: NS }),
       logger,

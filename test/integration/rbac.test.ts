@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments, stringify } from 'yaml';
 import { createLogger } from '../../src/runtime/log.js';
-import { Operator } from '../../src/controllers/manager.js';
+import { ClusterOperator } from '../../src/controllers/cluster-operator.js';
 import { OperatorMetrics } from '../../src/runtime/metrics.js';
 import { ImagesOnlyDriver } from '../../src/drivers/none.js';
 import { KubeClient } from '../../src/kube/client.js';
@@ -46,7 +46,7 @@ async function auditedControlPlane(user: string): Promise<{ cp: ControlPlane; au
 
 describe.skipIf(controlPlaneSkipReason())('RBAC', () => {
   let cp: ControlPlane | undefined;
-  let operator: Operator | undefined;
+  let operator: ClusterOperator | undefined;
   const logs: string[] = [];
   afterAll(async () => {
     await operator?.stop();
@@ -65,7 +65,7 @@ describe.skipIf(controlPlaneSkipReason())('RBAC', () => {
     const restricted = KubeClient.fromKubeconfig(cp.restrictedKubeconfigPath);
     const logger = createLogger({ level: 'debug', write: (line) => void logs.push(line) });
     const metrics = new OperatorMetrics({ defaultMetrics: false });
-    operator = new Operator({
+    operator = new ClusterOperator({
       client: restricted,
       driver: new ImagesOnlyDriver({ client: restricted, logger, metrics }),
       logger,
@@ -141,7 +141,7 @@ describe.skipIf(controlPlaneSkipReason())('RBAC', () => {
       const lines: string[] = [];
       const logger = createLogger({ level: 'debug', write: (line) => void lines.push(line) });
       const metrics = new OperatorMetrics({ defaultMetrics: false });
-      operator = new Operator({
+      operator = new ClusterOperator({
         client: sa,
         driver: new ImagesOnlyDriver({ client: sa, logger, metrics, namespace: WATCHED }),
         logger,

@@ -93,13 +93,13 @@ describe('dependency rules of the source tree', () => {
 
   it('catch a forbidden import (a driver importing a controller, pure code importing a driver)', () => {
     const files = new Map([
-      ['src/drivers/kubevirt/driver.ts', "import { Operator } from '../../controllers/manager.js';\nimport { Informer } from '../../runtime/informer.js';\n"],
+      ['src/drivers/kubevirt/driver.ts', "import { ClusterOperator } from '../../controllers/cluster-operator.js';\nimport { Informer } from '../../runtime/informer.js';\n"],
       ['src/reconcile/vmcontext.ts', "import type { Driver } from '../drivers/driver.js';\nimport { layerSchema } from '../crds/index.js';\nimport { x } from './layers.js';\n"],
       ['src/iso/build.ts', "export { writer } from '../images/layer-image.js';\n"],
       ['guest/ffs/src/ffs.ts', "const m = await import('../../../src/crds/index.js');\n"],
     ]);
     expect(violations(files).map((v) => `${v.file} → ${v.imports}`)).toEqual([
-      'src/drivers/kubevirt/driver.ts → src/controllers/manager.js',
+      'src/drivers/kubevirt/driver.ts → src/controllers/cluster-operator.js',
       'src/reconcile/vmcontext.ts → src/drivers/driver.js',
       'src/iso/build.ts → src/images/layer-image.js',
       'guest/ffs/src/ffs.ts → src/crds/index.js',

@@ -71,7 +71,7 @@ export interface OperatorOptions {
 /** What the manager needs of an informer, whatever its object type. */
 type CacheRunner = Pick<Informer<ObjectMeta>, 'resource' | 'synced' | 'waitForSync' | 'start' | 'stopped'>;
 
-export class Operator {
+export class ClusterOperator {
   readonly #o: OperatorOptions;
   readonly #abort = new AbortController();
   readonly #informers: CacheRunner[] = [];
