@@ -1,4 +1,4 @@
-// FFS inside the real QEMU guest (the fat test guest: Node + fuse.ko + guest/ffs + ffs-devd),
+// FFS inside the real QEMU guest (the fat test guest: fuse.ko + the Go agent guest/agent),
 // end to end with the libvirt driver: the context images recontext attaches become the layers of
 // /run/recontext/context in the guest; when the host swaps a layer's image, FFS shows the new
 // content and runs the layer's hook (the time from the host's attach call returning to the hook
@@ -6,7 +6,8 @@
 // the hook sees B's cache address.
 //
 // The hook stands for the GlusterFS client of the paper: told of a change under etc/glusterfs/,
-// it reads the cache address from FFS (here: prints it on the console).
+// it reads the cache address from FFS (here: prints it on the console). The guest's hook policy
+// (test/testbed/guest/fat/ffs.yaml) runs it as nobody, group tty: the console is writable by tty.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,7 +16,7 @@ import { LibvirtClient } from '../../src/drivers/libvirt/client.js';
 import { attachLayers } from '../../src/drivers/libvirt/converge.js';
 import { LayerImageStore } from '../../src/images/layer-image.js';
 import { StandaloneOperator } from '../../src/standalone/operator.js';
-import { FFS_DEVD } from '../testbed/fat.js';
+import { ffsRun } from '../testbed/fat.js';
 import { ensureGuest, type GuestImage } from '../testbed/guest.js';
 import { testbedSkipReason, useTestbed, type Testbed } from '../testbed/shared.js';
 import { desiredLayers, siteOperator, writeSite, ZONE_A, withGlusterServer } from '../testbed/site.js';
@@ -23,7 +24,6 @@ import { until } from './scenario.js';
 
 const DOMAIN = `ffs-${process.pid}`;
 const KEY = `default/${DOMAIN}`;
-const CONTEXT = '/run/recontext/context';
 const SWAPS = 6;
 
 describe.skipIf(testbedSkipReason())('FFS in the guest: swapped images, hooks, a live migration (real QEMU)', () => {
@@ -52,7 +52,7 @@ describe.skipIf(testbedSkipReason())('FFS in the guest: swapped images, hooks, a
       service,
       readFileSync(service, 'utf8').replace(
         /  hooks:\n[\s\S]*$/,
-        `  hooks:\n    - name: gluster-reload\n      paths: [etc/glusterfs/]\n      debounceMs: 0\n      run: [/bin/sh, -c, 'echo APP-HOOK-START > /dev/console; echo "APP-HOOK $(grep -m1 cache-server $RECONTEXT_MOUNTPOINT/etc/glusterfs/cache.conf) $(grep -m1 remote-host $RECONTEXT_MOUNTPOINT/etc/glusterfs/client.vol)" > /dev/console']\n`,
+        `  hooks:\n    - name: gluster-reload\n      paths: [etc/glusterfs/]\n      debounceMs: 0\n      run: [/bin/sh, -c, 'echo APP-HOOK-START > /dev/console; echo "APP-HOOK uid=$(id -u) $(grep -m1 cache-server $RECONTEXT_MOUNTPOINT/etc/glusterfs/cache.conf) $(grep -m1 remote-host $RECONTEXT_MOUNTPOINT/etc/glusterfs/client.vol)" > /dev/console']\n`,
       ),
     );
     await tb.bootGuest(
@@ -61,9 +61,9 @@ describe.skipIf(testbedSkipReason())('FFS in the guest: swapped images, hooks, a
         name: DOMAIN,
         guest: fat,
         cdroms: 6,
-        // FFS handles the drives; the test agent only sends its heartbeat. ffs-devd's trace lines
+        // FFS handles the drives; the test agent only sends its heartbeat. The watcher's trace lines
         // (uevents, mounts) go to the console: the swaps below count its mounts.
-        cmdlineExtra: `ctx.devices=off ctx.run=env,FFS_DEVD_TRACE=1,recontext-ffs,mount,${CONTEXT},--devices,/${FFS_DEVD},--media-dir,/run/recontext-ffs/media`,
+        cmdlineExtra: ffsRun({ trace: true }),
       },
       150_000,
     );
@@ -84,7 +84,9 @@ describe.skipIf(testbedSkipReason())('FFS in the guest: swapped images, hooks, a
     operator = newOperator();
     await operator.start();
     await until('layers attached', converged('host-a'), 60_000);
-    await hookSees(/cache-server = cache-a\.zone-a/, from);
+    const seen = await hookSees(/cache-server = cache-a\.zone-a/, from);
+    // The guest owner's policy (guest/fat/ffs.yaml): the layer's hook runs as nobody, not root.
+    expect(seen.match[0]).toMatch(/APP-HOOK uid=65534 /);
   }, 180_000);
 
   it('shows a swapped image at once and runs the hook; prints attach-return → hook latency', async () => {
