@@ -35,12 +35,6 @@ interface VariantSpec {
   readonly modules: readonly string[];
   /** Memory its guests need (MiB): the default of domainXml() and of the accelerator probe. */
   readonly memoryMiB: number;
-  /**
-   * The initramfs as is, or lz4-compressed (legacy frame, what the kernel unpacks). Measured on
-   * the fat guest under TCG: lz4 -9 halves it (110 → 51 MB) and the kernel reaches init as fast as
-   * uncompressed (~5.5 s); zstd -19 gives 30 MB but init ~2 s later and a 2-minute build.
-   */
-  readonly compression: 'none' | 'lz4';
   /** Collects the variant's extra inputs (before the cache lookup). */
   readonly prepare?: () => Promise<VariantBuild>;
 }
@@ -48,13 +42,12 @@ interface VariantSpec {
 const BASE_MODULES = ['sr_mod', 'ahci', 'isofs', 'virtio_pci', 'virtio_scsi'];
 
 const VARIANTS: Record<GuestVariant, VariantSpec> = {
-  base: { modules: BASE_MODULES, memoryMiB: 256, compression: 'none' },
+  base: { modules: BASE_MODULES, memoryMiB: 256 },
   fat: {
     modules: [...BASE_MODULES, 'fuse'],
     // The agent's RSS is ~25 MB; the base's 256 MiB leaves room (the Node guest needed 512).
+    // Its ~10 MiB initramfs goes uncompressed like the base's (the Node one, 100 MiB, was lz4).
     memoryMiB: 256,
-    // ~10 MiB unpacked: as fast to unpack as it is, like the base.
-    compression: 'none',
     prepare: async () => {
       const plan = await planFatGuest();
       return { key: plan.key, summary: plan.summary, extend: plan.apply };
@@ -191,9 +184,8 @@ export async function ensureGuest(options: { variant?: GuestVariant; log?: Log }
       root.file('etc/modules.list', `${ordered.map(([name]) => name).join('\n')}\n`, 0o644);
       await extra?.extend(root, work, log);
       const cpio = root.cpio();
-      const initrdName = spec.compression === 'lz4' ? 'initrd.cpio.lz4' : 'initrd.cpio';
-      if (spec.compression === 'lz4') await compressLz4(cpio, join(out, initrdName));
-      else writeFileSync(join(out, initrdName), cpio);
+      const initrdName = 'initrd.cpio';
+      writeFileSync(join(out, initrdName), cpio);
 
       const final = (name: string): string => join(dir, name);
       const image: GuestImage = {
@@ -215,7 +207,7 @@ export async function ensureGuest(options: { variant?: GuestVariant; log?: Log }
       removeOlderBuilds(dir, log);
       log(
         `testbed: guest built in ${formatElapsed(Date.now() - started)}: modules ${ordered.map(([n]) => n).join(' ')}; ` +
-          `initrd ${Math.round((image.initrdBytes ?? 0) / 1024)} KiB${spec.compression === 'none' ? '' : ` (${spec.compression}; ${Math.round(cpio.length / 1024)} KiB unpacked)`}; ` +
+          `initrd ${Math.round((image.initrdBytes ?? 0) / 1024)} KiB; ` +
           `kernel ${vmlinux ? 'vmlinux (PVH)' : 'bzImage'}`,
       );
       return image;
@@ -266,19 +258,6 @@ function guestDirsInUse(): Set<string> {
     }
   }
   return dirs;
-}
-
-/** lz4 -l (the legacy frame: the kernel's initramfs unpacker rejects the default one) -9. */
-async function compressLz4(data: Buffer, output: string): Promise<void> {
-  await new Promise<void>((resolve, reject) => {
-    const child = spawn('lz4', ['-l', '-9', '-q', '-f', '-', output], { stdio: ['pipe', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
-    child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`lz4 failed (exit ${code}): ${stderr.trim()}`))));
-    child.stdin.on('error', () => undefined);
-    child.stdin.end(data);
-  });
 }
 
 /** The uncompressed ELF kernel inside a bzImage (xz payload), or undefined when not found. */

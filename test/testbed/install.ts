@@ -12,9 +12,8 @@ export class TestbedUnavailable extends Error {
 }
 
 /**
- * Debian packages of the two libvirt hosts and of the guest build (gcc -static needs libc6-dev;
- * the fat guest copies libfuse.so.2 from libfuse2 and fusermount from fuse, and compresses with
- * lz4). Note: fuse (FUSE 2's fusermount) replaces fuse3's package where that is installed.
+ * Debian packages of the two libvirt hosts and of the guest build (gcc -static needs libc6-dev).
+ * The fat guest's agent is built with Go (guest/agent's go.mod), which is not installed from here.
  */
 export const TESTBED_PACKAGES: readonly string[] = [
   'qemu-system-x86',
@@ -27,9 +26,6 @@ export const TESTBED_PACKAGES: readonly string[] = [
   'xz-utils',
   'xorriso',
   'util-linux',
-  'libfuse2',
-  'fuse',
-  'lz4',
 ];
 
 /** Where test bed instances live: `${RECONTEXT_TESTBED_DIR:-/run/recontext-testbed}/<id>`. */
