@@ -110,12 +110,15 @@ export async function clusterUp(log: (line: string) => void): Promise<LocalClust
     kind: binaries.kind,
   };
   const existing = (await kind(cluster, ['get', 'clusters'])).split('\n').includes(CLUSTER_NAME);
-  // A cluster from an older node image (other versions or inputs) is replaced, not reused.
-  const runningImage = existing ? (await docker(engine, ['inspect', '--format', '{{.Config.Image}}', `${CLUSTER_NAME}-control-plane`]).catch(() => '')).trim() : '';
-  if (existing && existsSync(cluster.kubeconfig) && runningImage === nodeImage.tag) {
+  // Reused only as it was made: from this node image (not older versions or inputs), with every
+  // node running (a stopped engine or machine leaves stopped nodes, whose routes are gone too).
+  const nodes = existing ? (await kind(cluster, ['get', 'nodes', '--name', CLUSTER_NAME])).split('\n').filter(Boolean) : [];
+  const states = await Promise.all(nodes.map((node) => docker(engine, ['inspect', '--format', '{{.Config.Image}} {{.State.Running}}', node]).then((out) => out.trim(), () => '')));
+  const reusable = existing && existsSync(cluster.kubeconfig) && nodes.length === 1 + WORKER_PLACES.length && states.every((state) => state === `${nodeImage.tag} true`);
+  if (reusable) {
     log(`cluster: ${CLUSTER_NAME} exists; checking it`);
   } else {
-    if (existing) log(`cluster: ${CLUSTER_NAME} runs ${runningImage || 'an unknown image'}, not ${nodeImage.tag}: recreating it`);
+    if (existing) log(`cluster: ${CLUSTER_NAME} is not as made (nodes: ${states.join(', ') || 'none'}; want ${nodeImage.tag}, running): recreating it`);
     if (existing) await kind(cluster, ['delete', 'cluster', '--name', CLUSTER_NAME]);
     mkdirSync(clusterCache(), { recursive: true });
     const configFile = join(clusterCache(), 'kind-config.yaml');
