@@ -1,5 +1,5 @@
 // `recontext render`: the layers a VM would get, from manifests on disk, as images — no cluster.
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { formatPath } from '../crds/validate.js';
 import type { VMContext } from '../crds/index.js';
 import { LayerImageStore } from '../images/layer-image.js';
@@ -87,7 +87,15 @@ export function renderCommand(): Command {
     .requiredOption('--vm <name>', 'VMContext name, or the name of the VM a VMContext targets')
     .option('-n, --namespace <namespace>', 'namespace of objects that do not set one', 'default')
     .option('--node <name>', 'name of the node the VM runs on (for templates and variants)')
-    .option('--node-labels <k=v,...>', 'labels of that node, e.g. topology.kubernetes.io/zone=zone-a')
+    .option('--node-labels <k=v,...>', 'labels of that node, e.g. topology.kubernetes.io/zone=zone-a', (value: string) => {
+      // Checked while parsing the command line, so a malformed value is a usage error (exit 2).
+      try {
+        parseLabels(value);
+      } catch (error: unknown) {
+        throw new InvalidArgumentError(error instanceof Error ? error.message : String(error));
+      }
+      return value;
+    })
     .addOption(new Option('-o, --output-dir <dir>', 'directory the images are written to').makeOptionMandatory())
     .addHelpText('after', '\nExample:\n  recontext render -f examples/gluster --vm gluster-client-1 --node node-a \\\n    --node-labels topology.kubernetes.io/zone=zone-a,topology.kubernetes.io/region=eu-north -o out/')
     .action(async (options: { filename: string[]; vm: string; namespace: string; node?: string; nodeLabels?: string; outputDir: string }) => {

@@ -55,6 +55,9 @@ export function validatePaths(paths: readonly string[]): ValidationReport {
     }
   }
   if (loaded.files.length === 0 && loaded.problems.length === 0) problems.push({ file: paths.join(' '), message: 'no manifest files (.yaml, .yml, .json) found' });
+  // Nothing of ours to check is a mistake (a wrong path, an empty file), not "valid".
+  else if (checked === 0 && problems.length === 0)
+    problems.push({ file: paths.join(' '), message: `no ContextLayer, VMContext or MigrationPolicy found${skipped.length > 0 ? ` (only ${[...new Set(skipped)].sort().join(', ')})` : ''}` });
   return { files: loaded.files.length, documents: loaded.documents.length, checked, skipped, problems };
 }
 

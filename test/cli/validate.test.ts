@@ -104,4 +104,29 @@ describe('recontext validate', () => {
     }
   });
 
+  it('an input with nothing of ours to check is invalid, not "valid: 0": an empty file, or only other kinds', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'validate-empty-'));
+    writeFileSync(join(dir, 'empty.yaml'), '');
+    const empty = await run(['validate', join(dir, 'empty.yaml')]);
+    expect(empty.code).toBe(1);
+    expect(empty.stdout).toMatch(/no ContextLayer, VMContext or MigrationPolicy found\n/);
+    writeFileSync(join(dir, 'cm.yaml'), 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n');
+    const others = await run(['validate', join(dir, 'cm.yaml')]);
+    expect(others.code).toBe(1);
+    expect(others.stdout).toContain('no ContextLayer, VMContext or MigrationPolicy found (only ConfigMap)');
+  });
+
+  it('render: a malformed --node-labels is a usage error (exit 2), found before anything is read', async () => {
+    const stderr: string[] = [];
+    const write = process.stderr.write.bind(process.stderr);
+    process.stderr.write = ((chunk: string) => (stderr.push(String(chunk)), true)) as typeof process.stderr.write;
+    try {
+      const code = await main(['node', 'recontext', 'render', '-f', examples, '--vm', 'x', '--node-labels', 'zone-a', '-o', tmpdir()]);
+      expect(code).toBe(2);
+    } finally {
+      process.stderr.write = write;
+      process.exitCode = undefined;
+    }
+    expect(stderr.join('')).toMatch(/option '--node-labels <k=v,...>' argument 'zone-a' is invalid\. label "zone-a" is not of the form key=value/);
+  });
 });
