@@ -340,26 +340,20 @@ func (u *Union) closed(root string) {
 	delete(u.released, root)
 }
 
-func (u *Union) dirIno(rel string) uint64 {
-	u.inoMu.Lock()
-	defer u.inoMu.Unlock()
-	ino, ok := u.dirInos[rel]
-	if !ok {
-		ino = u.nextIno
-		u.nextIno++
-		u.dirInos[rel] = ino
-	}
-	return ino
-}
+func (u *Union) dirIno(rel string) uint64 { return inoOf(u, u.dirInos, rel) }
 
-func (u *Union) fileIno(key version) uint64 {
+func (u *Union) fileIno(key version) uint64 { return inoOf(u, u.fileInos, key) }
+
+// inoOf returns the inode number of key in m, numbering it from the union's one counter the
+// first time (directories and file versions share the number space).
+func inoOf[K comparable](u *Union, m map[K]uint64, key K) uint64 {
 	u.inoMu.Lock()
 	defer u.inoMu.Unlock()
-	ino, ok := u.fileInos[key]
+	ino, ok := m[key]
 	if !ok {
 		ino = u.nextIno
 		u.nextIno++
-		u.fileInos[key] = ino
+		m[key] = ino
 	}
 	return ino
 }
