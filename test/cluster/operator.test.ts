@@ -131,10 +131,11 @@ describe.skipIf(skip)('operator on the local cluster: docker build, helm install
     const siteCache = digest(vm, 'site-cache')!;
     const secret = JSON.parse(await cluster.kubectl(['get', 'secret', `${RELEASE}-signing-key`, '-n', SYSTEM, '-o', 'json'])) as { data: { key: string } };
     const signer = new ImageUrlSigner(Buffer.from(secret.data.key, 'base64'), 'http://unused');
-    const imagePath = (): string => new URL(signer.url(TENANT, siteCache)).pathname + new URL(signer.url(TENANT, siteCache)).search;
+    const signed = new URL(signer.url(TENANT, siteCache));
+    const imagePath = signed.pathname + signed.search;
     const isIso = (body: string): boolean => body.slice(32769, 32774) === 'CD001';
 
-    expect(isIso(await viaService(`${RELEASE}-images`, 8090, imagePath()))).toBe(true);
+    expect(isIso(await viaService(`${RELEASE}-images`, 8090, imagePath))).toBe(true);
     const before = await leaseHolder();
     const leaderPod = (await pods()).find((pod) => pod.metadata.labels?.['recontext.dev/leader'] === 'true')!;
     expect(before).toContain(leaderPod.metadata.name);
@@ -148,7 +149,7 @@ describe.skipIf(skip)('operator on the local cluster: docker build, helm install
     expect(handover).toBeLessThanOrEqual(LEASE_DURATION_MS + RETRY_PERIOD_MS);
     // The new leader labels its pod; the image Service selects it and serves the same signed URL
     // (it rebuilds the image from the layers: the store is per pod).
-    await eventually('the image through the Service from the new leader', async () => (isIso(await viaService(`${RELEASE}-images`, 8090, imagePath())) ? true : undefined), 60_000);
+    await eventually('the image through the Service from the new leader', async () => (isIso(await viaService(`${RELEASE}-images`, 8090, imagePath)) ? true : undefined), 60_000);
     // The Service's ready endpoint is the new leader's pod (the old one may linger as terminating).
     const readyEndpoint = (): Promise<string> =>
       cluster.kubectl(['get', 'endpointslices', '-n', SYSTEM, '-l', `kubernetes.io/service-name=${RELEASE}-images`, '-o', 'jsonpath={.items[*].endpoints[?(@.conditions.ready==true)].targetRef.name}']);

@@ -5,7 +5,7 @@ import { request } from 'node:http';
 import { inject } from 'vitest';
 import type { ClusterConnection } from '../setup/cluster.js';
 import { skipReason } from '../support/skip.js';
-import { runCommand } from './bed/docker.js';
+import { runCommand } from '../controlplane/build.js';
 
 export type { ClusterConnection } from '../setup/cluster.js';
 /** Polls a probe until it returns a value: the integration tests' own helper. */

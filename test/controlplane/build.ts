@@ -212,7 +212,7 @@ export async function goBuild(go: string, build: GoBuild): Promise<void> {
   const env = { ...goEnv(), ...build.env };
   const started = Date.now();
   log(`${label}: downloading modules`);
-  await run(go, ['mod', 'download'], cwd, env, undefined);
+  await runCommand(go, ['mod', 'download'], { cwd, env });
 
   // The package count gives the heartbeat a denominator; `go build -v` names each package it compiles.
   const listed = spawnSync(go, ['list', '-deps', ...build.packages], { cwd, env, encoding: 'utf8' });
@@ -231,8 +231,12 @@ export async function goBuild(go: string, build: GoBuild): Promise<void> {
     if (toDirectory) mkdirSync(temporary, { recursive: true });
     const args = ['build', '-v', '-trimpath', '-ldflags', build.ldflags, '-o', toDirectory ? `${temporary}/` : temporary, ...build.packages];
     const nice = isExecutable('/usr/bin/nice') ? '/usr/bin/nice' : undefined;
-    await run(nice ?? go, nice ? ['-n', '10', go, ...args] : args, cwd, env, (line) => {
-      if (!line.startsWith('#') && !line.includes(' ')) compiled++;
+    await runCommand(nice ?? go, nice ? ['-n', '10', go, ...args] : args, {
+      cwd,
+      env,
+      onLine: (line) => {
+        if (!line.startsWith('#') && !line.includes(' ')) compiled++;
+      },
     });
     rmSync(build.output, { recursive: true, force: true });
     renameSync(temporary, build.output);
@@ -284,33 +288,44 @@ function goEnv(): NodeJS.ProcessEnv {
   return { ...process.env, CGO_ENABLED: '0', GOFLAGS: goflags, GOTOOLCHAIN: 'local' };
 }
 
-export function run(
+/**
+ * Runs a command; resolves with its stdout, rejects with the last lines of its output (both
+ * streams) and where it ran. onLine sees every line of either stream as it comes.
+ */
+export function runCommand(
   command: string,
   args: readonly string[],
-  cwd: string,
-  env: NodeJS.ProcessEnv,
-  onStderrLine: ((line: string) => void) | undefined,
-): Promise<void> {
+  options: { input?: string; cwd?: string; env?: NodeJS.ProcessEnv; onLine?: (line: string) => void } = {},
+): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(command, args, { cwd: options.cwd, env: options.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
     const tail: string[] = [];
-    let partial = '';
-    const collect = (chunk: Buffer): void => {
-      const lines = (partial + chunk.toString('utf8')).split('\n');
-      partial = lines.pop() ?? '';
-      for (const line of lines) {
-        onStderrLine?.(line);
-        tail.push(line);
-        if (tail.length > 40) tail.shift();
-      }
+    // One line splitter per stream, so a line is never made of two streams' halves.
+    const lines = (): ((chunk: Buffer) => void) => {
+      let partial = '';
+      return (chunk) => {
+        const parts = (partial + chunk.toString('utf8')).split('\n');
+        partial = parts.pop() ?? '';
+        for (const line of parts) {
+          options.onLine?.(line);
+          tail.push(line);
+          if (tail.length > 40) tail.shift();
+        }
+      };
     };
-    child.stdout.on('data', collect);
-    child.stderr.on('data', collect);
+    const onStdout = lines();
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString('utf8');
+      onStdout(chunk);
+    });
+    child.stderr.on('data', lines());
     child.on('error', reject);
     child.on('close', (code, signal) => {
-      if (code === 0) resolve();
-      else reject(new Error(`${[command, ...args].join(' ')} failed (${signal ?? `exit ${code}`}) in ${cwd}:\n${tail.join('\n')}`));
+      if (code === 0) resolve(stdout);
+      else reject(new Error(`${[command, ...args].join(' ')} failed (${signal ?? `exit ${code}`})${options.cwd ? ` in ${options.cwd}` : ''}:\n${tail.join('\n').trim()}`));
     });
+    child.stdin.end(options.input ?? '');
   });
 }
 

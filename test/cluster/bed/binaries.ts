@@ -3,7 +3,7 @@
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { findGo, goBuild, kubernetesLdflags, run } from '../../controlplane/build.js';
+import { findGo, goBuild, kubernetesLdflags, runCommand } from '../../controlplane/build.js';
 import { cached, keyOf, keyOfTree } from './cache.js';
 import type { ClusterVersions } from './versions.js';
 import { CLUSTER_DIR } from './versions.js';
@@ -95,21 +95,22 @@ export async function ensureClusterBinaries(versions: ClusterVersions, log: (lin
  */
 async function buildPause(go: string, versions: ClusterVersions, output: string, log: (line: string) => void): Promise<void> {
   log(`cluster: [${GO_PROGRAMS.length + 2}/${GO_PROGRAMS.length + 2}] pause ${versions.pause} (gcc -static)`);
-  const cwd = join(GO_DIR, 'kubernetes');
-  const listed = spawnSync(go, ['list', '-m', '-f', '{{.Dir}}', 'k8s.io/kubernetes'], { cwd, encoding: 'utf8', env: { ...process.env, GOFLAGS: '-mod=mod', GOTOOLCHAIN: 'local' } });
-  const moduleDir = listed.stdout.trim();
-  if (listed.status !== 0 || !moduleDir) throw new Error(`go list -m k8s.io/kubernetes failed in ${cwd}: ${listed.stderr}`);
-  const source = join(moduleDir, 'build', 'pause', 'linux', 'pause.c');
+  const source = join(moduleDir(go, 'kubernetes', 'k8s.io/kubernetes'), 'build', 'pause', 'linux', 'pause.c');
   readFileSync(source); // a clear ENOENT if the module layout ever changes
-  await run('gcc', ['-Os', '-Wall', '-Werror', '-static', `-DVERSION=${versions.pause}`, '-o', output, source], cwd, process.env, undefined);
-  await run('strip', [output], cwd, process.env, undefined);
+  await runCommand('gcc', ['-Os', '-Wall', '-Werror', '-static', `-DVERSION=${versions.pause}`, '-o', output, source]);
+  await runCommand('strip', [output]);
 }
 
 /** kind's node-image files (its images/base/files), from the sigs.k8s.io/kind module of bed/go/kind. */
 export function kindBaseFiles(): string {
-  const go = findGo() ?? 'go';
-  const cwd = join(GO_DIR, 'kind');
-  const listed = spawnSync(go, ['list', '-m', '-f', '{{.Dir}}', 'sigs.k8s.io/kind'], { cwd, encoding: 'utf8', env: { ...process.env, GOFLAGS: '-mod=mod', GOTOOLCHAIN: 'local' } });
-  if (listed.status !== 0) throw new Error(`go list -m sigs.k8s.io/kind failed in ${cwd}: ${listed.stderr}`);
-  return join(listed.stdout.trim(), 'images', 'base', 'files');
+  return join(moduleDir(findGo() ?? 'go', 'kind', 'sigs.k8s.io/kind'), 'images', 'base', 'files');
+}
+
+/** Where the Go module cache holds `path`, as required by the bed's module `module` (downloaded by its build). */
+function moduleDir(go: string, module: string, path: string): string {
+  const cwd = join(GO_DIR, module);
+  const listed = spawnSync(go, ['list', '-m', '-f', '{{.Dir}}', path], { cwd, encoding: 'utf8', env: { ...process.env, GOFLAGS: '-mod=mod', GOTOOLCHAIN: 'local' } });
+  const dir = listed.stdout.trim();
+  if (listed.status !== 0 || !dir) throw new Error(`go list -m ${path} failed in ${cwd}: ${listed.stderr}`);
+  return dir;
 }

@@ -10,10 +10,10 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { formatElapsed } from '../../controlplane/build.js';
+import { formatElapsed, runCommand } from '../../controlplane/build.js';
 import { ensureClusterBinaries, type ClusterBinaries } from './binaries.js';
 import { clusterCache } from './cache.js';
-import { docker, engineFor, ensureEngine, runCommand, runningEnginePid, stopEngine, type DockerEngine } from './docker.js';
+import { docker, engineFor, ensureEngine, runningEnginePid, stopEngine, type DockerEngine } from './docker.js';
 import { buildNodeImage, type NodeImage } from './images.js';
 import { clusterVersions, type ClusterVersions } from './versions.js';
 
@@ -197,7 +197,7 @@ export function kind(cluster: Pick<LocalCluster, 'kind' | 'engine'>, args: reado
 
 /**
  * Deletes the cluster, its Docker network, and stops the engine when nothing else of it runs.
- * Builds nothing: a machine without the binaries has no cluster to delete.
+ * Does nothing without our running engine; with it, the binaries are the cached ones cluster:up built.
  */
 export async function clusterDown(log: (line: string) => void): Promise<void> {
   const engine = engineFor();

