@@ -108,6 +108,13 @@ describe.skipIf(testbedSkipReason())('FFS in the guest: swapped images, hooks, a
     const windows: number[] = [];
     try {
       const domain = (await client.lookupDomain(DOMAIN))!;
+      // The operator's delivery can still be arriving in the guest after the hook ran (a drive's
+      // uevent comes late): wait until every initial layer arrived, so that the first swap's
+      // window counts only its own image's mount.
+      for (const layer of await wantedWith('gluster-server-0')) {
+        const hex = layer.digest.replace(/^sha256:/, '');
+        await tb.waitForConsole(DOMAIN, new RegExp(`"msg":"layer image arrived".*"digest":"(?:sha256:)?${hex}"`), 60_000, 0);
+      }
       for (let i = 1; i <= SWAPS; i++) {
         const server = i === SWAPS ? 'gluster-server-0' : `gluster-server-${200 + i}`; // end where the operator left it
         const wanted = await wantedWith(server);
