@@ -124,7 +124,11 @@ describe.skipIf(controlPlaneSkipReason() ?? testbedSkipReason())('KubeVirt chain
       const disks = vm.spec.template?.spec?.domain?.devices?.disks ?? [];
       return disks.filter((d) => d.name.startsWith('ctx-') && d.cdrom).length === 4 ? true : undefined;
     }, 30_000);
-    expect((await vmContext()).status?.conditions?.find((c) => c.type === 'Ready')?.reason).toBe('VMNotRunning');
+    // The drives are in the VM spec before the operator writes the VMContext's status: wait for it.
+    await until('VMContext waiting for its VM to run', async () => {
+      const reason = (await vmContext()).status?.conditions?.find((c) => c.type === 'Ready')?.reason;
+      return reason === 'VMNotRunning' ? reason : undefined;
+    }, 30_000);
 
     await kubectl(['patch', '-n', NS, 'vm', VM, '--type=merge', '-p', '{"spec":{"runStrategy":"Always"}}']);
     await tb.waitForConsole(domain, /"msg":"watching context devices"/, 180_000);
