@@ -37,7 +37,7 @@ export interface ConvergeResult {
 }
 
 /** The VM or its platform must change before the layers can be delivered (someone has to act). */
-export type ConfigurationReason = 'NoFreeDrive' | 'RestartRequired' | 'CDIMissing' | 'KubeVirtMissing' | 'NotAVirtualMachine' | 'VolumeNameConflict' | 'ImportFailed';
+export type ConfigurationReason = 'NoFreeDrive' | 'RestartRequired' | 'CDIMissing' | 'KubeVirtMissing' | 'HotplugDisabled' | 'NotAVirtualMachine' | 'VolumeNameConflict' | 'ImportFailed';
 
 /** The driver did its part; the platform is still at work (a drive it was asked to unplug is still there). */
 export type PendingReason = 'ImportInProgress' | 'VolumeNotReady' | 'DeviceRemovalPending';

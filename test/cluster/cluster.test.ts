@@ -83,4 +83,40 @@ describe.skipIf(clusterOffReason())('local kind cluster (real kubelets, containe
     expect(phase, logs).toBe('Succeeded');
     expect(logs.trim().split('\n')).toEqual(['served-from-zone-a', 'served-from-zone-a']);
   });
+
+  it('serves ReadWriteMany volumes (StorageClass shared): a pod in each zone uses one claim at once', async () => {
+    // What KubeVirt needs of a VM's volumes to live-migrate it: the same volume on both nodes.
+    const helper = cluster.preloaded.find((image) => image.includes('local-path-helper'))!;
+    await cluster.kubectl(['apply', '-f', '-'], JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'PersistentVolumeClaim',
+      metadata: { name: 'both-zones', namespace: NS },
+      spec: { storageClassName: 'shared', accessModes: ['ReadWriteMany'], resources: { requests: { storage: '8Mi' } } },
+    }));
+    const pod = (name: string, zone: string, command: string): string =>
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name, namespace: NS },
+        spec: {
+          restartPolicy: 'Never',
+          nodeSelector: { 'topology.kubernetes.io/zone': zone },
+          containers: [{ name, image: helper, imagePullPolicy: 'Never', command: ['sh', '-c', command], volumeMounts: [{ name: 'data', mountPath: '/data' }] }],
+          volumes: [{ name: 'data', persistentVolumeClaim: { claimName: 'both-zones' } }],
+        },
+      });
+    // The writer stays running while the reader in the other zone starts: both use the claim at once.
+    await cluster.kubectl(['apply', '-f', '-'], pod('writer', 'zone-a', 'echo written-in-zone-a > /data/note && sleep 600'));
+    await cluster.kubectl(['wait', '-n', NS, '--for=condition=Ready', 'pod/writer', '--timeout=120s']);
+    await cluster.kubectl(['apply', '-f', '-'], pod('reader', 'zone-b', 'cat /data/note'));
+    const phase = await eventually('the reader pod to finish', async () => {
+      const current = (await cluster.kubectl(['get', 'pod', 'reader', '-n', NS, '-o', 'jsonpath={.status.phase}'])).trim();
+      return current === 'Succeeded' || current === 'Failed' ? current : undefined;
+    }, 120_000);
+    const logs = await cluster.kubectl(['logs', 'reader', '-n', NS]);
+    expect(phase, logs).toBe('Succeeded');
+    expect(logs.trim()).toBe('written-in-zone-a');
+    const nodes = (await cluster.kubectl(['get', 'pods', '-n', NS, 'writer', 'reader', '-o', 'jsonpath={.items[*].spec.nodeName}'])).trim().split(' ');
+    expect(new Set(nodes).size).toBe(2);
+  });
 });

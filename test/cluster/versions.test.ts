@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { goModRequires as requiredVersion } from '../controlplane/build.js';
 import { GO_PROGRAMS } from './bed/binaries.js';
-import { cniConfig, kindConfig } from './bed/cluster.js';
+import { cniConfig, kindConfig, SHARED_VOLUMES_PATH } from './bed/cluster.js';
 import { CLUSTER_DIR, clusterVersions, parseEnvFile } from './bed/versions.js';
 
 const goMod = (module: string): string => readFileSync(join(CLUSTER_DIR, 'bed', 'go', module, 'go.mod'), 'utf8');
@@ -30,11 +30,13 @@ describe('test/cluster/versions.env', () => {
 });
 
 describe('the kind cluster configuration', () => {
-  it('has one control plane and a worker per place, all on the given image, without kind\'s CNI', () => {
-    const config = JSON.parse(kindConfig('img:1')) as { networking: { disableDefaultCNI: boolean }; nodes: { role: string; image: string; labels?: Record<string, string> }[] };
+  it('has one control plane and a worker per place, all on the given image and with the shared volumes directory, without kind\'s CNI', () => {
+    type Node = { role: string; image: string; labels?: Record<string, string>; extraMounts: { hostPath: string; containerPath: string }[] };
+    const config = JSON.parse(kindConfig('img:1', '/cache/shared')) as { networking: { disableDefaultCNI: boolean }; nodes: Node[] };
     expect(config.networking.disableDefaultCNI).toBe(true);
     expect(config.nodes.map((node) => node.role)).toEqual(['control-plane', 'worker', 'worker']);
     expect(new Set(config.nodes.map((node) => node.image))).toEqual(new Set(['img:1']));
+    expect(config.nodes.map((node) => node.extraMounts)).toEqual(config.nodes.map(() => [{ hostPath: '/cache/shared', containerPath: SHARED_VOLUMES_PATH }]));
     expect(config.nodes[2]?.labels).toEqual({ 'topology.kubernetes.io/zone': 'zone-b', 'topology.kubernetes.io/region': 'us-east' });
   });
 

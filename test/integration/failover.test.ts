@@ -219,9 +219,11 @@ describe.skipIf(controlPlaneSkipReason())('leader failover during a mass reconte
     await kubectl(['create', 'namespace', ns]);
     await kubectl(['apply', '-f', '-'], nodeYaml('failover-node-a', ZONE_A));
     const names = Array.from({ length: vms }, (_, i) => `vm-${String(i).padStart(3, '0')}`);
+    // The VMs declare an empty drive per layer (ctx-<layer>), so they run with them from the start.
+    const disks = [{ name: 'rootdisk', disk: { bus: 'virtio' } }, ...['app', 'site', 'base'].map((layer) => ({ name: `ctx-${layer}`, cdrom: { bus: 'sata' } }))];
     const platformObjects = names.flatMap((name) => [
-      { apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachine', metadata: { name, namespace: ns }, spec: { runStrategy: 'Always', template: { spec: { domain: { devices: { disks: [{ name: 'rootdisk', disk: { bus: 'virtio' } }] } }, volumes: [{ name: 'rootdisk', containerDisk: { image: 'quay.io/containerdisks/debian:12' } }] } } } },
-      { apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachineInstance', metadata: { name, namespace: ns }, spec: {} },
+      { apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachine', metadata: { name, namespace: ns }, spec: { runStrategy: 'Always', template: { spec: { domain: { devices: { disks } }, volumes: [{ name: 'rootdisk', containerDisk: { image: 'quay.io/containerdisks/debian:12' } }] } } } },
+      { apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachineInstance', metadata: { name, namespace: ns }, spec: { domain: { devices: { disks } } } },
     ]);
     await kubectl(['apply', '-n', ns, '-f', '-'], yamlDocs(platformObjects));
     const client = KubeClient.fromKubeconfig(plane.kubeconfigPath);

@@ -132,14 +132,23 @@ describe.skipIf(controlPlaneSkipReason())('KubeVirt driver on a real API server'
     await kubectl(['apply', '-f', '-'], nodeYaml('kv-node-a', ZONE_A));
     await kubectl(['apply', '-f', '-'], nodeYaml('kv-node-b', ZONE_B));
     await kubectl(['apply', '--server-side', `--field-manager=${GITOPS}`, '-n', NS, '-f', '-'], gitopsVm('512Mi'));
-    await kubectl(['apply', '-n', NS, '-f', '-'], `apiVersion: kubevirt.io/v1\nkind: VirtualMachineInstance\nmetadata:\n  name: ${VM}\nspec: {}\n`);
-    await kubectl(['patch', '-n', NS, 'vmi', VM, '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: { phase: 'Running', nodeName: 'kv-node-a' } })]);
     await kubectl(['apply', '--server-side', '-n', NS, '-f', join(REPO, 'examples', 'gluster')]);
     client = KubeClient.fromKubeconfig(plane.kubeconfigPath);
     operator = await startOperator();
     imageBase = operator.imageServerUrl ?? '';
+    // The VM starts once the operator has given it the empty drives (as kubectl apply before the
+    // VM's first start does): its VMI has them from the beginning.
+    await until('empty drives reserved', async () => ((await vm()).spec.template?.spec?.domain?.devices?.disks ?? []).filter((d) => d.cdrom).length === 4 ? true : undefined, 30_000);
+    await startVmi();
     void platform(platformAbort.signal);
   });
+
+  /** KubeVirt starting the VM: a VMI with the VM template's drives, running on kv-node-a. */
+  async function startVmi(): Promise<void> {
+    const disks = (await vm()).spec.template?.spec?.domain?.devices?.disks ?? [];
+    await kubectl(['apply', '-n', NS, '-f', '-'], JSON.stringify({ apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachineInstance', metadata: { name: VM }, spec: { domain: { devices: { disks } } } }));
+    await kubectl(['patch', '-n', NS, 'vmi', VM, '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: { phase: 'Running', nodeName: 'kv-node-a' } })]);
+  }
 
   afterAll(async () => {
     platformAbort.abort();
@@ -276,21 +285,46 @@ describe.skipIf(controlPlaneSkipReason())('KubeVirt driver on a real API server'
     }
   });
 
-  it('says RestartRequired when KubeVirt will not hot-plug, and heals when it does', async () => {
-    plays.reportsVolumes = false;
-    await client.mergePatch(`${vmPath}/status`, { status: { conditions: [{ type: 'RestartRequired', status: 'True', message: 'a non-live-updatable field was changed in the template spec' }] } });
+  it('a layer whose drive the running VM lacks: an empty drive, never a volume, RestartRequired naming it; delivered after the restart', async () => {
+    // As if data-residency had joined after the VM started: its VMI has no such drive.
+    const drive = 'ctx-data-residency';
+    const vmi = await client.get<V1VirtualMachineInstance>(vmiPath);
+    const without = (vmi.spec.domain.devices.disks ?? []).filter((d) => d.name !== drive);
+    await client.mergePatch(vmiPath, { spec: { domain: { devices: { disks: without } } } });
     await kubectl(['patch', '-n', NS, 'configmap', 'gluster-volume', '--type=merge', '-p', '{"data":{"client.vol":"volume gv0-restart\\n"}}']);
     const blocked = await until('RestartRequired', async () => {
       const v = await vmContext();
       return v.status?.conditions?.find((c) => c.type === 'Ready' && c.reason === 'RestartRequired') ? v : undefined;
     }, 30_000);
-    expect(blocked.status?.conditions?.find((c) => c.type === 'Degraded')?.status).toBe('True');
-    expect(blocked.status?.conditions?.find((c) => c.type === 'Ready')?.message).toMatch(/DeclarativeHotplugVolumes/);
-    // The VM restarts (KubeVirt clears the condition) and reports the volumes: Ready again, without waiting for a resync.
-    await client.mergePatch(`${vmPath}/status`, { status: { conditions: [] } });
-    plays.reportsVolumes = true;
-    await until('Ready again', async () => (isReady(await vmContext()) ? true : undefined), 20_000);
+    expect(blocked.status?.conditions?.find((c) => c.type === 'Ready')?.message).toMatch(/no CD-ROM drive for data-residency .*arrives when the VM restarts/);
+    // KubeVirt's VMI webhook refuses a hot-plugged CD-ROM disk: the drive stays, empty; no volume for it.
+    const spec = (await vm()).spec.template?.spec;
+    expect(spec?.domain?.devices?.disks?.find((d) => d.name === drive)).toEqual({ name: drive, cdrom: { bus: 'sata' } });
+    expect(spec?.volumes?.some((v) => v.name === drive)).toBe(false);
+    // The other layers are still swapped live: their volumes follow the new content.
+    expect(ctxVolumes((await vm()))).toHaveLength(3);
+    // The VM restarts: a new VMI with every drive of the template. Ready again, without waiting for a resync.
+    await kubectl(['delete', '-n', NS, 'vmi', VM]);
+    await startVmi();
+    await until('Ready again', async () => (isReady(await vmContext()) ? true : undefined), 30_000);
+    expect(ctxVolumes(await vm()).map((v) => v.name)).toContain(drive);
   });
+
+  it('says HotplugDisabled, with what to change, while the KubeVirt resource turns declarative hotplug off', async () => {
+    const kv = (featureGates: string[]) => JSON.stringify({ apiVersion: 'kubevirt.io/v1', kind: 'KubeVirt', metadata: { name: 'kubevirt', namespace: NS }, spec: { configuration: { developerConfiguration: { featureGates } } } });
+    await kubectl(['apply', '-f', '-'], kv([]));
+    await kubectl(['patch', '-n', NS, 'kubevirt', 'kubevirt', '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: { phase: 'Deployed', observedKubeVirtVersion: 'v1.7.2' } })]);
+    await kubectl(['patch', '-n', NS, 'configmap', 'gluster-volume', '--type=merge', '-p', '{"data":{"client.vol":"volume gv0-gate\\n"}}']);
+    const off = await until('HotplugDisabled', async () => {
+      const v = await vmContext();
+      return v.status?.conditions?.find((c) => c.type === 'Ready' && c.reason === 'HotplugDisabled') ? v : undefined;
+    }, 30_000);
+    expect(off.status?.conditions?.find((c) => c.type === 'Ready')?.message).toMatch(/v1\.7\.2.*DeclarativeHotplugVolumes feature gate is off.*add it to spec\.configuration\.developerConfiguration\.featureGates/);
+    // Turned on: healed at the next look (KubeVirt's configuration is read again at most every 30 s).
+    await kubectl(['apply', '-f', '-'], kv(['DeclarativeHotplugVolumes']));
+    await until('Ready again', async () => (isReady(await vmContext()) ? true : undefined), 90_000);
+    await kubectl(['delete', '-n', NS, 'kubevirt', 'kubevirt']);
+  }, 120_000);
 
   it('removes a layer it no longer carries, and everything when the VMContext goes', async () => {
     await kubectl(['patch', '-n', NS, 'vmcontext', VM, '--type=json', '-p', '[{"op":"remove","path":"/spec/layers/2"}]']);

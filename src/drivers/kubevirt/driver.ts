@@ -17,6 +17,7 @@ import type { OperatorMetrics } from '../../runtime/metrics.js';
 import { ApiError, type KubeClient } from '../../kube/client.js';
 import { collectionPath, NODES, objectPath, type ResourceRef } from '../../kube/resources.js';
 import { ConvergePendingError, MigrationImpossibleError, VMConfigurationError, type ConvergeResult, type DesiredLayer, type Driver, type MigrationRequest, type MigrationResult, type ObservedVM, type VMChange, type VMTarget } from '../driver.js';
+import { declarativeHotplug, type KubeVirtResource } from './gates.js';
 import { ApiPresence, apiServed, KUBEVIRT_GROUP, KUBEVIRT_VERSION, NodeLabelCache, observationOf, requireKubeVirtApi, VIRTUAL_MACHINE_INSTANCES, vmiSummary, type Vmi } from './observe.js';
 import {
   applyBody,
@@ -27,8 +28,8 @@ import {
   layerVolume,
   MANAGED_BY,
   mergeLists,
-  restartRequired,
   sameLists,
+  splitByDrive,
   staleDataVolumes,
   VolumeNameConflict,
   volumeReadiness,
@@ -40,6 +41,7 @@ import {
 
 export const VIRTUAL_MACHINES: ResourceRef = { group: KUBEVIRT_GROUP, version: KUBEVIRT_VERSION, plural: 'virtualmachines', kind: 'VirtualMachine', namespaced: true };
 export const MIGRATIONS: ResourceRef = { group: KUBEVIRT_GROUP, version: KUBEVIRT_VERSION, plural: 'virtualmachineinstancemigrations', kind: 'VirtualMachineInstanceMigration', namespaced: true };
+export const KUBEVIRTS: ResourceRef = { group: KUBEVIRT_GROUP, version: KUBEVIRT_VERSION, plural: 'kubevirts', kind: 'KubeVirt', namespaced: true };
 export const DATA_VOLUMES: ResourceRef = { group: 'cdi.kubevirt.io', version: 'v1beta1', plural: 'datavolumes', kind: 'DataVolume', namespaced: true };
 /** Owns the context disks and volumes in VirtualMachines (and nothing else there). */
 export const KUBEVIRT_FIELD_MANAGER = 'recontext-kubevirt';
@@ -81,6 +83,8 @@ export class KubeVirtDriver implements Driver {
   readonly #dataVolumes: Informer<Dv>;
   readonly #nodes: NodeLabelCache;
   readonly #apis: ApiPresence;
+  /** Declarative volume hotplug is on (read from the KubeVirt resource). */
+  readonly #hotplug: ApiPresence;
   readonly #abort = new AbortController();
   readonly #listeners = new Set<(change: VMChange) => void>();
   /** Waiters re-check their condition on every watch event. */
@@ -98,6 +102,12 @@ export class KubeVirtDriver implements Driver {
     this.#apis = new ApiPresence(async () => {
       await requireKubeVirtApi(options.client);
       if (!(await apiServed(options.client, '/apis/cdi.kubevirt.io/v1beta1'))) throw new VMConfigurationError('CDIMissing', 'the cdi.kubevirt.io/v1beta1 API is not served: install CDI, which imports the context images (docs/kubevirt.md)');
+    }, clock);
+    // KubeVirt's configuration can change under a running operator (someone turns the gate on):
+    // read again at most every 30 s while it is off.
+    this.#hotplug = new ApiPresence(async () => {
+      const support = await this.#hotplugSupport();
+      if (!support.on) throw new VMConfigurationError('HotplugDisabled', support.message);
     }, clock);
     const informer = <T extends ObjectMeta>(resource: ResourceRef, labelSelector?: string) =>
       new Informer<T>({ client: options.client, resource, logger: options.logger, metrics: options.metrics, ...(options.namespace ? { namespace: options.namespace } : {}), ...(labelSelector ? { labelSelector } : {}) });
@@ -155,8 +165,12 @@ export class KubeVirtDriver implements Driver {
     const t0 = performance.now();
     const vm = this.#vms.get(key);
     if (!vm) throw new VMConfigurationError('NotAVirtualMachine', `no VirtualMachine ${key}: recontext delivers layers through a VirtualMachine's spec (a bare VirtualMachineInstance cannot take hotplugged CD-ROMs declaratively)`);
+    await this.#hotplug.require();
     const layers = desired.map((d) => ({ desired: d, volume: layerVolume(target, d) }));
-    const merged = mergeWithoutConflict(vmListsOf(vm), layers.map((l) => l.volume));
+    const running = this.#vmis.get(key);
+    const split = splitByDrive(layers.map((l) => l.volume), running?.status?.phase === 'Running' ? running : undefined);
+    const now = layers.filter((l) => split.now.includes(l.volume));
+    const merged = mergeWithoutConflict(vmListsOf(vm), split.now, split.afterRestart.map((v) => v.volume));
     const changing = !sameLists(vmListsOf(vm), merged);
     const detachMs = performance.now() - t0;
 
@@ -178,8 +192,7 @@ export class KubeVirtDriver implements Driver {
 
     // 2. The lists in the VM's spec.
     const t2 = performance.now();
-    const appliedAt = this.#now();
-    if (changing) await this.#applyLists(key, layers.map((l) => l.volume));
+    if (changing) await this.#applyLists(key, split.now, split.afterRestart.map((v) => v.volume));
     const applyMs = performance.now() - t2;
     const inSpecAt = this.#now();
 
@@ -188,18 +201,16 @@ export class KubeVirtDriver implements Driver {
     const vmi = this.#vmis.get(key);
     let readyMs = 0;
     if (vmi && vmi.status?.phase === 'Running') {
+      // KubeVirt's RestartRequired condition is not read: KubeVirt sets it for changes that are
+      // hot-plugged all the same (vmRolloutStrategy Stage), and a stale one says nothing about
+      // this change. Which layers need a restart is known up front (splitByDrive).
       const ready = await this.#waitFor(signal, () => {
         const current = this.#vmis.get(key);
         if (!current) return true; // stopped meanwhile: nothing to wait for
-        // Only KubeVirt's answer to this change counts (or any, once it had time to hot-plug).
-        const restart = restartRequired(this.#vms.get(key), this.#now() - appliedAt > 10_000 ? 0 : appliedAt);
-        if (restart && !volumeReadiness(current, layers.map((l) => l.volume)).ready) {
-          throw new VMConfigurationError('RestartRequired', `KubeVirt did not hot-plug the context volumes: ${restart}. A disk added to a running VM needs a restart; swaps need the DeclarativeHotplugVolumes feature gate (docs/kubevirt.md)`);
-        }
-        return volumeReadiness(current, layers.map((l) => l.volume)).ready ? true : undefined;
+        return volumeReadiness(current, split.now).ready ? true : undefined;
       });
       if (!ready) {
-        const readiness = volumeReadiness(this.#vmis.get(key) ?? vmi, layers.map((l) => l.volume));
+        const readiness = volumeReadiness(this.#vmis.get(key) ?? vmi, split.now);
         throw new ConvergePendingError('VolumeNotReady', `waiting for the VMI to report ${readiness.ready ? 'the volumes' : readiness.waiting.join('; ')}`);
       }
       readyMs = performance.now() - t3;
@@ -208,13 +219,20 @@ export class KubeVirtDriver implements Driver {
 
     // 4. DataVolumes nothing refers to any more.
     await this.#collect(target, layers.map((l) => l.volume));
+    if (split.afterRestart.length > 0) {
+      const names = split.afterRestart.map((v) => v.layer).join(', ');
+      throw new VMConfigurationError(
+        'RestartRequired',
+        `the running VM has no CD-ROM drive for ${names} (the layer came after the VM started) and KubeVirt cannot hot-plug a CD-ROM drive: the empty drive is in the VM's spec and the layer arrives when the VM restarts (virtctl restart ${vm.metadata.name}); ${now.length} other layer(s) delivered`,
+      );
+    }
 
     const current = this.#vmis.get(key);
     const migration = current?.status?.migrationState;
     const endedAt = migration?.completed && !migration.failed && migration.endTimestamp ? Date.parse(migration.endTimestamp) : Number.NaN;
     const attachedAt = new Date(readyAt).toISOString();
     return {
-      layers: layers.map((l) => ({ name: l.desired.name, digest: l.desired.digest, device: l.volume.volume, attachedAt })),
+      layers: now.map((l) => ({ name: l.desired.name, digest: l.desired.digest, device: l.volume.volume, attachedAt })),
       detachMs,
       attachMs: importMs + applyMs + readyMs,
       attachStepsMs: { import: importMs, apply: applyMs, ready: readyMs },
@@ -230,6 +248,7 @@ export class KubeVirtDriver implements Driver {
     const key = `${target.namespace}/${name}`;
     const vm = this.#vms.get(key);
     if (!vm) return;
+    await this.#hotplug.require(); // without the gate KubeVirt refuses empty drives (422)
     // Keep the volumes of layers it already carries; add empty drives for the rest.
     const lists = vmListsOf(vm);
     const carried = lists.volumes.filter((v) => lists.managed.includes(v.name) && v.dataVolume);
@@ -302,6 +321,25 @@ export class KubeVirtDriver implements Driver {
 
   #now(): number {
     return (this.#o.clock ?? realClock).now();
+  }
+
+  /**
+   * Declarative hotplug as the cluster's KubeVirt resource sets it. Unknown (no KubeVirt
+   * resource, or no right to read it: the chart grants it) counts as on: the VMI's volume status
+   * then shows what happens.
+   */
+  async #hotplugSupport(): Promise<ReturnType<typeof declarativeHotplug>> {
+    try {
+      const list = await this.#o.client.list<KubeVirtResource>(collectionPath(KUBEVIRTS));
+      const deployed = list.items.find((kv) => kv.status?.phase === 'Deployed') ?? list.items[0];
+      return deployed ? declarativeHotplug(deployed) : { on: true };
+    } catch (error: unknown) {
+      if (error instanceof ApiError && (error.status === 403 || error.notFound)) {
+        this.#o.logger.debug('cannot read the KubeVirt resource; assuming declarative hotplug is on', { error: errorMessage(error) });
+        return { on: true };
+      }
+      throw error;
+    }
   }
 
   /** Checks that KubeVirt and CDI are served, then starts the informers and waits for them. */

@@ -1,7 +1,7 @@
 import type { V1beta1DataVolume } from '@kubevirt-ui-ext/kubevirt-api/containerized-data-importer';
 import type { V1VirtualMachine, V1VirtualMachineInstance } from '@kubevirt-ui-ext/kubevirt-api/kubevirt';
 import { describe, expect, it } from 'vitest';
-import { applyBody, dataVolumeManifest, dnsLabel, importState, layerVolume, mergeLists, MANAGED_VOLUMES_ANNOTATION, restartRequired, sameLists, staleDataVolumes, VolumeNameConflict, volumeReadiness, vmListsOf, type LayerVolume } from './volumes.js';
+import { applyBody, dataVolumeManifest, dnsLabel, importState, layerVolume, mergeLists, MANAGED_VOLUMES_ANNOTATION, sameLists, splitByDrive, staleDataVolumes, VolumeNameConflict, volumeReadiness, vmListsOf, type LayerVolume } from './volumes.js';
 
 const target = { namespace: 'tenant', vmContext: 'gluster-client-1', uid: 'uid-1', kubevirt: { name: 'gluster-client-1' } };
 const digest = (c: string) => `sha256:${c.repeat(64)}`;
@@ -126,13 +126,18 @@ describe('what the platform reports', () => {
     expect(volumeReadiness(vmi([{ ...old, persistentVolumeClaimInfo: { claimName: site.dataVolume } }]), [site])).toEqual({ ready: true });
   });
 
-  it('reads RestartRequired', () => {
-    expect(restartRequired({ status: { conditions: [{ type: 'RestartRequired', status: 'True', message: 'a non-live-updatable field was changed' }] } } as V1VirtualMachine)).toMatch(/non-live/);
-    expect(restartRequired({ spec: {}, status: { conditions: [] } } as unknown as V1VirtualMachine)).toBeUndefined();
-    const older = { spec: {}, status: { conditions: [{ type: 'RestartRequired', status: 'True', lastTransitionTime: '2026-11-23T12:00:00Z', message: 'cpu changed' }] } } as unknown as V1VirtualMachine;
-    expect(restartRequired(older, Date.parse('2026-11-23T12:00:05.300Z'))).toBeUndefined(); // about another change
-    expect(restartRequired(older, Date.parse('2026-11-23T12:00:00.700Z'))).toBe('cpu changed'); // same second: ours
-    expect(restartRequired(older)).toBe('cpu changed');
+  it('puts a volume into the spec of a running VM only where its VMI has the drive (KubeVirt cannot hot-plug a CD-ROM drive)', () => {
+    const running = (disks: object[]) => ({ spec: { domain: { devices: { disks } } }, status: { phase: 'Running' } }) as unknown as V1VirtualMachineInstance;
+    // Stopped: everything goes into the spec, the drives are created at the next start.
+    expect(splitByDrive([site, law], undefined)).toEqual({ now: [site, law], afterRestart: [] });
+    // Running with a drive for site-cache only (law's layer came later): law waits for a restart.
+    const vmi = running([rootDisk, { name: site.volume, cdrom: { bus: 'sata' } }]);
+    expect(splitByDrive([site, law], vmi)).toEqual({ now: [site], afterRestart: [law] });
+    // Waiting layers get an empty drive, never a volume: a volume without the VMI's drive is what the webhook refuses.
+    const split = splitByDrive([site, law], vmi);
+    const lists = mergeLists(vmListsOf(vm([rootDisk], [rootVolume])), split.now, split.afterRestart.map((l) => l.volume));
+    expect(lists.disks.map((d) => d.name).sort()).toEqual([law.volume, 'rootdisk', site.volume].sort());
+    expect(lists.volumes.map((v) => v.name)).toEqual(['rootdisk', site.volume]);
   });
 
   it('collects DataVolumes only when nothing refers to them any more', () => {

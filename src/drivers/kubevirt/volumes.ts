@@ -9,7 +9,7 @@
 // annotation (a map key, which server-side apply does track per key).
 import { createHash } from 'node:crypto';
 import type { V1beta1DataVolume } from '@kubevirt-ui-ext/kubevirt-api/containerized-data-importer';
-import type { V1Disk, V1VirtualMachine, V1VirtualMachineCondition, V1VirtualMachineInstance, V1Volume } from '@kubevirt-ui-ext/kubevirt-api/kubevirt';
+import type { V1Disk, V1VirtualMachine, V1VirtualMachineInstance, V1Volume } from '@kubevirt-ui-ext/kubevirt-api/kubevirt';
 import { hexOf } from '../../images/layer-image.js';
 import type { DesiredLayer, VMTarget } from '../driver.js';
 
@@ -200,6 +200,29 @@ export function applyBody(vm: V1VirtualMachine, lists: VMLists): object {
   };
 }
 
+/** The desired volumes split by whether the VM can take them now. */
+export interface DriveSplit {
+  /** Into the VM spec now: the VM is stopped, or its running VMI has the drive. */
+  readonly now: readonly LayerVolume[];
+  /** Layers whose drive the running VMI lacks: an empty drive in the spec, the volume after a restart. */
+  readonly afterRestart: readonly LayerVolume[];
+}
+
+/**
+ * KubeVirt hot-plugs a volume only into a CD-ROM drive the running VMI already has: its VMI
+ * update webhook refuses a hot-plugged CD-ROM disk ("requires diskDevice of type 'disk' or
+ * 'lun'"), and because the VM controller patches the VMI's volumes and disks all at once, one
+ * refused patch blocks every later hotplug of that VM (swaps after a migration too) until it
+ * restarts. A drive without a volume is no hotplug at all (the VM controller skips it), so a layer
+ * added to a running VM gets an empty drive in the spec and its volume once a restart has
+ * created the drive. `vmi`: the running instance, undefined when the VM is stopped.
+ */
+export function splitByDrive(desired: readonly LayerVolume[], vmi: V1VirtualMachineInstance | undefined): DriveSplit {
+  if (!vmi) return { now: desired, afterRestart: [] };
+  const drives = new Set((vmi.spec?.domain?.devices?.disks ?? []).filter((d) => d.cdrom).map((d) => d.name));
+  return { now: desired.filter((d) => drives.has(d.volume)), afterRestart: desired.filter((d) => !drives.has(d.volume)) };
+}
+
 export type VolumeReadiness = { readonly ready: true } | { readonly ready: false; readonly waiting: readonly string[] };
 
 /** Whether the running VMI reports every desired volume Ready with the desired DataVolume. */
@@ -211,20 +234,6 @@ export function volumeReadiness(vmi: V1VirtualMachineInstance, desired: readonly
     return [`${d.volume}: ${s ? `${s.phase ?? 'no phase'}${s.reason ? ` (${s.reason})` : ''}${s.persistentVolumeClaimInfo?.claimName !== d.dataVolume ? `, still ${s.persistentVolumeClaimInfo?.claimName ?? 'empty'}` : ''}` : 'not reported yet'}`];
   });
   return waiting.length === 0 ? { ready: true } : { ready: false, waiting };
-}
-
-/**
- * KubeVirt's answer when a change cannot be hot-plugged: the VM's RestartRequired condition, if
- * it turned True at or after `since` (epoch ms; KubeVirt's timestamps have whole seconds). An
- * older one is about another change (someone edited the CPUs) and says nothing about ours.
- */
-export function restartRequired(vm: V1VirtualMachine | undefined, since = 0): string | undefined {
-  // The typings leave out the conditions' timestamps, which KubeVirt does write.
-  const condition = vm?.status?.conditions?.find((c) => c.type === 'RestartRequired' && c.status === 'True') as (V1VirtualMachineCondition & { lastTransitionTime?: string }) | undefined;
-  if (!condition) return undefined;
-  const at = condition.lastTransitionTime ? Date.parse(condition.lastTransitionTime) : Number.NaN;
-  if (Number.isFinite(at) && at < Math.floor(since / 1000) * 1000) return undefined;
-  return condition.message || 'KubeVirt reports RestartRequired';
 }
 
 /** DataVolumes of this VMContext that neither the desired state, the VM spec nor the VMI still use. */

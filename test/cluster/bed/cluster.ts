@@ -8,7 +8,7 @@
 // static configuration, written once after kubeadm allocated the podCIDRs: the nodes of this
 // cluster never change.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { formatElapsed, runCommand } from '../../controlplane/build.js';
 import { ensureClusterBinaries, type ClusterBinaries } from './binaries.js';
@@ -49,17 +49,28 @@ export function kubeconfigPath(): string {
   return join(clusterCache(), 'kubeconfig');
 }
 
+/**
+ * The host directory behind the "shared" StorageClass (ReadWriteMany): mounted at
+ * SHARED_VOLUMES_PATH into every node, so a volume is the same directory wherever its pod runs.
+ */
+export function sharedVolumesDir(): string {
+  return join(clusterCache(), 'shared-volumes');
+}
+export const SHARED_VOLUMES_PATH = '/var/shared-volumes';
+
 /** kind's cluster configuration (YAML is JSON's superset: written as JSON). */
-export function kindConfig(image: string): string {
+export function kindConfig(image: string, sharedVolumes: string): string {
+  const extraMounts = [{ hostPath: sharedVolumes, containerPath: SHARED_VOLUMES_PATH }];
   const config = {
     kind: 'Cluster',
     apiVersion: 'kind.x-k8s.io/v1alpha4',
     networking: { disableDefaultCNI: true, podSubnet: POD_SUBNET, serviceSubnet: SERVICE_SUBNET, apiServerAddress: '127.0.0.1', apiServerPort: API_SERVER_PORT },
     nodes: [
-      { role: 'control-plane', image },
+      { role: 'control-plane', image, extraMounts },
       ...WORKER_PLACES.map((place) => ({
         role: 'worker',
         image,
+        extraMounts,
         labels: { 'topology.kubernetes.io/zone': place.zone, 'topology.kubernetes.io/region': place.region },
       })),
     ],
@@ -114,15 +125,21 @@ export async function clusterUp(log: (line: string) => void): Promise<LocalClust
   // node running (a stopped engine or machine leaves stopped nodes, whose routes are gone too).
   const nodes = existing ? (await kind(cluster, ['get', 'nodes', '--name', CLUSTER_NAME])).split('\n').filter(Boolean) : [];
   const states = await Promise.all(nodes.map((node) => docker(engine, ['inspect', '--format', '{{.Config.Image}} {{.State.Running}}', node]).then((out) => out.trim(), () => '')));
-  const reusable = existing && existsSync(cluster.kubeconfig) && nodes.length === 1 + WORKER_PLACES.length && states.every((state) => state === `${nodeImage.tag} true`);
+  // …and from this configuration (the one it was created with is kept beside the kubeconfig).
+  const configFile = join(clusterCache(), 'kind-config.yaml');
+  const config = kindConfig(nodeImage.tag, sharedVolumesDir());
+  const sameConfig = existsSync(configFile) && readFileSync(configFile, 'utf8') === config;
+  const reusable = existing && sameConfig && existsSync(cluster.kubeconfig) && nodes.length === 1 + WORKER_PLACES.length && states.every((state) => state === `${nodeImage.tag} true`);
   if (reusable) {
     log(`cluster: ${CLUSTER_NAME} exists; checking it`);
   } else {
-    if (existing) log(`cluster: ${CLUSTER_NAME} is not as made (nodes: ${states.join(', ') || 'none'}; want ${nodeImage.tag}, running): recreating it`);
+    if (existing) log(`cluster: ${CLUSTER_NAME} is not as made (nodes: ${states.join(', ') || 'none'}; want ${nodeImage.tag}, running${sameConfig ? '' : '; its kind configuration changed'}): recreating it`);
     if (existing) await kind(cluster, ['delete', 'cluster', '--name', CLUSTER_NAME]);
     mkdirSync(clusterCache(), { recursive: true });
-    const configFile = join(clusterCache(), 'kind-config.yaml');
-    writeFileSync(configFile, kindConfig(nodeImage.tag));
+    // A new cluster has no volumes: whatever a deleted one left in the shared directory goes.
+    rmSync(sharedVolumesDir(), { recursive: true, force: true });
+    mkdirSync(sharedVolumesDir(), { recursive: true });
+    writeFileSync(configFile, config);
     log(`cluster: kind create cluster ${CLUSTER_NAME} (1 control plane, 2 workers; ${nodeImage.tag})`);
     await kind(cluster, ['create', 'cluster', '--name', CLUSTER_NAME, '--config', configFile, '--kubeconfig', cluster.kubeconfig], log);
   }
@@ -212,6 +229,7 @@ export async function clusterDown(log: (line: string) => void): Promise<void> {
     log(`cluster: kind delete cluster ${CLUSTER_NAME}`);
     await kind({ kind: binaries.kind, engine }, ['delete', 'cluster', '--name', CLUSTER_NAME, '--kubeconfig', kubeconfigPath()]);
   }
+  rmSync(sharedVolumesDir(), { recursive: true, force: true });
   rmSync(kubeconfigPath(), { force: true });
   const containers = (await docker(engine, ['ps', '-aq'])).trim();
   if (containers !== '') {
