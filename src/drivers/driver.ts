@@ -46,7 +46,7 @@ export class VMNotFoundError extends Error {
 export class MigrationImpossibleError extends Error {
   override readonly name: string = 'MigrationImpossibleError';
   constructor(
-    readonly reason: 'NoTargetNode' | 'NotMigratable' | 'NotRunning',
+    readonly reason: 'NoTargetNode' | 'NotMigratable' | 'NotRunning' | 'MigrationInFlight',
     message: string,
   ) {
     super(message);

@@ -280,6 +280,15 @@ describe.skipIf(controlPlaneSkipReason())('KubeVirt driver on a real API server'
         expect(error.message).toMatch(/DisksNotLiveMigratable/);
       });
       await client.mergePatch(`${vmiPath}/status`, { status: { conditions: [] } });
+      // KubeVirt takes one migration of a VMI at a time (its webhook refuses a second): not asked.
+      const before = (await client.list(`/apis/kubevirt.io/v1/namespaces/${NS}/virtualmachineinstancemigrations`)).items.length;
+      const saved = (await client.get<V1VirtualMachineInstance>(vmiPath)).status?.migrationState ?? null;
+      await client.mergePatch(`${vmiPath}/status`, { status: { migrationState: { targetNode: 'kv-node-b', migrationUid: 'in-flight-1', completed: false } } });
+      const refused = await until('the driver sees the migration in flight', async () => (await driver.migrate(target, { nodeSelector: ZONE_A, requester: 'p' }).then(() => undefined, (error: unknown) => error)) as Error | undefined, 10_000);
+      expect(refused).toMatchObject({ name: 'MigrationImpossibleError', reason: 'MigrationInFlight' });
+      expect(refused.message).toMatch(/in flight \(to kv-node-b\)/);
+      expect((await client.list(`/apis/kubevirt.io/v1/namespaces/${NS}/virtualmachineinstancemigrations`)).items).toHaveLength(before);
+      await client.mergePatch(`${vmiPath}/status`, { status: { migrationState: saved } });
     } finally {
       await driver.close();
     }

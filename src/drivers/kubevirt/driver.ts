@@ -271,17 +271,27 @@ export class KubeVirtDriver implements Driver {
     if (!vmi || vmi.status?.phase !== 'Running') throw new MigrationImpossibleError('NotRunning', `VMI ${target.namespace}/${name} is not running`);
     const migratable = vmi.status.conditions?.find((c) => c.type === 'LiveMigratable');
     if (migratable?.status === 'False') throw new MigrationImpossibleError('NotMigratable', `KubeVirt cannot live-migrate ${target.namespace}/${name}: ${migratable.reason ?? ''} ${migratable.message ?? ''}`.trim());
+    // KubeVirt refuses a second migration of a VMI while one is in flight (its VMIM webhook).
+    const inFlight = vmi.status.migrationState;
+    if (inFlight && !inFlight.completed && !inFlight.failed) throw new MigrationImpossibleError('MigrationInFlight', `a migration of ${target.namespace}/${name} is in flight${inFlight.targetNode ? ` (to ${inFlight.targetNode})` : ''}; KubeVirt takes one at a time`);
     const selector = Object.entries(request.nodeSelector).map(([k, v]) => `${k}=${v}`).join(',');
     const nodes = await this.#o.client.list<{ metadata: { name: string } }>(collectionPath(NODES), { labelSelector: selector });
     if (!nodes.items.some((n) => n.metadata.name !== vmi.status?.nodeName)) {
       throw new MigrationImpossibleError('NoTargetNode', `no node other than ${vmi.status.nodeName ?? '?'} has the labels ${selector}`);
     }
-    const created = await this.#o.client.create<{ metadata: { name: string } }>(collectionPath(MIGRATIONS, target.namespace), {
-      apiVersion: `${KUBEVIRT_GROUP}/${KUBEVIRT_VERSION}`,
-      kind: 'VirtualMachineInstanceMigration',
-      metadata: { generateName: `${dnsLabel([name]).slice(0, 40)}-recontext-`, labels: { [LABEL_MANAGED_BY]: MANAGED_BY, 'recontext.dev/requested-by': dnsLabel([request.requester]) } },
-      spec: { vmiName: name, addedNodeSelector: { ...request.nodeSelector } },
-    });
+    let created: { metadata: { name: string } };
+    try {
+      created = await this.#o.client.create<{ metadata: { name: string } }>(collectionPath(MIGRATIONS, target.namespace), {
+        apiVersion: `${KUBEVIRT_GROUP}/${KUBEVIRT_VERSION}`,
+        kind: 'VirtualMachineInstanceMigration',
+        metadata: { generateName: `${dnsLabel([name]).slice(0, 40)}-recontext-`, labels: { [LABEL_MANAGED_BY]: MANAGED_BY, 'recontext.dev/requested-by': dnsLabel([request.requester]) } },
+        spec: { vmiName: name, addedNodeSelector: { ...request.nodeSelector } },
+      });
+    } catch (error: unknown) {
+      // Someone else's migration began after our cache last saw the VMI.
+      if (error instanceof ApiError && /in-flight migration detected/i.test(error.message)) throw new MigrationImpossibleError('MigrationInFlight', `KubeVirt refused the migration of ${target.namespace}/${name}: ${error.message}`);
+      throw error;
+    }
     this.#o.logger.info('requested a migration', { namespace: target.namespace, vmi: name, migration: created.metadata.name, nodeSelector: selector });
     return { id: created.metadata.name, state: 'Requested' };
   }

@@ -36,6 +36,14 @@ describe('declarative volume hotplug, as KubeVirt decides it', () => {
     }
   });
 
+  it('reads the release line from the operator when the deployed version is an image tag', () => {
+    const tagged = (operatorVersion?: string): KubeVirtResource => ({ ...kubevirt('d923fdb815cd'), status: { observedKubeVirtVersion: 'd923fdb815cd', ...(operatorVersion ? { operatorVersion } : {}) } });
+    expect(declarativeHotplug(tagged('v1.8.0-12+abc'))).toEqual({ on: false, message: expect.stringMatching(/\(v1\.8\.0-12\+abc\).*Alpha before v1\.9/) });
+    expect(declarativeHotplug(tagged('v1.9.0-beta.0.1264+d923fdb815cd20'))).toEqual({ on: true, version: 'v1.9.0-beta.0.1264+d923fdb815cd20' });
+    // Nothing says which line: assumed on (the VMI's volume status shows what KubeVirt does).
+    expect(declarativeHotplug(tagged()).on).toBe(true);
+  });
+
   it('does not exist before v1.6', () => {
     expect(declarativeHotplug(kubevirt('v1.5.2', ['DeclarativeHotplugVolumes']))).toEqual({ on: false, message: expect.stringMatching(/upgrade KubeVirt to v1\.6/) });
   });

@@ -28,13 +28,19 @@ export function minorVersion(version: string | undefined): readonly [number, num
 
 /** Pure: whether the KubeVirt resource turns declarative hotplug on, and if not, what to change. */
 export function declarativeHotplug(kubevirt: KubeVirtResource): HotplugSupport {
-  const version = kubevirt.status?.observedKubeVirtVersion ?? kubevirt.status?.operatorVersion;
+  // The deployed version is the image tag, which need not be a version (a commit, "devel"); the
+  // operator's own build version then says which release line it is.
+  const candidates = [kubevirt.status?.observedKubeVirtVersion, kubevirt.status?.operatorVersion];
+  const version = candidates.find((v) => minorVersion(v) !== undefined) ?? candidates.find(Boolean);
   const gates = kubevirt.spec?.configuration?.developerConfiguration ?? {};
   const enabled = (gate: string, betaFrom: readonly [number, number] | undefined): boolean => {
     if (gates.featureGates?.includes(gate)) return true;
     if (gates.disabledFeatureGates?.includes(gate)) return false;
     const at = minorVersion(version);
-    return betaFrom !== undefined && at !== undefined && (at[0] > betaFrom[0] || (at[0] === betaFrom[0] && at[1] >= betaFrom[1]));
+    // An unknown release line: the gate's default cannot be known, and the VMI's volume status
+    // will show what KubeVirt does; assume the newest behaviour.
+    if (at === undefined) return betaFrom !== undefined;
+    return betaFrom !== undefined && (at[0] > betaFrom[0] || (at[0] === betaFrom[0] && at[1] >= betaFrom[1]));
   };
   const where = `KubeVirt ${kubevirt.metadata?.namespace ?? '?'}/${kubevirt.metadata?.name ?? '?'}${version ? ` (${version})` : ''}`;
   const at = minorVersion(version);

@@ -6,6 +6,7 @@
 //   operator-image   build the operator image (docker build of the repository's Dockerfile); prints it
 //   tools  a directory with kubectl, kind and helm of these builds, for PATH; prints it
 //   docker-host      the DOCKER_HOST of the cluster's engine
+//   platform         up, then KubeVirt and CDI installed from their images in the engine (platform.ts)
 import { mkdirSync, rmSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { ensureBinaries } from '../../controlplane/build.js';
@@ -14,6 +15,7 @@ import { clusterCache } from './cache.js';
 import { clusterDown, clusterUp } from './cluster.js';
 import { engineFor, ensureEngine } from './docker.js';
 import { buildNodeImage, buildNodejsImages, buildOperatorImage } from './images.js';
+import { ensurePlatform } from './platform.js';
 import { clusterVersions } from './versions.js';
 
 const log = (line: string): void => console.error(line);
@@ -46,10 +48,14 @@ async function main(command: string | undefined): Promise<void> {
       symlinkSync(target, join(dir, name));
     }
     console.log(dir);
+  } else if (command === 'platform') {
+    const cluster = await clusterUp(log);
+    await ensurePlatform(cluster, log);
+    console.log(cluster.kubeconfig);
   } else if (command === 'docker-host') {
     console.log(engineFor().host);
   } else {
-    console.error('usage: tsx test/cluster/bed/cli.ts up|down|build|operator-image|tools|docker-host   (npm run -s cluster:up | cluster:down)');
+    console.error('usage: tsx test/cluster/bed/cli.ts up|down|build|operator-image|tools|docker-host|platform   (npm run -s cluster:up | cluster:down)');
     process.exitCode = 2;
   }
 }

@@ -288,3 +288,15 @@ export async function buildOperatorImage(engine: DockerEngine, versions: Cluster
   const size = Number.parseInt((await docker(engine, ['image', 'inspect', '--format', '{{.Size}}', image])).trim(), 10);
   return { repository, tag: key, image, sizeBytes: size };
 }
+
+/**
+ * The test bed's guest (test/testbed/guest.ts) as a KubeVirt kernelBoot container image,
+ * `recontext.local/guest-<variant>:<its build directory's key>`: the bzImage and the initramfs
+ * under /boot, world-readable as the guest build leaves them (KubeVirt's copier runs as uid 107).
+ */
+export async function buildGuestBootImage(engine: DockerEngine, guest: { readonly variant: string; readonly bzImage: string; readonly initrd: string; readonly dir: string }, log: (line: string) => void): Promise<string> {
+  const tag = `recontext.local/guest-${guest.variant}:${basename(guest.dir).replace(/[^a-zA-Z0-9_.-]/g, '-').slice(-100)}`;
+  // The guest's files are keyed by their directory (a cache entry named by the inputs' digest).
+  await buildImage(engine, { tag, dockerfile: 'guest-boot', files: { vmlinuz: guest.bzImage, initrd: guest.initrd } }, log);
+  return tag;
+}

@@ -1,0 +1,145 @@
+// recontext on real KubeVirt and CDI (npm run e2e:kubevirt; README.md here): the operator installed
+// by helm with the KubeVirt driver, examples/gluster applied with kubectl, and a VirtualMachine
+// that boots the fat test guest (the Go agent, test/testbed/guest/fat) under QEMU's emulation with
+// an empty CD-ROM drive per layer. What the guest's GlusterFS client stand-in reads is on the
+// guest's serial console (KubeVirt's guest-console-log container).
+//
+//   kubectl apply → images → DataVolumes (CDI imports from the operator's image Service)
+//   → KubeVirt hot-plugs each into its drive → the agent merges them → the client reads zone X
+//   → a layer edit is swapped live and the layer's hook runs
+//   → a VirtualMachineInstanceMigration moves the VM to the other zone → the infrastructure
+//     layers re-render for the new node and the client reads the new cache address.
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { runCommand } from '../../controlplane/build.js';
+import { until } from '../../integration/scenario.js';
+import { ffsRun, GLUSTER_CLIENT } from '../../testbed/fat.js';
+
+const REPO = join(import.meta.dirname, '..', '..', '..');
+const SYSTEM = 'recontext-system';
+const NS = 'kubevirt-e2e';
+const VM = 'gluster-client-1';
+const LAYERS = ['gluster-service', 'site-cache', 'data-residency', 'broker-endpoints'];
+
+interface Condition {
+  type: string;
+  status: string;
+  reason?: string;
+  message?: string;
+}
+interface VMContext {
+  metadata: { generation: number; uid: string };
+  status?: {
+    observedGeneration?: number;
+    node?: string;
+    lastMigrationId?: string;
+    layers?: { name: string; digest: string; device?: string }[];
+    conditions?: Condition[];
+    lastRecontext?: { trigger?: string; totalMs?: number; phasesMs?: Record<string, number>; attachStepsMs?: Record<string, number>; sinceMigrationMs?: Record<string, unknown> };
+  };
+}
+interface Vmi {
+  metadata: { uid: string };
+  status?: { phase?: string; nodeName?: string; conditions?: Condition[]; migrationState?: { completed?: boolean; migrationUid?: string; endTimestamp?: string } };
+}
+
+const e2e = inject('kubevirtE2e');
+const kubectl = (args: readonly string[], input?: string): Promise<string> => runCommand(e2e.kubectl, ['--kubeconfig', e2e.kubeconfig, ...args], { input });
+const json = async <T>(args: readonly string[]): Promise<T> => JSON.parse(await kubectl([...args, '-o', 'json'])) as T;
+const vmContext = (): Promise<VMContext> => json<VMContext>(['get', 'vmcontext', VM, '-n', NS]);
+const vmi = (): Promise<Vmi> => json<Vmi>(['get', 'vmi', VM, '-n', NS]);
+const isReady = (v: VMContext): boolean => v.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true && v.status.observedGeneration === v.metadata.generation;
+const zoneOf = async (node: string): Promise<string> => (await kubectl(['get', 'node', node, '-o', 'jsonpath={.metadata.labels.topology\\.kubernetes\\.io/zone}'])).trim();
+
+/** The serial console of the guest, as the virt-launcher pod on the VMI's current node has it. */
+async function consoleText(): Promise<string> {
+  const { status } = await vmi();
+  const pods = await json<{ items: { metadata: { name: string }; spec: { nodeName?: string }; status: { phase: string } }[] }>(['get', 'pods', '-n', NS, '-l', `vm.kubevirt.io/name=${VM}`]);
+  const pod = pods.items.find((p) => p.spec.nodeName === status?.nodeName && p.status.phase === 'Running');
+  if (!pod) return '';
+  return kubectl(['logs', '-n', NS, pod.metadata.name, '-c', 'guest-console-log']).catch(() => '');
+}
+
+/** Waits for a console line; returns the whole line. */
+async function consoleLine(what: string, pattern: RegExp, timeoutMs: number): Promise<string> {
+  let last = '';
+  try {
+    return await until(what, async () => {
+      last = await consoleText();
+      return last.split('\n').find((line) => pattern.test(line));
+    }, timeoutMs);
+  } catch (error: unknown) {
+    throw new Error(`${String(error)}\nconsole tail:\n${last.split('\n').slice(-40).join('\n')}`);
+  }
+}
+
+function vmManifest(): string {
+  return JSON.stringify({
+    apiVersion: 'kubevirt.io/v1',
+    kind: 'VirtualMachine',
+    metadata: { name: VM, labels: { app: 'gluster-client' } },
+    spec: {
+      runStrategy: 'Always',
+      template: {
+        metadata: { labels: { app: 'gluster-client' } },
+        spec: {
+          terminationGracePeriodSeconds: 0,
+          domain: {
+            cpu: { cores: 1 },
+            memory: { guest: '512Mi' },
+            resources: { requests: { memory: '512Mi' } },
+            firmware: {
+              kernelBoot: {
+                kernelArgs: `${e2e.guestCmdline} ${ffsRun({ trace: true })} ctx.run=${GLUSTER_CLIENT}`,
+                container: { image: e2e.guestImage, imagePullPolicy: 'IfNotPresent', kernelPath: '/boot/vmlinuz', initrdPath: '/boot/initrd' },
+              },
+            },
+            devices: {
+              logSerialConsole: true,
+              autoattachPodInterface: false,
+              // An empty drive per layer: KubeVirt hot-plugs volumes only into drives the VM started with.
+              disks: LAYERS.map((layer) => ({ name: `ctx-${layer}`, cdrom: { bus: 'sata' } })),
+            },
+          },
+        },
+      },
+    },
+  });
+}
+
+describe('recontext on real KubeVirt + CDI', () => {
+  const helm = async (args: readonly string[]): Promise<string> => runCommand(e2e.helm, [...args, '--kubeconfig', e2e.kubeconfig]);
+
+  beforeAll(async () => {
+    console.log(`KubeVirt ${e2e.kubevirtRevision.slice(0, 12)}, CDI ${e2e.cdiRevision.slice(0, 12)}, operator ${e2e.operatorImage.tag}, guest ${e2e.guestImage}`);
+    await kubectl(['delete', 'namespace', NS, '--ignore-not-found', '--wait=true', '--timeout=300s']);
+    await helm([
+      'upgrade', '--install', 'recontext', join(REPO, 'charts', 'recontext'), '-n', SYSTEM, '--create-namespace',
+      '--set', `image.repository=${e2e.operatorImage.repository}`, '--set', `image.tag=${e2e.operatorImage.tag}`, '--set', 'image.pullPolicy=Never',
+      '--set', 'operator.driver=kubevirt', '--set', 'operator.logLevel=debug',
+      // ReadWriteMany: KubeVirt live-migrates only VMs whose volumes are shared, CD-ROMs included.
+      '--set-json', 'operator.extraArgs=["--storage-class","shared"]',
+      '--wait', '--timeout', '5m',
+    ]);
+    await kubectl(['create', 'namespace', NS]);
+  }, 900_000);
+
+  afterAll(async () => {
+    const logs = await kubectl(['logs', '-n', SYSTEM, '-l', 'app.kubernetes.io/name=recontext', '--tail=60', '--prefix']).catch(() => '');
+    console.log(`operator logs (tail):\n${logs}`);
+  });
+
+  it('delivers every layer into the empty drives of the booted VM: CDI imports, KubeVirt hot-plugs, the guest agent merges, the client reads its zone', async () => {
+    await kubectl(['apply', '-n', NS, '-f', '-'], vmManifest());
+    await kubectl(['apply', '--server-side', '-n', NS, '-f', join(REPO, 'examples', 'gluster')]);
+    const ready = await until('VMContext Ready', async () => {
+      const v = await vmContext();
+      return isReady(v) && v.status?.node ? v : undefined;
+    }, 900_000);
+    const zone = await zoneOf(ready.status!.node!);
+    console.log(`[e2e] first delivery on ${ready.status?.node} (${zone}): ${JSON.stringify(ready.status?.lastRecontext)}`);
+    expect(ready.status?.layers?.map((l) => l.device).sort()).toEqual(LAYERS.map((l) => `ctx-${l}`).sort());
+    const cacheHost = zone === 'zone-a' ? 'cache-a\\.zone-a' : 'cache-b\\.zone-b';
+    await consoleLine(`the client reading ${zone}'s cache`, new RegExp(`^APP \\d+ (start|reload) /etc/glusterfs/cache\\.conf .*${cacheHost}`), 300_000);
+  }, 1_200_000);
+});
