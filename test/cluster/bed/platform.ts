@@ -99,14 +99,12 @@ export function pickImages(project: PlatformProject, found: readonly LabelledIma
 
 /** The project's images in the cluster's engine. */
 export async function findImages(cluster: LocalCluster, project: PlatformProject): Promise<PlatformImages> {
-  const out = await docker(cluster.engine, ['images', '--filter', `label=${SOURCE_LABEL}=${project.source}`, '--format', `{{.Repository}}:{{.Tag}}\t{{index .Labels "${REVISION_LABEL}"}}`]);
-  const found = out
+  const references = (await docker(cluster.engine, ['images', '--filter', `label=${SOURCE_LABEL}=${project.source}`, '--format', '{{.Repository}}:{{.Tag}}']))
     .split('\n')
-    .filter((line) => line.trim() && !line.includes('<none>'))
-    .map((line) => {
-      const [reference = '', revision = ''] = line.split('\t');
-      return { reference, revision };
-    });
+    .filter((line) => line.trim() && !line.includes('<none>'));
+  // `docker images` cannot print labels (Docker 20.10): inspect says each image's revision.
+  const revisions = references.length === 0 ? [] : (await docker(cluster.engine, ['image', 'inspect', '--format', `{{index .Config.Labels "${REVISION_LABEL}"}}`, ...references])).split('\n');
+  const found = references.map((reference, i) => ({ reference, revision: revisions[i]?.trim() ?? '' }));
   return pickImages(project, found, process.env[project.revisionVariable] || undefined);
 }
 
