@@ -120,9 +120,14 @@ export async function loadIntoNodes(cluster: LocalCluster, images: readonly stri
     }
     if (missing.length === 0) continue;
     const started = Date.now();
-    // As `kind load docker-image`: the archive streamed into each node's containerd (k8s.io namespace).
+    // As `kind load docker-image`: the archive streamed into each node's containerd (k8s.io
+    // namespace), and also registered as repository@sha256:<digest> (--digests): KubeVirt pins a
+    // container disk or kernelBoot image to the digest of the source pod's image, and a migration
+    // target asks for exactly that reference.
     for (const node of missing) {
-      await runCommand('sh', ['-c', 'docker save "$1" | docker exec -i "$2" ctr -n k8s.io images import - >/dev/null', 'load', image, node], { env: cluster.engine.env });
+      await runCommand('sh', ['-c', 'docker save "$1" | docker exec -i "$2" ctr -n k8s.io images import --base-name "$3" --digests - >/dev/null', 'load', image, node, image.replace(/:[^:/]*$/, '')], {
+        env: cluster.engine.env,
+      });
     }
     log(`platform: loaded ${image} into ${missing.join(', ')} (${formatElapsed(Date.now() - started)})`);
   }
@@ -177,7 +182,8 @@ export async function installCdi(cluster: LocalCluster, cdi: PlatformImages, log
  * KubeVirt through its operator: QEMU without KVM (useEmulation: no usable /dev/kvm here),
  * declarative volume hotplug on. Two Beta gates are turned off because this cluster cannot serve
  * them: ImageVolume (containerd 1.6 in the nodes has no image volumes; container disks are copied
- * the classic way) and Template (its components come from another repository).
+ * the classic way) and Template (its components come from another repository). See
+ * kubeVirtResource for the node-labeller and network settings.
  */
 export async function installKubeVirt(cluster: LocalCluster, kubevirt: PlatformImages, log: (line: string) => void): Promise<void> {
   const started = Date.now();
@@ -190,8 +196,16 @@ export async function installKubeVirt(cluster: LocalCluster, kubevirt: PlatformI
   log(`platform: KubeVirt ${kubevirt.revision.slice(0, 12)} Available (${formatElapsed(Date.now() - started)})`);
 }
 
-/** The KubeVirt resource of the local cluster. */
+/**
+ * The KubeVirt resource of the local cluster. Two settings fit these nodes:
+ * - the nodes have a /dev/kvm that cannot run guests, so virt-handler's node labeller would probe
+ *   KVM and label every node with KVM's host CPU model, which no node then satisfies as a
+ *   migration target (NoSuitableNodesForHostModelMigration): it probes QEMU's emulation instead;
+ * - their kernel has no `dummy` link type, which the default bridge binding needs ("LinkAdd:
+ *   operation not supported"): pod networks default to masquerade (also what live migration needs).
+ */
 export function kubeVirtResource(): object {
+  const labellerOnQemu = { spec: { template: { spec: { initContainers: [{ name: 'virt-launcher', env: [{ name: 'PREFERRED_VIRTTYPE', value: 'qemu' }] }] } } } };
   return {
     apiVersion: 'kubevirt.io/v1',
     kind: 'KubeVirt',
@@ -199,8 +213,10 @@ export function kubeVirtResource(): object {
     spec: {
       imagePullPolicy: 'IfNotPresent',
       infra: { replicas: 1 },
+      customizeComponents: { patches: [{ resourceType: 'DaemonSet', resourceName: 'virt-handler', type: 'strategic', patch: JSON.stringify(labellerOnQemu) }] },
       configuration: {
         imagePullPolicy: 'IfNotPresent',
+        network: { defaultNetworkInterface: 'masquerade' },
         developerConfiguration: { useEmulation: true, featureGates: ['DeclarativeHotplugVolumes'], disabledFeatureGates: ['ImageVolume', 'Template'] },
       },
     },
