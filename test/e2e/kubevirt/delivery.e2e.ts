@@ -142,4 +142,46 @@ describe('recontext on real KubeVirt + CDI', () => {
     const cacheHost = zone === 'zone-a' ? 'cache-a\\.zone-a' : 'cache-b\\.zone-b';
     await consoleLine(`the client reading ${zone}'s cache`, new RegExp(`^APP \\d+ (start|reload) /etc/glusterfs/cache\\.conf .*${cacheHost}`), 300_000);
   }, 1_200_000);
+
+  it('swaps an edited layer live (KubeVirt ejects the old medium, then inserts the new one) and the layer\'s hook tells the client', async () => {
+    const before = await vmContext();
+    const instance = (await vmi()).metadata.uid;
+    const reloadsBefore = reloads(await consoleText());
+    await kubectl(['patch', '-n', NS, 'configmap', 'gluster-volume', '--type=merge', '-p', JSON.stringify({ data: { 'client.vol': 'volume gv0-edited\n' } })]);
+    const after = await until('the edited layer delivered', async () => {
+      const v = await vmContext();
+      return isReady(v) && digestOf(v, 'gluster-service') !== digestOf(before, 'gluster-service') ? v : undefined;
+    }, 600_000);
+    console.log(`[e2e] layer edit: ${JSON.stringify(after.status?.lastRecontext)}`);
+    expect(after.status?.lastRecontext?.trigger).toBe('LayerChange');
+    await until('the hook reloading the client', async () => (reloads(await consoleText()) > reloadsBefore ? true : undefined), 300_000);
+    expect((await vmi()).metadata.uid).toBe(instance); // the same running instance: no restart
+  }, 1_200_000);
+
+  it('live migration by a VirtualMachineInstanceMigration: the infrastructure layers re-render for the new node and the client reads the new cache address', async () => {
+    const before = await vmContext();
+    const instance = (await vmi()).metadata.uid;
+    const fromZone = await zoneOf(before.status!.node!);
+    const toZone = fromZone === 'zone-a' ? 'zone-b' : 'zone-a';
+    const migratable = (await vmi()).status?.conditions?.find((c) => c.type === 'LiveMigratable');
+    expect(migratable, JSON.stringify(migratable)).toMatchObject({ status: 'True' }); // every volume ReadWriteMany
+    await kubectl(['create', '-n', NS, '-f', '-'], JSON.stringify({ apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachineInstanceMigration', metadata: { name: 'to-the-other-zone' }, spec: { vmiName: VM, addedNodeSelector: { 'topology.kubernetes.io/zone': toZone } } }));
+    const migrationUid = (await kubectl(['get', 'vmim', 'to-the-other-zone', '-n', NS, '-o', 'jsonpath={.metadata.uid}'])).trim();
+    const after = await until('re-rendered for the new node', async () => {
+      const v = await vmContext();
+      return isReady(v) && v.status?.lastMigrationId === migrationUid ? v : undefined;
+    }, 900_000);
+    console.log(`[e2e] migration ${fromZone} -> ${toZone}: ${JSON.stringify(after.status?.lastRecontext)}`);
+    expect(await zoneOf(after.status!.node!)).toBe(toZone);
+    expect(after.status?.lastRecontext?.trigger).toBe('Migration');
+    const changed = LAYERS.filter((layer) => digestOf(after, layer) !== digestOf(before, layer)).sort();
+    expect(changed).toEqual(['data-residency', 'site-cache']);
+    const cacheHost = toZone === 'zone-a' ? 'cache-a\\.zone-a' : 'cache-b\\.zone-b';
+    await consoleLine(`the client reading ${toZone}'s cache`, new RegExp(`^APP \\d+ reload /etc/glusterfs/cache\\.conf .*${cacheHost}`), 300_000);
+    expect((await vmi()).metadata.uid).toBe(instance); // migrated live, not restarted
+  }, 1_800_000);
 });
+
+const digestOf = (v: VMContext, layer: string): string | undefined => v.status?.layers?.find((l) => l.name === layer)?.digest;
+/** How many times the client has re-read its configuration (its `APP <n> reload done` lines). */
+const reloads = (console: string): number => console.split('\n').filter((line) => /^APP \d+ reload done/.test(line)).length;
