@@ -155,7 +155,9 @@ export class KubeVirtDriver implements Driver {
 
   async prepare(target: VMTarget, desired: readonly DesiredLayer[]): Promise<void> {
     await this.#start();
-    await this.#ensureDataVolumes(target, desired.map((d) => ({ desired: d, volume: layerVolume(target, d) })));
+    // Marked with the migration's target: kept (not collected as unused) while it is under way.
+    const targetNode = this.#vmis.get(`${target.namespace}/${this.#vmName(target)}`)?.status?.migrationState?.targetNode;
+    await this.#ensureDataVolumes(target, desired.map((d) => ({ desired: d, volume: layerVolume(target, d) })), targetNode);
   }
 
   async converge(target: VMTarget, desired: readonly DesiredLayer[], signal: AbortSignal): Promise<ConvergeResult> {
@@ -367,7 +369,7 @@ export class KubeVirtDriver implements Driver {
 
 
 
-  async #ensureDataVolumes(target: VMTarget, layers: readonly { desired: DesiredLayer; volume: LayerVolume }[]): Promise<void> {
+  async #ensureDataVolumes(target: VMTarget, layers: readonly { desired: DesiredLayer; volume: LayerVolume }[], preparedFor?: string): Promise<void> {
     for (const { desired, volume } of layers) {
       if (this.#dataVolumes.get(`${target.namespace}/${volume.dataVolume}`)) continue;
       const manifest = dataVolumeManifest(target, volume, {
@@ -375,6 +377,7 @@ export class KubeVirtDriver implements Driver {
         imageBytes: desired.bytes,
         ...(this.#o.storageClassName ? { storageClassName: this.#o.storageClassName } : {}),
         ...(this.#o.accessMode ? { accessMode: this.#o.accessMode } : {}),
+        ...(preparedFor ? { preparedFor } : {}),
       });
       try {
         await this.#o.client.create(collectionPath(DATA_VOLUMES, target.namespace), manifest);

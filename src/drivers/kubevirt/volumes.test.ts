@@ -1,7 +1,7 @@
 import type { V1beta1DataVolume } from '@kubevirt-ui-ext/kubevirt-api/containerized-data-importer';
 import type { V1VirtualMachine, V1VirtualMachineInstance } from '@kubevirt-ui-ext/kubevirt-api/kubevirt';
 import { describe, expect, it } from 'vitest';
-import { applyBody, dataVolumeManifest, dnsLabel, importState, layerVolume, mergeLists, MANAGED_VOLUMES_ANNOTATION, sameLists, splitByDrive, staleDataVolumes, VolumeNameConflict, volumeReadiness, vmListsOf, type LayerVolume } from './volumes.js';
+import { applyBody, dataVolumeManifest, dnsLabel, importState, layerVolume, mergeLists, MANAGED_VOLUMES_ANNOTATION, PREPARED_FOR_ANNOTATION, sameLists, splitByDrive, staleDataVolumes, VolumeNameConflict, volumeReadiness, vmListsOf, type LayerVolume } from './volumes.js';
 
 const target = { namespace: 'tenant', vmContext: 'gluster-client-1', uid: 'uid-1', kubevirt: { name: 'gluster-client-1' } };
 const digest = (c: string) => `sha256:${c.repeat(64)}`;
@@ -146,5 +146,15 @@ describe('what the platform reports', () => {
     const theVm = vm([], [{ name: 'x', dataVolume: { name: 'b' } }]);
     const vmi = { spec: { volumes: [] }, status: { volumeStatus: [{ name: 'x', target: 'sda', persistentVolumeClaimInfo: { claimName: 'c' } }] } } as unknown as V1VirtualMachineInstance;
     expect(staleDataVolumes(owned, desired, theVm, vmi)).toEqual(['d']);
+  });
+
+  it('keeps what was imported for the target of a migration under way, and only while it is', () => {
+    const prepared = { metadata: { name: 'for-b', annotations: { [PREPARED_FOR_ANNOTATION]: 'node-b' } } } as unknown as V1beta1DataVolume;
+    const migrating = (state: object) => ({ spec: { volumes: [] }, status: { migrationState: state } }) as unknown as V1VirtualMachineInstance;
+    expect(staleDataVolumes([prepared], [], undefined, migrating({ targetNode: 'node-b' }))).toEqual([]);
+    expect(staleDataVolumes([prepared], [], undefined, migrating({ targetNode: 'node-c' }))).toEqual(['for-b']);
+    // Failed, or completed without the new node's images being wanted: nothing keeps it.
+    expect(staleDataVolumes([prepared], [], undefined, migrating({ targetNode: 'node-b', failed: true, completed: true }))).toEqual(['for-b']);
+    expect(staleDataVolumes([prepared], [], undefined, migrating({ targetNode: 'node-b', completed: true }))).toEqual(['for-b']);
   });
 });

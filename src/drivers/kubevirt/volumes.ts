@@ -20,6 +20,8 @@ export const LABEL_VM_CONTEXT = 'recontext.dev/vmcontext';
 export const LABEL_VM = 'recontext.dev/vm';
 export const LABEL_LAYER = 'recontext.dev/layer';
 export const LABEL_DIGEST = 'recontext.dev/digest';
+/** On a DataVolume made ahead of a migration: the node it was rendered for (the migration's target). */
+export const PREPARED_FOR_ANNOTATION = 'recontext.dev/prepared-for-node';
 
 /** A layer as the VM should carry it. */
 export interface LayerVolume {
@@ -63,6 +65,8 @@ export interface DataVolumeOptions {
   readonly accessMode?: 'ReadWriteMany' | 'ReadWriteOnce' | 'ReadOnlyMany';
   /** Smallest volume to ask for (provisioners round up anyway). Default 64 MiB. */
   readonly minBytes?: number;
+  /** Imported ahead of a migration to this node (kept while that migration is under way). */
+  readonly preparedFor?: string;
 }
 
 const MIB = 1024 * 1024;
@@ -89,6 +93,7 @@ export function dataVolumeManifest(target: VMTarget, layer: LayerVolume, options
         // and keep the DataVolume after the import: the VM's volume refers to it by name.
         'cdi.kubevirt.io/storage.bind.immediate.requested': 'true',
         'cdi.kubevirt.io/storage.deleteAfterCompletion': 'false',
+        ...(options.preparedFor ? { [PREPARED_FOR_ANNOTATION]: options.preparedFor } : {}),
       },
       ...(target.uid ? { ownerReferences: [{ apiVersion: 'recontext.dev/v1alpha1', kind: 'VMContext', name: target.vmContext, uid: target.uid, blockOwnerDeletion: false }] } : {}),
     },
@@ -236,11 +241,18 @@ export function volumeReadiness(vmi: V1VirtualMachineInstance, desired: readonly
   return waiting.length === 0 ? { ready: true } : { ready: false, waiting };
 }
 
-/** DataVolumes of this VMContext that neither the desired state, the VM spec nor the VMI still use. */
+/**
+ * DataVolumes of this VMContext that neither the desired state, the VM spec nor the VMI still use,
+ * and that were not made for the target of a migration still under way (those are imported while
+ * KubeVirt copies memory, to be swapped in when it completes).
+ */
 export function staleDataVolumes(owned: readonly V1beta1DataVolume[], desired: readonly LayerVolume[], vm: V1VirtualMachine | undefined, vmi: V1VirtualMachineInstance | undefined): string[] {
   const inUse = new Set<string>(desired.map((d) => d.dataVolume));
   for (const v of vm?.spec?.template?.spec?.volumes ?? []) if (v.dataVolume?.name) inUse.add(v.dataVolume.name);
   for (const v of vmi?.spec?.volumes ?? []) if (v.dataVolume?.name) inUse.add(v.dataVolume.name);
   for (const s of vmi?.status?.volumeStatus ?? []) if (s.persistentVolumeClaimInfo?.claimName) inUse.add(s.persistentVolumeClaimInfo.claimName);
-  return owned.map((dv) => dv.metadata?.name ?? '').filter((name) => name && !inUse.has(name));
+  const migration = vmi?.status?.migrationState;
+  const incoming = migration?.targetNode && !migration.completed && !migration.failed ? migration.targetNode : undefined;
+  const prepared = (dv: V1beta1DataVolume) => incoming !== undefined && dv.metadata?.annotations?.[PREPARED_FOR_ANNOTATION] === incoming;
+  return owned.filter((dv) => !prepared(dv)).map((dv) => dv.metadata?.name ?? '').filter((name) => name && !inUse.has(name));
 }
