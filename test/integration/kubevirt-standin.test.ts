@@ -275,7 +275,7 @@ describe.skipIf(skip)('KubeVirt/CDI stand-in on a real API server and real libvi
     expect((await get(VMIS, VM)).status.nodeName).toBe('node-b');
   });
 
-  it('only sets RestartRequired for a new CD-ROM disk or a change of a volume not marked hotpluggable', async () => {
+  it('sets RestartRequired for a new CD-ROM disk or a change of a volume not marked hotpluggable, and refuses a CD-ROM drive hot-plugged with its volume (Failure, HotPlugVolumeError) as real KubeVirt does', async () => {
     const vm = await get(VMS, VM);
     const spec = vm.spec.template.spec;
     spec.domain.devices.disks.push({ name: 'ctx2', cdrom: { bus: 'sata' } });
@@ -283,6 +283,8 @@ describe.skipIf(skip)('KubeVirt/CDI stand-in on a real API server and real libvi
     await client.mergePatch(objectPath(VMS, NS, VM), { spec: { template: { spec } } });
     const restart = await until('RestartRequired', async () => (await get(VMS, VM)).status?.conditions?.find((c: { type: string }) => c.type === 'RestartRequired'));
     expect(restart).toMatchObject({ status: 'True', message: 'a non-live-updatable field was changed in the template spec' });
+    const failure = (await get(VMS, VM)).status?.conditions?.find((c: { type: string }) => c.type === 'Failure');
+    expect(failure).toMatchObject({ status: 'True', reason: 'HotPlugVolumeError', message: expect.stringMatching(/hotplugged disk ctx2 requires diskDevice of type 'disk' or 'lun'/) });
     const vmi = await get(VMIS, VM);
     expect(vmi.spec.domain.devices.disks.map((d: { name: string }) => d.name)).toEqual(['rootdisk', 'ctx']);
     expect(vmi.spec.volumes).toContainEqual({ name: 'ctx', dataVolume: { name: 'private', hotpluggable: true } });

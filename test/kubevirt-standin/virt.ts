@@ -224,7 +224,8 @@ export class VirtController {
     }
 
     const restart: string[] = [];
-    const volumeStatus = await this.#syncVolumes(vm, vmi, running, restart);
+    const refused: string[] = [];
+    const volumeStatus = await this.#syncVolumes(vm, vmi, running, restart, refused);
     vmi = await client.get<VirtualMachineInstance>(vmiPath);
     await this.#setPhase(vmi, {
       phase: 'Running',
@@ -237,6 +238,11 @@ export class VirtController {
       volumeStatus,
     });
     const conditions: Condition[] = [{ type: 'Ready', status: 'True' }];
+    if (refused.length > 0) {
+      // As KubeVirt's VM controller: its VMI patch was refused, the error lands in Failure.
+      conditions.push({ type: 'Failure', status: 'True', reason: 'HotPlugVolumeError', message: refused[0]! });
+      if (!vm.status?.conditions?.some((c) => c.type === 'Failure')) log(`VM ${namespace}/${name}: Failure HotPlugVolumeError (${refused[0]})`);
+    }
     if (restart.length > 0) {
       conditions.push({ type: 'RestartRequired', status: 'True', message: restart[0]! });
       if (!vm.status?.conditions?.some((c) => c.type === 'RestartRequired')) log(`VM ${namespace}/${name}: RestartRequired (${restart[0]})`);
@@ -275,7 +281,7 @@ export class VirtController {
    * Declarative hotplug of CD-ROM volumes: the VMI's volumes of its (boot-time) CD-ROM disks
    * follow the VM template, and each drive's medium follows its volume. Returns volumeStatus.
    */
-  async #syncVolumes(vm: VirtualMachine, vmi: VirtualMachineInstance, running: { node: StandInNode; domain: DomainRef }, restart: string[]): Promise<VolumeStatus[]> {
+  async #syncVolumes(vm: VirtualMachine, vmi: VirtualMachineInstance, running: { node: StandInNode; domain: DomainRef }, restart: string[], refused: string[]): Promise<VolumeStatus[]> {
     const { client, log } = this.#o;
     const namespace = vmi.metadata.namespace!;
     const name = vmi.metadata.name;
@@ -292,13 +298,23 @@ export class VirtController {
     const gates = this.#o.featureGates();
     const declarative = gates.includes(DECLARATIVE_HOTPLUG) && !gates.includes('HotplugVolumes');
     const vmiVolumes = vmi.spec.volumes ?? [];
+    // KubeVirt's VM controller patches the VMI's volumes and disks at once, and adds the disk of a
+    // new hotpluggable volume too; its VMI webhook refuses a hot-plugged CD-ROM disk, so the whole
+    // patch fails (every other volume change with it) until the VM restarts. Seen on real KubeVirt:
+    // test/e2e/kubevirt/delivery.e2e.ts.
+    const newCdrom = declarative ? (template?.volumes ?? []).find((v) => isHotpluggable(v) && !diskNames.has(v.name) && templateDisks.some((d) => d.name === v.name)) : undefined;
+    if (newCdrom) {
+      refused.push(`Error encountered while handling declarative hotplug volumes: admission webhook "virtualmachineinstances-update-validator.kubevirt.io" denied the request: hotplugged disk ${newCdrom.name} requires diskDevice of type 'disk' or 'lun'`);
+    }
     const wantedVolumes = vmiVolumes.filter((v) => !diskNames.has(v.name));
     for (const disk of disks) {
       const current = vmiVolumes.find((v) => v.name === disk.name);
       const wanted = template?.volumes?.find((v) => v.name === disk.name);
       const same = canonical(current ?? null) === canonical(wanted ?? null);
       let keep = current;
-      if (!same) {
+      if (!same && newCdrom) {
+        // refused with the rest of the patch: nothing changes
+      } else if (!same) {
         const live = declarative && (current === undefined || isHotpluggable(current)) && (wanted === undefined || isHotpluggable(wanted));
         if (live) keep = wanted;
         else restart.push(NON_LIVE_UPDATABLE);

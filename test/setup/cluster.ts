@@ -43,7 +43,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const broker = await startLazyBroker<{ cluster: LocalCluster; createdHere: boolean }>({
     start: async () => {
       const wasUp = await clusterIsUp();
-      return { cluster: await clusterUp(log), createdHere: !wasUp };
+      return { cluster: await clusterUp(log, { plain: true }), createdHere: !wasUp };
     },
     describe: ({ cluster }): ClusterConnection => ({
       name: cluster.name,

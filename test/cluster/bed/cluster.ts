@@ -104,7 +104,7 @@ interface NodeAddress {
  * Builds what is missing, starts the Docker engine, and creates the cluster unless it exists.
  * Progress goes to log; returns when every node is Ready and every kube-system pod runs.
  */
-export async function clusterUp(log: (line: string) => void): Promise<LocalCluster> {
+export async function clusterUp(log: (line: string) => void, options: { readonly plain?: boolean } = {}): Promise<LocalCluster> {
   const started = Date.now();
   const versions = clusterVersions();
   const binaries = await ensureClusterBinaries(versions, log);
@@ -130,10 +130,14 @@ export async function clusterUp(log: (line: string) => void): Promise<LocalClust
   const config = kindConfig(nodeImage.tag, sharedVolumesDir());
   const sameConfig = existsSync(configFile) && readFileSync(configFile, 'utf8') === config;
   const reusable = existing && sameConfig && existsSync(cluster.kubeconfig) && nodes.length === 1 + WORKER_PLACES.length && states.every((state) => state === `${nodeImage.tag} true`);
-  if (reusable) {
+  // `plain`: without KubeVirt and CDI (test/cluster/bed/platform.ts), whose CRDs and webhooks the
+  // plain cluster's tests would meet instead of their fixtures; recreating is the quick way back.
+  const platform = reusable && options.plain === true && (await kubectl(cluster, ['get', 'namespace', 'kubevirt', 'cdi', '--ignore-not-found', '-o', 'name'])).trim() !== '';
+  if (reusable && !platform) {
     log(`cluster: ${CLUSTER_NAME} exists; checking it`);
   } else {
-    if (existing) log(`cluster: ${CLUSTER_NAME} is not as made (nodes: ${states.join(', ') || 'none'}; want ${nodeImage.tag}, running${sameConfig ? '' : '; its kind configuration changed'}): recreating it`);
+    if (platform) log(`cluster: ${CLUSTER_NAME} has KubeVirt or CDI installed (npm run e2e:kubevirt) and a plain cluster is wanted: recreating it`);
+    if (existing && !platform) log(`cluster: ${CLUSTER_NAME} is not as made (nodes: ${states.join(', ') || 'none'}; want ${nodeImage.tag}, running${sameConfig ? '' : '; its kind configuration changed'}): recreating it`);
     if (existing) await kind(cluster, ['delete', 'cluster', '--name', CLUSTER_NAME]);
     mkdirSync(clusterCache(), { recursive: true });
     // A new cluster has no volumes: whatever a deleted one left in the shared directory goes.

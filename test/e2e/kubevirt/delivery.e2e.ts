@@ -222,6 +222,25 @@ describe('recontext on real KubeVirt + CDI', () => {
     console.log(`[e2e] after the removal: disks ${JSON.stringify(vm.spec.template.spec.domain.devices.disks.map((d) => d.name))}, VM conditions ${JSON.stringify((vm.status?.conditions ?? []).map((c) => [c.type, c.status, c.reason]))}`);
   }, 900_000);
 
+  it('what recontext never asks of KubeVirt: a CD-ROM drive hot-plugged with its volume is refused (Failure, HotPlugVolumeError)', async () => {
+    // The change the driver used to make for a layer that joins a running VM, made here by hand
+    // (one of the VM's own DataVolumes as the volume), to show what KubeVirt answers.
+    const vm = await json<{ spec: { template: { spec: { domain: { devices: { disks: object[] } }; volumes: { name: string; dataVolume?: { name: string } }[] } } } }>(['get', 'vm', VM, '-n', NS]);
+    const dataVolume = vm.spec.template.spec.volumes.find((v) => v.dataVolume)!.dataVolume!.name;
+    const patch = [
+      { op: 'add', path: '/spec/template/spec/domain/devices/disks/-', value: { name: 'probe', cdrom: { bus: 'sata' } } },
+      { op: 'add', path: '/spec/template/spec/volumes/-', value: { name: 'probe', dataVolume: { name: dataVolume, hotpluggable: true } } },
+    ];
+    await kubectl(['patch', 'vm', VM, '-n', NS, '--type=json', '-p', JSON.stringify(patch)]);
+    const failure = await until('KubeVirt refusing the hot-plugged drive', async () => {
+      const conditions = (await json<{ status?: { conditions?: Condition[] } }>(['get', 'vm', VM, '-n', NS])).status?.conditions ?? [];
+      return conditions.find((c) => c.type === 'Failure' && c.status === 'True');
+    }, 120_000);
+    console.log(`[e2e] KubeVirt's answer to a hot-plugged CD-ROM drive: ${JSON.stringify(failure)}`);
+    expect(failure.reason).toBe('HotPlugVolumeError');
+    expect(failure.message).toMatch(/disk|lun/);
+  }, 300_000);
+
   it('deleting the VMContext and the VM leaves no DataVolume and no claim', async () => {
     await kubectl(['delete', 'vmcontext', VM, '-n', NS, '--wait=true', '--timeout=300s']);
     await kubectl(['delete', 'vm', VM, '-n', NS, '--wait=true', '--timeout=300s']);
