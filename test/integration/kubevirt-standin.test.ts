@@ -284,7 +284,7 @@ describe.skipIf(skip)('KubeVirt/CDI stand-in on a real API server and real libvi
     const restart = await until('RestartRequired', async () => (await get(VMS, VM)).status?.conditions?.find((c: { type: string }) => c.type === 'RestartRequired'));
     expect(restart).toMatchObject({ status: 'True', message: 'a non-live-updatable field was changed in the template spec' });
     const failure = (await get(VMS, VM)).status?.conditions?.find((c: { type: string }) => c.type === 'Failure');
-    expect(failure).toMatchObject({ status: 'True', reason: 'HotPlugVolumeError', message: expect.stringMatching(/hotplugged disk ctx2 requires diskDevice of type 'disk' or 'lun'/) });
+    expect(failure).toMatchObject({ status: 'True', reason: 'HotPlugVolumeError', message: expect.stringMatching(/Hotplug configuration for \[ctx2\] requires diskDevice of type 'disk' or 'lun'/) });
     const vmi = await get(VMIS, VM);
     expect(vmi.spec.domain.devices.disks.map((d: { name: string }) => d.name)).toEqual(['rootdisk', 'ctx']);
     expect(vmi.spec.volumes).toContainEqual({ name: 'ctx', dataVolume: { name: 'private', hotpluggable: true } });

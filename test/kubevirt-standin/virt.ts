@@ -304,7 +304,7 @@ export class VirtController {
     // test/e2e/kubevirt/delivery.e2e.ts.
     const newCdrom = declarative ? (template?.volumes ?? []).find((v) => isHotpluggable(v) && !diskNames.has(v.name) && templateDisks.some((d) => d.name === v.name)) : undefined;
     if (newCdrom) {
-      refused.push(`Error encountered while handling declarative hotplug volumes: admission webhook "virtualmachineinstances-update-validator.kubevirt.io" denied the request: hotplugged disk ${newCdrom.name} requires diskDevice of type 'disk' or 'lun'`);
+      refused.push(`Error encountered while handling declarative hotplug volumes: admission webhook "virtualmachineinstances-update-validator.kubevirt.io" denied the request: Hotplug configuration for [${newCdrom.name}] requires diskDevice of type 'disk' or 'lun' to be used.`);
     }
     const wantedVolumes = vmiVolumes.filter((v) => !diskNames.has(v.name));
     for (const disk of disks) {
