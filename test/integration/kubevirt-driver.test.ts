@@ -369,19 +369,11 @@ describe.skipIf(controlPlaneSkipReason())('KubeVirt driver without CDI', () => {
   });
 
   it('reports CDIMissing as a condition and does not spin', async () => {
-    cp = await startExclusiveControlPlane();
-    const kubectl = strict(cp.kubectl.bind(cp));
-    await kubectl(['apply', '--server-side', '-f', join(REPO, 'config', 'crd')]);
-    const fixtures = ['vm-crd.yaml', 'vmi-crd.yaml'].map((f) => join(REPO, 'test', 'fixtures', 'kubevirt', f));
-    await kubectl(['apply', '--server-side', ...fixtures.flatMap((f) => ['-f', f])]);
-    await kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd/vmcontexts.recontext.dev', 'crd/virtualmachines.kubevirt.io']);
-    await kubectl(['create', 'namespace', NS]);
-    await kubectl(['apply', '--server-side', '-n', NS, '-f', join(REPO, 'examples', 'gluster')]);
-    const admin = KubeClient.fromKubeconfig(cp.kubeconfigPath);
-    const metrics = new OperatorMetrics({ defaultMetrics: false });
-    const logger = createLogger({ level: 'warn', write: () => {} });
-    operator = new ClusterOperator({ client: admin, driver: new KubeVirtDriver({ client: admin, logger, metrics, imageUrl: () => 'http://unused' }), logger, metrics, imageDirectory: mkdtempSync(join(tmpdir(), 'kv-nocdi-')), leaderElection: false });
-    await operator.start();
+    let admin: KubeClient;
+    let metrics: OperatorMetrics;
+    ({ cp, operator, admin, metrics } = await ownPlane(['vm-crd.yaml', 'vmi-crd.yaml'], async (kubectl) => {
+      await kubectl(['apply', '--server-side', '-n', NS, '-f', join(REPO, 'examples', 'gluster')]);
+    }));
     const blocked = await until('CDIMissing', async () => {
       const v = await getVMContext(admin, NS, VM);
       return v.status?.conditions?.find((c) => c.type === 'Ready' && c.reason === 'CDIMissing') ? v : undefined;
@@ -407,24 +399,16 @@ describe.skipIf(controlPlaneSkipReason())('KubeVirt driver and the KubeVirt reso
   });
 
   it('says HotplugDisabled, with what to change, while the KubeVirt resource turns declarative hotplug off, and heals when it is on', async () => {
-    cp = await startExclusiveControlPlane();
-    const kubectl = strict(cp.kubectl.bind(cp));
-    await kubectl(['apply', '--server-side', '-f', join(REPO, 'config', 'crd')]);
-    const fixtures = ['vm-crd.yaml', 'vmi-crd.yaml', 'datavolume-crd.yaml', 'kubevirt-crd.yaml'].map((f) => join(REPO, 'test', 'fixtures', 'kubevirt', f));
-    await kubectl(['apply', '--server-side', ...fixtures.flatMap((f) => ['-f', f])]);
-    await kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd/vmcontexts.recontext.dev', 'crd/virtualmachines.kubevirt.io', 'crd/kubevirts.kubevirt.io', 'crd/datavolumes.cdi.kubevirt.io']);
-    await kubectl(['create', 'namespace', NS]);
     const kv = (featureGates: string[]) => JSON.stringify({ apiVersion: 'kubevirt.io/v1', kind: 'KubeVirt', metadata: { name: 'kubevirt', namespace: NS }, spec: { configuration: { developerConfiguration: { featureGates } } } });
-    await kubectl(['apply', '-f', '-'], kv([]));
-    await kubectl(['patch', '-n', NS, 'kubevirt', 'kubevirt', '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: { phase: 'Deployed', observedKubeVirtVersion: 'v1.7.2' } })]);
-    // A stopped VM: the driver would give it empty drives, which KubeVirt refuses without the gate.
-    await kubectl(['apply', '--server-side', `--field-manager=${GITOPS}`, '-n', NS, '-f', '-'], gitopsVm('512Mi'));
-    await kubectl(['apply', '--server-side', '-n', NS, '-f', join(REPO, 'examples', 'gluster')]);
-    const admin = KubeClient.fromKubeconfig(cp.kubeconfigPath);
-    const metrics = new OperatorMetrics({ defaultMetrics: false });
-    const logger = createLogger({ level: 'warn', write: () => {} });
-    operator = new ClusterOperator({ client: admin, driver: new KubeVirtDriver({ client: admin, logger, metrics, imageUrl: () => 'http://unused' }), logger, metrics, imageDirectory: mkdtempSync(join(tmpdir(), 'kv-gate-')), leaderElection: false });
-    await operator.start();
+    let admin: KubeClient;
+    let kubectl: ReturnType<typeof strict>;
+    ({ cp, operator, admin, kubectl } = await ownPlane(['vm-crd.yaml', 'vmi-crd.yaml', 'datavolume-crd.yaml', 'kubevirt-crd.yaml'], async (kubectl) => {
+      await kubectl(['apply', '-f', '-'], kv([]));
+      await kubectl(['patch', '-n', NS, 'kubevirt', 'kubevirt', '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: { phase: 'Deployed', observedKubeVirtVersion: 'v1.7.2' } })]);
+      // A stopped VM: the driver would give it empty drives, which KubeVirt refuses without the gate.
+      await kubectl(['apply', '--server-side', `--field-manager=${GITOPS}`, '-n', NS, '-f', '-'], gitopsVm('512Mi'));
+      await kubectl(['apply', '--server-side', '-n', NS, '-f', join(REPO, 'examples', 'gluster')]);
+    }));
     const off = await until('HotplugDisabled', async () => {
       const v = await getVMContext(admin, NS, VM);
       return v.status?.conditions?.find((c) => c.type === 'Ready' && c.reason === 'HotplugDisabled') ? v : undefined;
@@ -437,3 +421,26 @@ describe.skipIf(controlPlaneSkipReason())('KubeVirt driver and the KubeVirt reso
     await until('the empty drives reserved', async () => ((await drives()).length === 4 ? true : undefined), 90_000);
   }, 150_000);
 });
+
+/**
+ * An API server of the test's own: recontext's CRDs, the named KubeVirt/CDI fixture CRDs, the
+ * test namespace, what `setup` applies, then an operator with the KubeVirt driver on it.
+ */
+async function ownPlane(fixtures: readonly string[], setup: (kubectl: ReturnType<typeof strict>) => Promise<void>): Promise<{ cp: ControlPlane; operator: ClusterOperator; admin: KubeClient; metrics: OperatorMetrics; kubectl: ReturnType<typeof strict> }> {
+  const cp = await startExclusiveControlPlane();
+  const kubectl = strict(cp.kubectl.bind(cp));
+  await kubectl(['apply', '--server-side', '-f', join(REPO, 'config', 'crd')]);
+  const files = fixtures.map((f) => join(REPO, 'test', 'fixtures', 'kubevirt', f));
+  await kubectl(['apply', '--server-side', ...files.flatMap((f) => ['-f', f])]);
+  await kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd/vmcontexts.recontext.dev']);
+  await kubectl(['wait', '--for=condition=Established', '--timeout=60s', ...files.flatMap((f) => ['-f', f])]);
+  await kubectl(['create', 'namespace', NS]);
+  await setup(kubectl);
+  const admin = KubeClient.fromKubeconfig(cp.kubeconfigPath);
+  const metrics = new OperatorMetrics({ defaultMetrics: false });
+  const logger = createLogger({ level: 'warn', write: () => {} });
+  const driver = new KubeVirtDriver({ client: admin, logger, metrics, imageUrl: () => 'http://unused' });
+  const operator = new ClusterOperator({ client: admin, driver, logger, metrics, imageDirectory: mkdtempSync(join(tmpdir(), 'kv-own-plane-')), leaderElection: false });
+  await operator.start();
+  return { cp, operator, admin, metrics, kubectl };
+}
