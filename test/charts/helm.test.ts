@@ -141,6 +141,14 @@ describe.skipIf(skip)('charts/recontext: helm template', () => {
     expect(pdb.spec).toEqual({ minAvailable: 1, selector: { matchLabels: deployment.spec.selector.matchLabels } });
   });
 
+  it('operator.kubevirt sets the DataVolumes\' storage class and access mode (only with the kubevirt driver)', async () => {
+    const args = async (...sets: string[]) => one(await render(...sets), 'Deployment').spec.template.spec.containers[0].args as string[];
+    expect((await args()).filter((a) => /^--(storage-class|access-mode)=/.test(a))).toEqual([]);
+    const set = ['operator.kubevirt.storageClass=shared', 'operator.kubevirt.accessMode=ReadWriteMany'];
+    expect(await args(...set)).toEqual(expect.arrayContaining(['--storage-class=shared', '--access-mode=ReadWriteMany']));
+    expect((await args(...set, 'operator.driver=none')).filter((a) => /^--(storage-class|access-mode)=/.test(a))).toEqual([]);
+  });
+
   it('no PodDisruptionBudget for a single replica (minAvailable 1 would block every drain)', async () => {
     const objects = await render('replicas=1');
     expect(kinds(objects)).not.toContain('PodDisruptionBudget');
@@ -230,6 +238,7 @@ describe.skipIf(skip)('charts/recontext: helm template', () => {
     ['podDisruptionBudget.minAvailable=half', 'minAvailable'],
     ['prometheusRule.severity=page', 'severity'],
     ['serviceMonitor.interval=soon', 'interval'],
+    ['operator.kubevirt.accessMode=ReadOnce', 'accessMode'],
   ])('values.schema.json rejects --set %s', async (set, word) => {
     const result = await runHelm(['template', RELEASE, CHART, '--namespace', NS, '--set', set]);
     expect(result.code).not.toBe(0);

@@ -118,7 +118,7 @@ describe('recontext on real KubeVirt + CDI', () => {
       '--set', `image.repository=${e2e.operatorImage.repository}`, '--set', `image.tag=${e2e.operatorImage.tag}`, '--set', 'image.pullPolicy=Never',
       '--set', 'operator.driver=kubevirt', '--set', 'operator.logLevel=debug',
       // ReadWriteMany: KubeVirt live-migrates only VMs whose volumes are shared, CD-ROMs included.
-      '--set-json', 'operator.extraArgs=["--storage-class","shared"]',
+      '--set', 'operator.kubevirt.storageClass=shared',
       '--wait', '--timeout', '5m',
     ]);
     await kubectl(['create', 'namespace', NS]);
