@@ -161,6 +161,18 @@ async function waitFor(cluster: LocalCluster, what: string, args: readonly strin
 }
 
 /**
+ * Deletes the fixture CRDs (label recontext.dev/fixture, test/fixtures/kubevirt) that tests of the
+ * plain cluster left: the operators create their own CRDs and refuse to start over existing ones.
+ * The KubeVirt resource's CRD stays (it is the one the install uses).
+ */
+async function removeFixtureCrds(cluster: LocalCluster, log: (line: string) => void): Promise<void> {
+  const names = (await kubectl(cluster, ['get', 'crd', '-l', 'recontext.dev/fixture=true', '-o', 'name'])).split('\n').filter((name) => name && name !== 'customresourcedefinition.apiextensions.k8s.io/kubevirts.kubevirt.io');
+  if (names.length === 0) return;
+  await kubectl(cluster, ['delete', '--wait=true', ...names]);
+  log(`platform: removed the test fixtures' CRDs ${names.map((name) => name.split('/')[1]).join(', ')} (the operators install the real ones)`);
+}
+
+/**
  * CDI through its operator; the storage profiles of the cluster's classes say what local-path
  * volumes are (CDI does not know the provisioner): `standard` ReadWriteOnce, `shared` ReadWriteMany.
  */
@@ -236,6 +248,7 @@ export interface Platform {
 export async function ensurePlatform(cluster: LocalCluster, log: (line: string) => void): Promise<Platform> {
   const [kubevirt, cdi] = [await findImages(cluster, KUBEVIRT), await findImages(cluster, CDI)];
   log(`platform: KubeVirt ${kubevirt.revision.slice(0, 12)}, CDI ${cdi.revision.slice(0, 12)} (images in the cluster's engine)`);
+  await removeFixtureCrds(cluster, log);
   await loadIntoNodes(cluster, [...Object.values(cdi.images), ...Object.values(kubevirt.images)], log);
   await installCdi(cluster, cdi, log);
   await installKubeVirt(cluster, kubevirt, log);
