@@ -171,7 +171,7 @@ export class KubeVirtDriver implements Driver {
     const layers = desired.map((d) => ({ desired: d, volume: layerVolume(target, d) }));
     const running = this.#vmis.get(key);
     const split = splitByDrive(layers.map((l) => l.volume), running?.status?.phase === 'Running' ? running : undefined);
-    const now = layers.filter((l) => split.now.includes(l.volume));
+    const deliverable = layers.filter((l) => split.now.includes(l.volume));
     const merged = mergeWithoutConflict(vmListsOf(vm), split.now, split.afterRestart.map((v) => v.volume));
     const changing = !sameLists(vmListsOf(vm), merged);
     const detachMs = performance.now() - t0;
@@ -225,7 +225,7 @@ export class KubeVirtDriver implements Driver {
       const names = split.afterRestart.map((v) => v.layer).join(', ');
       throw new VMConfigurationError(
         'RestartRequired',
-        `the running VM has no CD-ROM drive for ${names} (the layer came after the VM started) and KubeVirt cannot hot-plug a CD-ROM drive: the empty drive is in the VM's spec and the layer arrives when the VM restarts (virtctl restart ${vm.metadata.name}); ${now.length} other layer(s) delivered`,
+        `the running VM has no CD-ROM drive for ${names} (the layer came after the VM started) and KubeVirt cannot hot-plug a CD-ROM drive: the empty drive is in the VM's spec and the layer arrives when the VM restarts (virtctl restart ${vm.metadata.name}); ${deliverable.length} other layer(s) delivered`,
       );
     }
 
@@ -234,7 +234,7 @@ export class KubeVirtDriver implements Driver {
     const endedAt = migration?.completed && !migration.failed && migration.endTimestamp ? Date.parse(migration.endTimestamp) : Number.NaN;
     const attachedAt = new Date(readyAt).toISOString();
     return {
-      layers: now.map((l) => ({ name: l.desired.name, digest: l.desired.digest, device: l.volume.volume, attachedAt })),
+      layers: deliverable.map((l) => ({ name: l.desired.name, digest: l.desired.digest, device: l.volume.volume, attachedAt })),
       detachMs,
       attachMs: importMs + applyMs + readyMs,
       attachStepsMs: { import: importMs, apply: applyMs, ready: readyMs },

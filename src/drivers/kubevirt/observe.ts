@@ -101,9 +101,10 @@ export class NodeLabelCache {
 }
 
 /**
- * An API presence check that, once failed, answers with the same error for intervalMs before it
- * asks the server again: installing KubeVirt (or CDI) later heals without a restart, and a
- * cluster without it is not asked on every reconciliation.
+ * A platform check (an API served, a feature turned on) that, once failed, answers with the same
+ * error for intervalMs before it asks the server again: installing KubeVirt (or CDI), or turning
+ * a feature gate on, heals without a restart, and a cluster without it is not asked on every
+ * reconciliation.
  */
 export class ApiPresence {
   readonly #check: () => Promise<void>;
