@@ -103,12 +103,12 @@ export class KubeVirtDriver implements Driver {
       await requireKubeVirtApi(options.client);
       if (!(await apiServed(options.client, '/apis/cdi.kubevirt.io/v1beta1'))) throw new VMConfigurationError('CDIMissing', 'the cdi.kubevirt.io/v1beta1 API is not served: install CDI, which imports the context images (docs/kubevirt.md)');
     }, clock);
-    // KubeVirt's configuration can change under a running operator (someone turns the gate on):
-    // read again at most every 30 s while it is off.
+    // KubeVirt's configuration can change under a running operator (someone turns the gate on or
+    // off): read again at most every 30 s either way, not on every reconciliation.
     this.#hotplug = new ApiPresence(async () => {
       const support = await this.#hotplugSupport();
       if (!support.on) throw new VMConfigurationError('HotplugDisabled', support.message);
-    }, clock);
+    }, { ...clock, passMs: 30_000 });
     const informer = <T extends ObjectMeta>(resource: ResourceRef, labelSelector?: string) =>
       new Informer<T>({ client: options.client, resource, logger: options.logger, metrics: options.metrics, ...(options.namespace ? { namespace: options.namespace } : {}), ...(labelSelector ? { labelSelector } : {}) });
     this.#vmis = informer<Vmi>(VIRTUAL_MACHINE_INSTANCES);

@@ -70,6 +70,21 @@ describe('ApiPresence', () => {
     expect(gets).toHaveLength(3); // once present, every call asks (the caller calls it until its informer started)
   });
 
+  it('keeps a pass for passMs when asked to (a check made on every reconciliation)', async () => {
+    let now = 0;
+    let served = true;
+    const { client, gets } = fakeClient(() => (served ? Promise.resolve({}) : notFound()));
+    const presence = new ApiPresence(() => requireKubeVirtApi(client), { clock: clockReading(() => now), passMs: 30_000 });
+    await presence.require();
+    now = 29_999;
+    served = false;
+    await presence.require();
+    expect(gets).toHaveLength(1);
+    now = 30_000;
+    await expect(presence.require()).rejects.toBeInstanceOf(VMConfigurationError);
+    expect(gets).toHaveLength(2);
+  });
+
   it('does not keep an unreachable server as a missing API', async () => {
     let reachable = false;
     const { client } = fakeClient(() => (reachable ? Promise.resolve({}) : Promise.reject(new Error('ECONNREFUSED'))));

@@ -110,21 +110,31 @@ export class ApiPresence {
   readonly #check: () => Promise<void>;
   readonly #now: () => number;
   readonly #intervalMs: number;
+  readonly #passMs: number;
   #failed: { readonly at: number; readonly error: unknown } | undefined;
+  #passedAt: number | undefined;
 
-  constructor(check: () => Promise<void>, options: { readonly clock?: Clock; readonly intervalMs?: number } = {}) {
+  /**
+   * passMs: how long a pass is kept (default 0: every call asks). A check made on every
+   * reconciliation keeps it, so that a thousand VMs do not cost a thousand reads.
+   */
+  constructor(check: () => Promise<void>, options: { readonly clock?: Clock; readonly intervalMs?: number; readonly passMs?: number } = {}) {
     this.#check = check;
     const clock = options.clock ?? realClock;
     this.#now = () => clock.now();
     this.#intervalMs = options.intervalMs ?? 30_000;
+    this.#passMs = options.passMs ?? 0;
   }
 
   async require(): Promise<void> {
     if (this.#failed && this.#now() - this.#failed.at < this.#intervalMs) throw this.#failed.error;
+    if (this.#passedAt !== undefined && this.#now() - this.#passedAt < this.#passMs) return;
     try {
       await this.#check();
       this.#failed = undefined;
+      this.#passedAt = this.#now();
     } catch (error: unknown) {
+      this.#passedAt = undefined;
       // Unreachable is not absent: only an answer that the API is missing is kept.
       if (error instanceof VMConfigurationError) this.#failed = { at: this.#now(), error };
       throw error;
