@@ -149,16 +149,11 @@ export async function clusterUp(log: (line: string) => void, options: { readonly
   }
   await configurePodNetwork(cluster, log);
   log('cluster: waiting for the nodes and the kube-system and storage pods to be Ready');
-  // `kubectl wait --all` fails at once while a namespace has no pod yet: retry until the deadline.
   const deadline = Date.now() + 300_000;
   for (const args of [['nodes', '--all'], ['pods', '--all', '-n', 'kube-system'], ['pods', '--all', '-n', 'local-path-storage']]) {
-    for (;;) {
-      const left = Math.max(1, Math.round((deadline - Date.now()) / 1000));
-      const ready = await kubectl(cluster, ['wait', '--for=condition=Ready', ...args, `--timeout=${Math.min(left, 30)}s`]).then(() => true, (error: unknown) => error);
-      if (ready === true) break;
-      if (Date.now() > deadline) throw new Error(`cluster: not Ready within 300 s (${args.join(' ')}): ${String(ready)}`);
-      await new Promise((resolve) => setTimeout(resolve, 1_000));
-    }
+    await kubectlWait(cluster, ['--for=condition=Ready', ...args], deadline).catch((error: unknown) => {
+      throw new Error(`cluster: not Ready within 300 s (${args.join(' ')}): ${String(error)}`);
+    });
   }
   log(`cluster: ${CLUSTER_NAME} is up (${formatElapsed(Date.now() - started)})`);
   return cluster;
@@ -210,6 +205,21 @@ export async function clusterIsUp(): Promise<boolean> {
 
 export function kubectl(cluster: LocalCluster, args: readonly string[], input?: string): Promise<string> {
   return runCommand(cluster.kubectl, ['--kubeconfig', cluster.kubeconfig, ...args], { input });
+}
+
+/**
+ * `kubectl wait ARGS` until the deadline (epoch ms), asked again after each failure: it fails at
+ * once while what it waits for does not exist yet (a namespace without pods, an object its
+ * operator has not created). Rejects with kubectl's last error once the deadline has passed.
+ */
+export async function kubectlWait(cluster: LocalCluster, args: readonly string[], deadline: number): Promise<void> {
+  for (;;) {
+    const left = Math.max(1, Math.round((deadline - Date.now()) / 1000));
+    const done = await kubectl(cluster, ['wait', ...args, `--timeout=${Math.min(left, 30)}s`]).then(() => true, (error: unknown) => error);
+    if (done === true) return;
+    if (Date.now() > deadline) throw done;
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+  }
 }
 
 export function kind(cluster: Pick<LocalCluster, 'kind' | 'engine'>, args: readonly string[], log?: (line: string) => void): Promise<string> {

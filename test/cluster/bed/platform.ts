@@ -13,7 +13,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { formatElapsed, runCommand } from '../../controlplane/build.js';
-import { kubectl, type LocalCluster } from './cluster.js';
+import { kubectl, kubectlWait, type LocalCluster } from './cluster.js';
 import { docker } from './docker.js';
 import { CLUSTER_DIR } from './versions.js';
 
@@ -150,14 +150,9 @@ function tagOf(platform: PlatformImages): string {
 
 /** Waits for a condition of an object, retrying while the object does not exist yet. */
 async function waitFor(cluster: LocalCluster, what: string, args: readonly string[], timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const left = Math.max(1, Math.round((deadline - Date.now()) / 1000));
-    const done = await kubectl(cluster, ['wait', ...args, `--timeout=${Math.min(left, 30)}s`]).then(() => true, (error: unknown) => error);
-    if (done === true) return;
-    if (Date.now() > deadline) throw new Error(`platform: ${what} not within ${timeoutMs / 1000} s: ${String(done)}`);
-    await new Promise((resolve) => setTimeout(resolve, 2_000));
-  }
+  await kubectlWait(cluster, args, Date.now() + timeoutMs).catch((error: unknown) => {
+    throw new Error(`platform: ${what} not within ${timeoutMs / 1000} s: ${String(error)}`);
+  });
 }
 
 /**
