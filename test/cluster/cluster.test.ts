@@ -24,6 +24,22 @@ describe.skipIf(clusterOffReason())('local kind cluster (real kubelets, containe
     await cluster?.kubectl(['delete', 'namespace', NS, '--wait=false']).catch(() => undefined);
   });
 
+  /** A pod that runs `command` once in a zone (busybox from the preloaded helper image), with the claim at /data if given. */
+  const pod = (name: string, zone: string, command: string, claim?: string): string => {
+    const helper = cluster.preloaded.find((image) => image.includes('local-path-helper'))!;
+    return JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name, namespace: NS, labels: { app: name } },
+      spec: {
+        restartPolicy: 'Never',
+        nodeSelector: { 'topology.kubernetes.io/zone': zone },
+        containers: [{ name, image: helper, imagePullPolicy: 'Never', command: ['sh', '-c', command], ...(claim ? { volumeMounts: [{ name: 'data', mountPath: '/data' }] } : {}) }],
+        ...(claim ? { volumes: [{ name: 'data', persistentVolumeClaim: { claimName: claim } }] } : {}),
+      },
+    });
+  };
+
   it('has a control plane and two Ready workers in two zones and regions, all at the version built here', async () => {
     const nodes = JSON.parse(await cluster.kubectl(['get', 'nodes', '-o', 'json'])) as NodeList;
     expect(nodes.items).toHaveLength(3);
@@ -58,18 +74,6 @@ describe.skipIf(clusterOffReason())('local kind cluster (real kubelets, containe
   it('routes pod traffic across nodes and resolves Services through CoreDNS', async () => {
     // A server pod in zone-a, a client pod in zone-b: the client fetches from the server's pod IP and
     // through a Service name (CoreDNS + kube-proxy).
-    const helper = cluster.preloaded.find((image) => image.includes('local-path-helper'))!;
-    const pod = (name: string, zone: string, command: string): string =>
-      JSON.stringify({
-        apiVersion: 'v1',
-        kind: 'Pod',
-        metadata: { name, namespace: NS, labels: { app: name } },
-        spec: {
-          restartPolicy: 'Never',
-          nodeSelector: { 'topology.kubernetes.io/zone': zone },
-          containers: [{ name, image: helper, imagePullPolicy: 'Never', command: ['sh', '-c', command] }],
-        },
-      });
     await cluster.kubectl(['apply', '-f', '-'], pod('server', 'zone-a', 'mkdir -p /www && echo served-from-zone-a > /www/index.html && httpd -f -p 8080 -h /www'));
     await cluster.kubectl(['expose', 'pod', 'server', '-n', NS, '--port', '80', '--target-port', '8080']);
     await cluster.kubectl(['wait', '-n', NS, '--for=condition=Ready', 'pod/server', '--timeout=120s']);
@@ -86,29 +90,16 @@ describe.skipIf(clusterOffReason())('local kind cluster (real kubelets, containe
 
   it('serves ReadWriteMany volumes (StorageClass shared): a pod in each zone uses one claim at once', async () => {
     // What KubeVirt needs of a VM's volumes to live-migrate it: the same volume on both nodes.
-    const helper = cluster.preloaded.find((image) => image.includes('local-path-helper'))!;
     await cluster.kubectl(['apply', '-f', '-'], JSON.stringify({
       apiVersion: 'v1',
       kind: 'PersistentVolumeClaim',
       metadata: { name: 'both-zones', namespace: NS },
       spec: { storageClassName: 'shared', accessModes: ['ReadWriteMany'], resources: { requests: { storage: '8Mi' } } },
     }));
-    const pod = (name: string, zone: string, command: string): string =>
-      JSON.stringify({
-        apiVersion: 'v1',
-        kind: 'Pod',
-        metadata: { name, namespace: NS },
-        spec: {
-          restartPolicy: 'Never',
-          nodeSelector: { 'topology.kubernetes.io/zone': zone },
-          containers: [{ name, image: helper, imagePullPolicy: 'Never', command: ['sh', '-c', command], volumeMounts: [{ name: 'data', mountPath: '/data' }] }],
-          volumes: [{ name: 'data', persistentVolumeClaim: { claimName: 'both-zones' } }],
-        },
-      });
     // The writer stays running while the reader in the other zone starts: both use the claim at once.
-    await cluster.kubectl(['apply', '-f', '-'], pod('writer', 'zone-a', 'echo written-in-zone-a > /data/note && sleep 600'));
+    await cluster.kubectl(['apply', '-f', '-'], pod('writer', 'zone-a', 'echo written-in-zone-a > /data/note && sleep 600', 'both-zones'));
     await cluster.kubectl(['wait', '-n', NS, '--for=condition=Ready', 'pod/writer', '--timeout=120s']);
-    await cluster.kubectl(['apply', '-f', '-'], pod('reader', 'zone-b', 'cat /data/note'));
+    await cluster.kubectl(['apply', '-f', '-'], pod('reader', 'zone-b', 'cat /data/note', 'both-zones'));
     const phase = await eventually('the reader pod to finish', async () => {
       const current = (await cluster.kubectl(['get', 'pod', 'reader', '-n', NS, '-o', 'jsonpath={.status.phase}'])).trim();
       return current === 'Succeeded' || current === 'Failed' ? current : undefined;
