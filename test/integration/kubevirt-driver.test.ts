@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { V1beta1DataVolume } from '@kubevirt-ui-ext/kubevirt-api/containerized-data-importer';
 import type { V1VirtualMachine, V1VirtualMachineInstance } from '@kubevirt-ui-ext/kubevirt-api/kubevirt';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/runtime/log.js';
 import { ClusterOperator } from '../../src/controllers/cluster-operator.js';
 import { OperatorMetrics } from '../../src/runtime/metrics.js';
@@ -360,12 +360,16 @@ describe.skipIf(controlPlaneSkipReason())('KubeVirt driver on a real API server'
   });
 });
 
-describe.skipIf(controlPlaneSkipReason())('KubeVirt driver without CDI', () => {
+// Each on an API server of its own (ownPlane): one without CDI; one with a KubeVirt resource,
+// which the driver reads cluster-wide, so on the shared server it would turn hotplug off for
+// every other test's driver.
+describe.skipIf(controlPlaneSkipReason())('KubeVirt driver and the platform it finds', () => {
   let cp: ControlPlane | undefined;
   let operator: ClusterOperator | undefined;
-  afterAll(async () => {
+  afterEach(async () => {
     await operator?.stop();
     await cp?.stop();
+    [operator, cp] = [undefined, undefined];
   });
 
   it('reports CDIMissing as a condition and does not spin', async () => {
@@ -384,18 +388,6 @@ describe.skipIf(controlPlaneSkipReason())('KubeVirt driver without CDI', () => {
     const before = await reconciles();
     await new Promise((r) => setTimeout(r, 4_000));
     expect((await reconciles()) - before).toBeLessThanOrEqual(1); // next look: in 60 s
-
-  });
-});
-
-// On its own API server: the KubeVirt resource is read cluster-wide, so on the shared one it would
-// turn hotplug off for every other test's driver.
-describe.skipIf(controlPlaneSkipReason())('KubeVirt driver and the KubeVirt resource', () => {
-  let cp: ControlPlane | undefined;
-  let operator: ClusterOperator | undefined;
-  afterAll(async () => {
-    await operator?.stop();
-    await cp?.stop();
   });
 
   it('says HotplugDisabled, with what to change, while the KubeVirt resource turns declarative hotplug off, and heals when it is on', async () => {
