@@ -145,6 +145,16 @@ describe('MigrationPolicy controller', () => {
     expect(h.policy.status?.conditions?.find((c) => c.type === 'Ready')?.reason).toBe('MetricUnavailable');
   });
 
+  it('Schedule outside its working hours sends the VM to base without reading the metric (found on the real cluster: an unreadable metric kept it away)', async () => {
+    // 2026-11-23 is a Monday; the only window is on Wednesday.
+    const offHours = policy({ type: 'Schedule', metric: { reported: { key: 'queue' } }, high: 30, highFor: 3, low: 2, lowFor: 3, base: 'b', schedule: { timeZone: 'UTC', windows: [{ days: ['Wed'], start: '12:00', end: '12:01' }] } });
+    const h = harness({ values: [new MetricError('Unreachable', 'no reported metric source is configured')], policy: offHours });
+    await h.tick();
+    expect(h.migrations).toEqual([{ nodeSelector: { [ZONE]: 'zone-b' }, requester: 'ns/cpu' }]);
+    expect(h.policy.status?.decisions?.[0]).toMatchObject({ vm: 'web-1', from: 'a', to: 'b', result: 'Succeeded' });
+    expect(h.policy.status?.conditions?.find((c) => c.type === 'Ready')).toMatchObject({ status: 'True' });
+  });
+
   it('an impossible migration is a condition and one recorded decision, not a loop of them', async () => {
     const h = harness({ values: [0.9, 0.9, 0.9, 0.9, 0.9], impossible: true });
     for (let i = 0; i < 5; i++) await h.tick();

@@ -8,7 +8,7 @@ import { MIGRATION_POLICIES } from '../kube/resources.js';
 import { MetricError, type MetricSource } from '../policy/metrics.js';
 import { setConditions, type Condition, type ConditionInput } from '../reconcile/conditions.js';
 import { selectorMatches } from '../reconcile/labels.js';
-import { arrayOf, decide, EMPTY_MEMORY, nextSampleAt, remember, samplesNeeded, type Outcome, type PolicyMemory, type Sample } from '../reconcile/policy/index.js';
+import { arrayOf, decide, EMPTY_MEMORY, monitoring, nextSampleAt, remember, samplesNeeded, type Outcome, type PolicyMemory, type Sample } from '../reconcile/policy/index.js';
 import type { Reconciler, Result } from '../runtime/controller.js';
 import { errorMessage, type Logger } from '../runtime/log.js';
 import type { OperatorMetrics } from '../runtime/metrics.js';
@@ -83,7 +83,7 @@ export function migrationPolicyReconciler(deps: MigrationPolicyDeps): Reconciler
       state.nextAt = nextSampleAt(spec, t);
       delete state.problem;
       try {
-        await sample(deps, policy, vm, state, signal);
+        if (monitoring(spec, t)) await sample(deps, policy, vm, state, signal);
         const observed = await deps.driver.observe(target, signal);
         if (!observed?.running) continue;
         const currentArray = arrayOf(spec, observed.nodeLabels ?? {});

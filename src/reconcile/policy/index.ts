@@ -379,6 +379,16 @@ export function samplesNeeded(spec: MigrationPolicySpec): number {
 }
 
 /**
+ * Whether decide() at `now` looks at the metric: not for Schedule outside its working hours, where
+ * the VM goes to (or stays at) base "without any monitoring" — there is nothing to sample then, and
+ * a metric that cannot be read must not keep the VM from base.
+ */
+export function monitoring(spec: MigrationPolicySpec, now: number): boolean {
+  if (spec.type !== 'Schedule' || !spec.schedule) return true;
+  return workingPeriod(spec.schedule as Schedule, now) !== undefined;
+}
+
+/**
  * When to sample (and decide) next. Schedule outside its windows: the next window start (the
  * thesis stops monitoring there). Inside a window: now + sampleInterval, but no later than the
  * window's end, so the move to base happens when the window closes. Else now + sampleInterval.
