@@ -229,13 +229,30 @@ describe.skipIf(controlPlaneSkipReason())('KubeVirt driver on a real API server'
     const before = await vmContext();
     const beforeVolumes = ctxVolumes(await vm()).map((v) => v.dataVolume?.name).sort();
     const uid = 'migration-0001';
-    // Migration begins (target known): the images for kv-node-b are built and imported early.
-    await kubectl(['patch', '-n', NS, 'vmi', VM, '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: { migrationState: { migrationUid: uid, sourceNode: 'kv-node-a', targetNode: 'kv-node-b', startTimestamp: new Date().toISOString().replace(/\.\d+Z$/, 'Z'), mode: 'PreCopy' } } })]);
+    const stamp = (): string => new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+    // KubeVirt's order, as seen on the real cluster: the target virt-launcher pod is created and
+    // scheduled at once, and its node is the first word of the target — 10–15 s before the VMI
+    // names it (once that pod and its attachment pod are Ready). The images for kv-node-b are
+    // built and imported from then on.
+    const vmiUid = (await kubectl(['get', 'vmi', VM, '-n', NS, '-o', 'jsonpath={.metadata.uid}'])).trim();
+    await kubectl(['apply', '-n', NS, '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'default' } }));
+    await kubectl(['create', '-n', NS, '-f', '-'], JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: `virt-launcher-${VM}-target`, labels: { 'kubevirt.io': 'virt-launcher', 'kubevirt.io/created-by': vmiUid, 'kubevirt.io/migrationJobUID': uid } },
+      spec: { nodeName: 'kv-node-b', automountServiceAccountToken: false, containers: [{ name: 'compute', image: 'virt-launcher' }] },
+    }));
     await until('DataVolumes prepared for the target', async () => ((await dataVolumes()).length > 4 ? true : undefined), 20_000);
+    expect((await kubectl(['get', 'vmi', VM, '-n', NS, '-o', 'jsonpath={.status.migrationState}'])).trim()).toBe(''); // before KubeVirt named the target
+    // The handoff names the target; the migration starts.
+    await kubectl(['patch', '-n', NS, 'vmi', VM, '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: { migrationState: { migrationUid: uid, sourceNode: 'kv-node-a', targetNode: 'kv-node-b' } } })]);
+    await kubectl(['patch', '-n', NS, 'vmi', VM, '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: { migrationState: { startTimestamp: stamp(), mode: 'PreCopy' } } })]);
     // …while the VM still runs on kv-node-a with its old volumes (a swap waits for the migration's end).
     expect(ctxVolumes(await vm()).map((v) => v.dataVolume?.name).sort()).toEqual(beforeVolumes);
     const end = new Date();
-    await kubectl(['patch', '-n', NS, 'vmi', VM, '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: { nodeName: 'kv-node-b', migrationState: { completed: true, failed: false, endTimestamp: end.toISOString().replace(/\.\d+Z$/, 'Z') } } })]);
+    // The end in KubeVirt's two writes: the node and the end time, then completed.
+    await kubectl(['patch', '-n', NS, 'vmi', VM, '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: { nodeName: 'kv-node-b', migrationState: { endTimestamp: end.toISOString().replace(/\.\d+Z$/, 'Z') } } })]);
+    await kubectl(['patch', '-n', NS, 'vmi', VM, '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: { migrationState: { completed: true, failed: false } } })]);
     const after = await until('re-rendered for kv-node-b', async () => {
       const v = await vmContext();
       return isReady(v) && v.status?.lastMigrationId === uid ? v : undefined;

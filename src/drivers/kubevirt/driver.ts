@@ -15,10 +15,10 @@ import { Informer, type ObjectMeta } from '../../runtime/informer.js';
 import { errorMessage, type Logger } from '../../runtime/log.js';
 import type { OperatorMetrics } from '../../runtime/metrics.js';
 import { ApiError, type KubeClient } from '../../kube/client.js';
-import { collectionPath, NODES, objectPath, type ResourceRef } from '../../kube/resources.js';
+import { collectionPath, NODES, objectPath, PODS, type ResourceRef } from '../../kube/resources.js';
 import { ConvergePendingError, MigrationImpossibleError, VMConfigurationError, type ConvergeResult, type DesiredLayer, type Driver, type MigrationRequest, type MigrationResult, type ObservedVM, type VMChange, type VMTarget } from '../driver.js';
 import { declarativeHotplug, type KubeVirtResource } from './gates.js';
-import { ApiPresence, apiServed, KUBEVIRT_GROUP, KUBEVIRT_VERSION, NodeLabelCache, observationOf, requireKubeVirtApi, VIRTUAL_MACHINE_INSTANCES, vmiSummary, type Vmi } from './observe.js';
+import { ApiPresence, apiServed, CREATED_BY_LABEL, incomingNode, KUBEVIRT_GROUP, KUBEVIRT_VERSION, MIGRATION_JOB_LABEL, NodeLabelCache, observationOf, requireKubeVirtApi, VIRTUAL_MACHINE_INSTANCES, vmiSummary, type LauncherPod, type Vmi } from './observe.js';
 import {
   applyBody,
   dataVolumeManifest,
@@ -63,6 +63,7 @@ export interface KubeVirtDriverOptions {
 
 type Vm = V1VirtualMachine & ObjectMeta;
 type Dv = V1beta1DataVolume & ObjectMeta;
+type Pod = LauncherPod & ObjectMeta;
 
 function mergeWithoutConflict(...args: Parameters<typeof mergeLists>): ReturnType<typeof mergeLists> {
   try {
@@ -81,6 +82,8 @@ export class KubeVirtDriver implements Driver {
   readonly #vmis: Informer<Vmi>;
   readonly #vms: Informer<Vm>;
   readonly #dataVolumes: Informer<Dv>;
+  /** Migration target pods (and the pods of VMs that migrated): where a migration is headed, early. */
+  readonly #targetPods: Informer<Pod>;
   readonly #nodes: NodeLabelCache;
   readonly #apis: ApiPresence;
   /** Declarative volume hotplug is on (read from the KubeVirt resource). */
@@ -91,8 +94,10 @@ export class KubeVirtDriver implements Driver {
   readonly #waiters = new Set<() => void>();
   /** What each VM's (generation, conditions) was at its last event. */
   readonly #seen = new Map<string, string>();
-  /** What each VMI was at its last event: its summary, and the migration fields compared with it. */
-  readonly #seenVmis = new Map<string, { readonly summary: string; readonly targetNode?: string; readonly completed?: boolean }>();
+  /** What each VMI was at its last event: its summary, and whether its last migration had completed. */
+  readonly #seenVmis = new Map<string, { readonly summary: string; readonly completed?: boolean }>();
+  /** The node each VMI's migration is headed for, as last announced (migration-started). */
+  readonly #announcedIncoming = new Map<string, string>();
   #started: Promise<void> | undefined;
 
   constructor(options: KubeVirtDriverOptions) {
@@ -114,7 +119,13 @@ export class KubeVirtDriver implements Driver {
     this.#vmis = informer<Vmi>(VIRTUAL_MACHINE_INSTANCES);
     this.#vms = informer<Vm>(VIRTUAL_MACHINES);
     this.#dataVolumes = informer<Dv>(DATA_VOLUMES, `${LABEL_MANAGED_BY}=${MANAGED_BY}`);
+    this.#targetPods = informer<Pod>(PODS, MIGRATION_JOB_LABEL);
     this.#vmis.onEvent((event, vmi) => this.#vmiEvent(event, vmi));
+    this.#targetPods.onEvent((event, pod) => {
+      if (event === 'resync') return;
+      const vmi = this.#vmis.list().find((v) => v.metadata.namespace === pod.metadata.namespace && v.metadata.uid === pod.metadata.labels?.[CREATED_BY_LABEL]);
+      if (vmi) this.#announceIncoming(vmi);
+    });
     this.#vms.onEvent((event, vm) => {
       if (event === 'resync') return;
       const key = `vm/${vm.metadata.namespace}/${vm.metadata.name}`;
@@ -156,7 +167,8 @@ export class KubeVirtDriver implements Driver {
   async prepare(target: VMTarget, desired: readonly DesiredLayer[]): Promise<void> {
     await this.#start();
     // Marked with the migration's target: kept (not collected as unused) while it is under way.
-    const targetNode = this.#vmis.get(`${target.namespace}/${this.#vmName(target)}`)?.status?.migrationState?.targetNode;
+    const vmi = this.#vmis.get(`${target.namespace}/${this.#vmName(target)}`);
+    const targetNode = vmi ? this.#incoming(vmi) : undefined;
     await this.#ensureDataVolumes(target, desired.map((d) => ({ desired: d, volume: layerVolume(target, d) })), targetNode);
   }
 
@@ -359,8 +371,9 @@ export class KubeVirtDriver implements Driver {
     if (!this.#started) {
       await this.#apis.require();
       this.#started = (async () => {
-        for (const informer of [this.#vmis, this.#vms, this.#dataVolumes]) informer.start(this.#abort.signal);
-        await Promise.all([this.#vmis.waitForSync(), this.#vms.waitForSync(), this.#dataVolumes.waitForSync()]);
+        const informers = [this.#vmis, this.#vms, this.#dataVolumes, this.#targetPods];
+        for (const informer of informers) informer.start(this.#abort.signal);
+        await Promise.all(informers.map((informer) => informer.waitForSync()));
         this.#o.logger.info('kubevirt driver caches synced', { vms: this.#vms.list().length, vmis: this.#vmis.list().length, dataVolumes: this.#dataVolumes.list().length });
       })();
     }
@@ -414,7 +427,8 @@ export class KubeVirtDriver implements Driver {
 
   async #collect(target: VMTarget, desired: readonly LayerVolume[]): Promise<void> {
     const key = `${target.namespace}/${this.#vmName(target)}`;
-    const stale = staleDataVolumes(this.#ownedDataVolumes(target), desired, this.#vms.get(key), this.#vmis.get(key));
+    const vmi = this.#vmis.get(key);
+    const stale = staleDataVolumes(this.#ownedDataVolumes(target), desired, this.#vms.get(key), vmi, vmi ? this.#incoming(vmi) : undefined);
     for (const name of stale) {
       await this.#o.client.delete(objectPath(DATA_VOLUMES, target.namespace, name));
       this.#o.logger.info('deleted unused DataVolume', { namespace: target.namespace, dataVolume: name });
@@ -459,6 +473,33 @@ export class KubeVirtDriver implements Driver {
     for (const listener of this.#listeners) listener(change);
   }
 
+  /** Where the VMI's migration is headed, if one is under way (from its target pod or its status). */
+  #incoming(vmi: Vmi): string | undefined {
+    const pods = this.#targetPods.list().filter((pod) => pod.metadata.namespace === vmi.metadata.namespace && pod.metadata.labels?.[CREATED_BY_LABEL] === vmi.metadata.uid);
+    return incomingNode(vmi, pods);
+  }
+
+  /**
+   * A migration has begun (its target known): build and import the images for the target while
+   * memory is copied. Announced once per target; forgotten when the migration ends.
+   */
+  #announceIncoming(vmi: Vmi): void {
+    const namespace = vmi.metadata.namespace ?? '';
+    const name = vmi.metadata.name;
+    const key = `${namespace}/${name}`;
+    const targetNode = this.#incoming(vmi);
+    if (targetNode === this.#announcedIncoming.get(key)) return;
+    if (!targetNode) {
+      this.#announcedIncoming.delete(key);
+      return;
+    }
+    this.#announcedIncoming.set(key, targetNode);
+    void this.#nodes.get(targetNode).then(
+      (labels) => this.#emit({ kubevirt: { namespace, name }, reason: 'migration-started', incoming: { node: targetNode, labels: labels ?? {} } }),
+      (error: unknown) => this.#o.logger.debug('could not read the migration target node', { node: targetNode, error: errorMessage(error) }),
+    );
+  }
+
   #vmiEvent(event: string, vmi: Vmi): void {
     this.#wake();
     if (event === 'resync') return;
@@ -467,6 +508,7 @@ export class KubeVirtDriver implements Driver {
     const key = `${namespace}/${name}`;
     if (event === 'delete') {
       this.#seenVmis.delete(key);
+      this.#announcedIncoming.delete(key);
       this.#emit({ kubevirt: { namespace, name }, reason: 'vmi-deleted' });
       return;
     }
@@ -474,15 +516,8 @@ export class KubeVirtDriver implements Driver {
     const before = this.#seenVmis.get(key);
     if (before?.summary === summary) return;
     const migration = vmi.status?.migrationState;
-    this.#seenVmis.set(key, { summary, ...(migration?.targetNode ? { targetNode: migration.targetNode } : {}), ...(migration?.completed ? { completed: true } : {}) });
-    if (migration?.targetNode && !migration.completed && migration.targetNode !== before?.targetNode) {
-      // A migration has begun: build (and import) the images for the target while memory is copied.
-      const targetNode = migration.targetNode;
-      void this.#nodes.get(targetNode).then(
-        (labels) => this.#emit({ kubevirt: { namespace, name }, reason: 'migration-started', incoming: { node: targetNode, labels: labels ?? {} } }),
-        (error: unknown) => this.#o.logger.debug('could not read the migration target node', { node: targetNode, error: errorMessage(error) }),
-      );
-    }
+    this.#seenVmis.set(key, { summary, ...(migration?.completed ? { completed: true } : {}) });
+    this.#announceIncoming(vmi);
     const reason = migration?.completed && !migration.failed && !before?.completed ? 'migrated' : 'vmi-changed';
     this.#emit({ kubevirt: { namespace, name }, reason });
   }

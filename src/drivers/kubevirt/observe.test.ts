@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
+import type { V1VirtualMachineInstance } from '@kubevirt-ui-ext/kubevirt-api/kubevirt';
 import { ApiError, type KubeClient } from '../../kube/client.js';
 import { PlatformUnavailableError, VMConfigurationError } from '../driver.js';
-import { ApiPresence, NodeLabelCache, requireKubeVirtApi } from './observe.js';
+import { ApiPresence, CREATED_BY_LABEL, incomingNode, MIGRATION_JOB_LABEL, NodeLabelCache, requireKubeVirtApi, type LauncherPod } from './observe.js';
 import { clockReading } from '../../runtime/clock.js';
 
 /** A client whose GETs the test answers; it counts them. */
@@ -92,5 +93,38 @@ describe('ApiPresence', () => {
     await expect(presence.require()).rejects.toBeInstanceOf(PlatformUnavailableError);
     reachable = true;
     await presence.require();
+  });
+});
+
+describe('incomingNode', () => {
+  // The order KubeVirt goes through: target pod created, scheduled (nodeName), Ready → handoff
+  // (migrationState.targetNode) → completed (the target pod runs the VM) → the next migration.
+  const vmi = (status: object) => ({ metadata: { uid: 'vmi-1' }, spec: { domain: { devices: {} } }, status: { phase: 'Running', nodeName: 'node-a', ...status } }) as unknown as V1VirtualMachineInstance;
+  const pod = (job: string | undefined, nodeName: string | undefined, extra: { phase?: string; vmi?: string; deleting?: boolean } = {}): LauncherPod => ({
+    metadata: { labels: { [CREATED_BY_LABEL]: extra.vmi ?? 'vmi-1', ...(job ? { [MIGRATION_JOB_LABEL]: job } : {}) }, ...(extra.deleting ? { deletionTimestamp: '2026-12-08T00:00:00Z' } : {}) },
+    spec: nodeName ? { nodeName } : {},
+    status: { phase: extra.phase ?? 'Pending' },
+  });
+  const source = pod(undefined, 'node-a', { phase: 'Running' });
+
+  it('names the target node as soon as the target pod is scheduled, before KubeVirt writes targetNode', () => {
+    expect(incomingNode(vmi({}), [source, pod('m1', undefined)])).toBeUndefined(); // created, not yet scheduled
+    expect(incomingNode(vmi({}), [source, pod('m1', 'node-b')])).toBe('node-b');
+    expect(incomingNode(vmi({ migrationState: { migrationUid: 'm1', targetNode: 'node-b' } }), [source])).toBe('node-b');
+  });
+
+  it('names nothing for an ended migration, another VMI\'s pod, a pod going away, or a pod on the VMI\'s own node', () => {
+    const done = vmi({ nodeName: 'node-b', migrationState: { migrationUid: 'm1', targetNode: 'node-b', completed: true } });
+    expect(incomingNode(done, [pod('m1', 'node-b', { phase: 'Running' }), pod(undefined, 'node-a', { phase: 'Succeeded' })])).toBeUndefined();
+    const failed = vmi({ migrationState: { migrationUid: 'm1', targetNode: 'node-b', completed: true, failed: true } });
+    expect(incomingNode(failed, [source, pod('m1', 'node-b', { phase: 'Failed' })])).toBeUndefined();
+    expect(incomingNode(failed, [source, pod('m1', 'node-b', { deleting: true })])).toBeUndefined();
+    expect(incomingNode(vmi({}), [source, pod('m1', 'node-b', { vmi: 'vmi-2' })])).toBeUndefined();
+    expect(incomingNode(vmi({}), [source, pod('m1', 'node-a')])).toBeUndefined();
+  });
+
+  it('names the next migration\'s target while the VMI still records the previous one as completed', () => {
+    const migratedOnce = vmi({ nodeName: 'node-b', migrationState: { migrationUid: 'm1', targetNode: 'node-b', completed: true } });
+    expect(incomingNode(migratedOnce, [pod('m1', 'node-b', { phase: 'Running' }), pod('m2', 'node-a')])).toBe('node-a');
   });
 });

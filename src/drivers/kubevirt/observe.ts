@@ -32,6 +32,40 @@ export function observationOf(vmi: V1VirtualMachineInstance, nodeLabels: Record<
   };
 }
 
+/** KubeVirt's label on a migration's target virt-launcher pod: the migration's uid. */
+export const MIGRATION_JOB_LABEL = 'kubevirt.io/migrationJobUID';
+/** KubeVirt's label on a virt-launcher pod: the uid of the VMI it runs. */
+export const CREATED_BY_LABEL = 'kubevirt.io/created-by';
+
+/** What of a virt-launcher pod tells where a migration is headed. */
+export interface LauncherPod {
+  readonly metadata: { readonly namespace?: string; readonly labels?: Readonly<Record<string, string>>; readonly deletionTimestamp?: string | Date };
+  readonly spec?: { readonly nodeName?: string };
+  readonly status?: { readonly phase?: string };
+}
+
+/**
+ * Pure: the node a migration of `vmi` is headed for, as soon as it is known, else undefined.
+ * KubeVirt writes status.migrationState.targetNode only once the target virt-launcher pod is
+ * Ready — under emulation about 1.5 s before the migration ends — while the scheduler placed that
+ * pod seconds earlier: its node is the earliest word of the target. The target pod of a migration
+ * that has ended runs the VM now (its node is the VMI's) or is going away.
+ */
+export function incomingNode(vmi: V1VirtualMachineInstance, launcherPods: readonly LauncherPod[]): string | undefined {
+  const migration = vmi.status?.migrationState;
+  if (migration?.targetNode && !migration.completed && !migration.failed) return migration.targetNode;
+  const ended = migration?.completed || migration?.failed ? migration.migrationUid : undefined;
+  for (const pod of launcherPods) {
+    const labels = pod.metadata.labels ?? {};
+    const job = labels[MIGRATION_JOB_LABEL];
+    if (!job || job === ended || labels[CREATED_BY_LABEL] !== vmi.metadata?.uid) continue;
+    if (pod.metadata.deletionTimestamp || pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed') continue;
+    const node = pod.spec?.nodeName;
+    if (node && node !== vmi.status?.nodeName) return node;
+  }
+  return undefined;
+}
+
 /** Pure: what of a VMI matters to recontext; a VMI event that leaves it unchanged is noise (guest agent, timestamps …). */
 export function vmiSummary(vmi: Vmi): string {
   const s = vmi.status ?? {};

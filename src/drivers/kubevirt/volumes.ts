@@ -243,16 +243,14 @@ export function volumeReadiness(vmi: V1VirtualMachineInstance, desired: readonly
 
 /**
  * DataVolumes of this VMContext that neither the desired state, the VM spec nor the VMI still use,
- * and that were not made for the target of a migration still under way (those are imported while
- * KubeVirt copies memory, to be swapped in when it completes).
+ * and that were not made for `incoming`, the target of a migration still under way (incomingNode:
+ * those are imported while KubeVirt copies memory, to be swapped in when it completes).
  */
-export function staleDataVolumes(owned: readonly V1beta1DataVolume[], desired: readonly LayerVolume[], vm: V1VirtualMachine | undefined, vmi: V1VirtualMachineInstance | undefined): string[] {
+export function staleDataVolumes(owned: readonly V1beta1DataVolume[], desired: readonly LayerVolume[], vm: V1VirtualMachine | undefined, vmi: V1VirtualMachineInstance | undefined, incoming: string | undefined): string[] {
   const inUse = new Set<string>(desired.map((d) => d.dataVolume));
   for (const v of vm?.spec?.template?.spec?.volumes ?? []) if (v.dataVolume?.name) inUse.add(v.dataVolume.name);
   for (const v of vmi?.spec?.volumes ?? []) if (v.dataVolume?.name) inUse.add(v.dataVolume.name);
   for (const s of vmi?.status?.volumeStatus ?? []) if (s.persistentVolumeClaimInfo?.claimName) inUse.add(s.persistentVolumeClaimInfo.claimName);
-  const migration = vmi?.status?.migrationState;
-  const incoming = migration?.targetNode && !migration.completed && !migration.failed ? migration.targetNode : undefined;
   const prepared = (dv: V1beta1DataVolume) => incoming !== undefined && dv.metadata?.annotations?.[PREPARED_FOR_ANNOTATION] === incoming;
   return owned.filter((dv) => !prepared(dv)).map((dv) => dv.metadata?.name ?? '').filter((name) => name && !inUse.has(name));
 }
