@@ -37,6 +37,7 @@ interface OperatorFlags {
   storageClass?: string;
   accessMode?: 'ReadWriteMany' | 'ReadWriteOnce' | 'ReadOnlyMany';
   kubevirtWait: string;
+  kubevirtTargetPods: boolean;
   podName?: string;
   podNamespace?: string;
   prometheusUrl?: string;
@@ -74,6 +75,7 @@ export function operatorCommand(): Command {
     .option('--storage-class <name>', 'kubevirt: storage class of the DataVolumes (default: the cluster default)', env('RECONTEXT_STORAGE_CLASS'))
     .addOption(new Option('--access-mode <mode>', 'kubevirt: access mode of the DataVolumes (default: from the storage profile; live migration needs ReadWriteMany)').choices(['ReadWriteMany', 'ReadWriteOnce', 'ReadOnlyMany']))
     .option('--kubevirt-wait <ms>', 'kubevirt: how long one reconciliation waits for an import or the VMI before reporting it pending', '60000')
+    .option('--no-kubevirt-target-pods', 'kubevirt: do not watch migration target pods (needs pods list/watch); a migration\'s images are then prepared only once KubeVirt names the target in the VMI, seconds later')
     .option('--prometheus-url <url>', 'MigrationPolicy: Prometheus HTTP API for metrics that name no address [env RECONTEXT_PROMETHEUS_URL]', env('RECONTEXT_PROMETHEUS_URL'))
     .option('--accept-reports', 'MigrationPolicy: accept metric.reported values on POST /v1/reports at --metrics-address (trusted networks only)', false)
     .option('--pod-name <name>', 'this replica\'s pod, labelled recontext.dev/leader=true while it leads [env POD_NAME]', env('POD_NAME'))
@@ -190,6 +192,7 @@ function kubevirtDelivery(flags: OperatorFlags, client: KubeClient, logger: Logg
       metrics,
       imageUrl: (namespace, digest) => signer.url(namespace, digest),
       waitMs,
+      watchTargetPods: flags.kubevirtTargetPods,
       ...(flags.namespace ? { namespace: flags.namespace } : {}),
       ...(flags.storageClass ? { storageClassName: flags.storageClass } : {}),
       ...(flags.accessMode ? { accessMode: flags.accessMode } : {}),

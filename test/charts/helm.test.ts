@@ -149,6 +149,17 @@ describe.skipIf(skip)('charts/recontext: helm template', () => {
     expect((await args(...set, 'operator.driver=none')).filter((a) => /^--(storage-class|access-mode)=/.test(a))).toEqual([]);
   });
 
+  it('operator.kubevirt.watchTargetPods=false: --no-kubevirt-target-pods, and no pods list/watch rule', async () => {
+    const podReads = (objects: Awaited<ReturnType<typeof render>>) =>
+      (one(objects, 'ClusterRole').rules ?? []).filter((r) => r.resources.includes('pods') && r.verbs.includes('watch'));
+    const on = await render();
+    expect(one(on, 'Deployment').spec.template.spec.containers[0].args).not.toContain('--no-kubevirt-target-pods');
+    expect(podReads(on)).toHaveLength(1);
+    const off = await render('operator.kubevirt.watchTargetPods=false');
+    expect(one(off, 'Deployment').spec.template.spec.containers[0].args).toContain('--no-kubevirt-target-pods');
+    expect(podReads(off)).toEqual([]);
+  });
+
   it('no PodDisruptionBudget for a single replica (minAvailable 1 would block every drain)', async () => {
     const objects = await render('replicas=1');
     expect(kinds(objects)).not.toContain('PodDisruptionBudget');

@@ -58,6 +58,11 @@ export interface KubeVirtDriverOptions {
   readonly accessMode?: 'ReadWriteMany' | 'ReadWriteOnce' | 'ReadOnlyMany';
   /** How long one converge waits for imports, then for the VMI, before reporting pending. Default 60 s. */
   readonly waitMs?: number;
+  /**
+   * Learn a migration's target from its target pod as soon as it is scheduled (needs pods list and
+   * watch). Default true; without it, from the VMI once KubeVirt names the target.
+   */
+  readonly watchTargetPods?: boolean;
   readonly clock?: Clock;
 }
 
@@ -83,7 +88,7 @@ export class KubeVirtDriver implements Driver {
   readonly #vms: Informer<Vm>;
   readonly #dataVolumes: Informer<Dv>;
   /** Migration target pods (and the pods of VMs that migrated): where a migration is headed, early. */
-  readonly #targetPods: Informer<Pod>;
+  readonly #targetPods: Informer<Pod> | undefined;
   readonly #nodes: NodeLabelCache;
   readonly #apis: ApiPresence;
   /** Declarative volume hotplug is on (read from the KubeVirt resource). */
@@ -119,9 +124,9 @@ export class KubeVirtDriver implements Driver {
     this.#vmis = informer<Vmi>(VIRTUAL_MACHINE_INSTANCES);
     this.#vms = informer<Vm>(VIRTUAL_MACHINES);
     this.#dataVolumes = informer<Dv>(DATA_VOLUMES, `${LABEL_MANAGED_BY}=${MANAGED_BY}`);
-    this.#targetPods = informer<Pod>(PODS, MIGRATION_JOB_LABEL);
+    this.#targetPods = options.watchTargetPods === false ? undefined : informer<Pod>(PODS, MIGRATION_JOB_LABEL);
     this.#vmis.onEvent((event, vmi) => this.#vmiEvent(event, vmi));
-    this.#targetPods.onEvent((event, pod) => {
+    this.#targetPods?.onEvent((event, pod) => {
       if (event === 'resync') return;
       const vmi = this.#vmis.list().find((v) => v.metadata.namespace === pod.metadata.namespace && v.metadata.uid === pod.metadata.labels?.[CREATED_BY_LABEL]);
       if (vmi) this.#announceIncoming(vmi);
@@ -371,7 +376,7 @@ export class KubeVirtDriver implements Driver {
     if (!this.#started) {
       await this.#apis.require();
       this.#started = (async () => {
-        const informers = [this.#vmis, this.#vms, this.#dataVolumes, this.#targetPods];
+        const informers = [this.#vmis, this.#vms, this.#dataVolumes, ...(this.#targetPods ? [this.#targetPods] : [])];
         for (const informer of informers) informer.start(this.#abort.signal);
         await Promise.all(informers.map((informer) => informer.waitForSync()));
         this.#o.logger.info('kubevirt driver caches synced', { vms: this.#vms.list().length, vmis: this.#vmis.list().length, dataVolumes: this.#dataVolumes.list().length });
@@ -475,7 +480,7 @@ export class KubeVirtDriver implements Driver {
 
   /** Where the VMI's migration is headed, if one is under way (from its target pod or its status). */
   #incoming(vmi: Vmi): string | undefined {
-    const pods = this.#targetPods.list().filter((pod) => pod.metadata.namespace === vmi.metadata.namespace && pod.metadata.labels?.[CREATED_BY_LABEL] === vmi.metadata.uid);
+    const pods = (this.#targetPods?.list() ?? []).filter((pod) => pod.metadata.namespace === vmi.metadata.namespace && pod.metadata.labels?.[CREATED_BY_LABEL] === vmi.metadata.uid);
     return incomingNode(vmi, pods);
   }
 
