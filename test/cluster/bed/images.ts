@@ -28,6 +28,8 @@ export const ROOT_FILE_SYSTEMS = {
   proxy: ['iptables', 'conntrack', 'ipset', 'kmod'],
   /** Node.js' runtime needs: the C library and friends come with minbase; TLS roots. */
   nodejs: ['ca-certificates'],
+  /** Makes the test guest's boot disk (a FAT file system with SYSLINUX): see images/guest-disk. */
+  bootdisk: ['syslinux', 'syslinux-common', 'mtools', 'dosfstools'],
 } as const satisfies Record<string, readonly string[]>;
 
 export type RootFileSystem = keyof typeof ROOT_FILE_SYSTEMS;
@@ -290,13 +292,13 @@ export async function buildOperatorImage(engine: DockerEngine, versions: Cluster
 }
 
 /**
- * The test bed's guest (test/testbed/guest.ts) as a KubeVirt kernelBoot container image,
- * `recontext.local/guest-<variant>:<its build directory's key>`: the bzImage and the initramfs
- * under /boot, world-readable as the guest build leaves them (KubeVirt's copier runs as uid 107).
+ * The test bed's guest as a KubeVirt containerDisk booting with `cmdline` (images/guest-disk),
+ * `recontext.local/guest-VARIANT-disk:…`; returns its tag.
  */
-export async function buildGuestBootImage(engine: DockerEngine, guest: { readonly variant: string; readonly bzImage: string; readonly initrd: string; readonly dir: string }, log: (line: string) => void): Promise<string> {
-  const tag = `recontext.local/guest-${guest.variant}:${basename(guest.dir).replace(/[^a-zA-Z0-9_.-]/g, '-').slice(-100)}`;
-  // The guest's files are keyed by their directory (a cache entry named by the inputs' digest).
-  await buildImage(engine, { tag, dockerfile: 'guest-boot', files: { vmlinuz: guest.bzImage, initrd: guest.initrd } }, log);
+export async function buildGuestDiskImage(engine: DockerEngine, versions: ClusterVersions, guest: { readonly variant: string; readonly bzImage: string; readonly initrd: string; readonly dir: string }, cmdline: string, log: (line: string) => void): Promise<string> {
+  const base = await rootFileSystemImage(engine, versions, 'bootdisk', log);
+  const command = keyOf(cmdline).slice(0, 12);
+  const tag = `recontext.local/guest-${guest.variant}-disk:${basename(guest.dir).replace(/[^a-zA-Z0-9_.-]/g, '-').slice(-80)}-${command}`;
+  await buildImage(engine, { tag, dockerfile: 'guest-disk', files: { vmlinuz: guest.bzImage, initrd: guest.initrd }, args: { BASE: base, CMDLINE: cmdline } }, log);
   return tag;
 }

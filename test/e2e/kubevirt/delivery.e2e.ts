@@ -1,19 +1,21 @@
 // recontext on real KubeVirt and CDI (npm run e2e:kubevirt; README.md here): the operator installed
 // by helm with the KubeVirt driver, examples/gluster applied with kubectl, and a VirtualMachine
-// that boots the fat test guest (the Go agent, test/testbed/guest/fat) under QEMU's emulation with
-// an empty CD-ROM drive per layer. What the guest's GlusterFS client stand-in reads is on the
+// that boots the fat test guest (the Go agent, test/testbed/guest/fat) from a containerDisk under
+// QEMU's emulation with an empty CD-ROM drive per layer. What the guest's GlusterFS client stand-in reads is on the
 // guest's serial console (KubeVirt's guest-console-log container).
 //
 //   kubectl apply → images → DataVolumes (CDI imports from the operator's image Service)
 //   → KubeVirt hot-plugs each into its drive → the agent merges them → the client reads zone X
 //   → a layer edit is swapped live and the layer's hook runs
 //   → a VirtualMachineInstanceMigration moves the VM to the other zone → the infrastructure
-//     layers re-render for the new node and the client reads the new cache address.
+//     layers re-render for the new node and the client reads the new cache address
+//   → a MigrationPolicy moves it back → a layer joins the running VM (RestartRequired) and is in
+//     the guest after a restart → a layer leaves → KubeVirt's refusal of a hot-plugged CD-ROM
+//   → deletion leaves nothing behind.
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { runCommand } from '../../controlplane/build.js';
 import { until } from '../../integration/scenario.js';
-import { ffsRun, GLUSTER_CLIENT } from '../../testbed/fat.js';
 
 const REPO = join(import.meta.dirname, '..', '..', '..');
 const SYSTEM = 'recontext-system';
@@ -88,19 +90,17 @@ function vmManifest(): string {
             cpu: { cores: 1 },
             memory: { guest: '512Mi' },
             resources: { requests: { memory: '512Mi' } },
-            firmware: {
-              kernelBoot: {
-                kernelArgs: `${e2e.guestCmdline} ${ffsRun({ trace: true })} ctx.run=${GLUSTER_CLIENT}`,
-                container: { image: e2e.guestImage, imagePullPolicy: 'IfNotPresent', kernelPath: '/boot/vmlinuz', initrdPath: '/boot/initrd' },
-              },
-            },
             devices: {
               logSerialConsole: true,
               autoattachPodInterface: false,
-              // An empty drive per layer: KubeVirt hot-plugs volumes only into drives the VM started with.
-              disks: LAYERS.map((layer) => ({ name: `ctx-${layer}`, cdrom: { bus: 'sata' } })),
+              disks: [
+                { name: 'boot', bootOrder: 1, disk: { bus: 'virtio' } },
+                // An empty drive per layer: KubeVirt hot-plugs volumes only into drives the VM started with.
+                ...LAYERS.map((layer) => ({ name: `ctx-${layer}`, cdrom: { bus: 'sata' } })),
+              ],
             },
           },
+          volumes: [{ name: 'boot', containerDisk: { image: e2e.guestImage, imagePullPolicy: 'IfNotPresent' } }],
         },
       },
     },
@@ -181,13 +181,57 @@ describe('recontext on real KubeVirt + CDI', () => {
     expect((await vmi()).metadata.uid).toBe(instance); // migrated live, not restarted
   }, 1_800_000);
 
-  it('a layer that joins the running VM: an empty drive and RestartRequired (KubeVirt cannot hot-plug a CD-ROM drive), the others still live', async () => {
+  it('live migration asked for by a MigrationPolicy (Schedule, outside its working hours: to base): the operator creates the VirtualMachineInstanceMigration and re-renders', async () => {
+    const before = await vmContext();
+    const instance = (await vmi()).metadata.uid;
+    const fromZone = await zoneOf(before.status!.node!);
+    const toZone = fromZone === 'zone-a' ? 'zone-b' : 'zone-a';
+    // One working window a minute long, three days from now: the VM is outside working hours, so
+    // the policy sends it to base (the other zone) at once, without waiting for a sample.
+    const day = new Date(Date.now() + 3 * 86_400_000).toLocaleDateString('en-US', { weekday: 'short', timeZone: 'UTC' });
+    const zoneArray = (zone: string, cost: number): object => ({ name: zone, nodeSelector: { 'topology.kubernetes.io/zone': zone }, cost });
+    await kubectl(['apply', '-n', NS, '-f', '-'], JSON.stringify({
+      apiVersion: 'recontext.dev/v1alpha1',
+      kind: 'MigrationPolicy',
+      metadata: { name: 'base-off-hours' },
+      spec: {
+        type: 'Schedule',
+        vmSelector: { matchLabels: { app: 'gluster-client' } },
+        metric: { reported: { key: 'queue_wait_seconds' } },
+        sampleInterval: '30s', high: 30, highFor: 3, low: 2, lowFor: 3,
+        base: toZone,
+        arrays: [zoneArray(toZone, 0.2), zoneArray(fromZone, 1)],
+        schedule: { timeZone: 'UTC', windows: [{ days: [day], start: '12:00', end: '12:01' }] },
+      },
+    }));
+    const after = await until('moved to base by the policy and re-rendered', async () => {
+      const v = await vmContext();
+      if (!isReady(v) || !v.status?.lastMigrationId || v.status.lastMigrationId === before.status?.lastMigrationId || !v.status.node) return undefined;
+      return (await zoneOf(v.status.node)) === toZone ? v : undefined;
+    }, 900_000);
+    // By its full name: with KubeVirt installed, `kubectl get migrationpolicy` is KubeVirt's own kind.
+    const policy = await json<{ status?: { decisions?: { vm: string; to?: string; result: string; reason: string }[] } }>(['get', 'migrationpolicies.recontext.dev', 'base-off-hours', '-n', NS]);
+    console.log(`[e2e] policy migration ${fromZone} -> ${toZone}: ${JSON.stringify(after.status?.lastRecontext)}; decisions ${JSON.stringify(policy.status?.decisions?.slice(0, 3))}`);
+    expect(policy.status?.decisions?.find((d) => d.vm === VM && d.to === toZone)).toMatchObject({ result: expect.stringMatching(/Requested|Succeeded/) });
+    // The migration is the operator's: a VMIM it labelled, naming the policy.
+    const migrations = await json<{ items: { metadata: { uid: string; labels?: Record<string, string> } }[] }>(['get', 'vmim', '-n', NS, '-l', 'recontext.dev/requested-by']);
+    expect(migrations.items.find((m) => m.metadata.uid === after.status?.lastMigrationId)?.metadata.labels?.['recontext.dev/requested-by']).toMatch(/base-off-hours/);
+    expect(after.status?.lastRecontext?.trigger).toBe('Migration');
+    const cacheHost = toZone === 'zone-a' ? 'cache-a\\.zone-a' : 'cache-b\\.zone-b';
+    await consoleLine(`the client reading ${toZone}'s cache`, new RegExp(`^APP \\d+ reload /etc/glusterfs/cache\\.conf .*${cacheHost}`), 300_000);
+    expect((await vmi()).metadata.uid).toBe(instance);
+    await kubectl(['delete', 'migrationpolicies.recontext.dev', 'base-off-hours', '-n', NS]);
+  }, 1_800_000);
+
+  it('a layer that joins the running VM: an empty drive and RestartRequired (KubeVirt cannot hot-plug a CD-ROM drive), the others still live; after a restart it is in the guest', async () => {
     const drive = 'ctx-late-notes';
+    const instance = (await vmi()).metadata.uid;
     await kubectl(['apply', '-n', NS, '-f', '-'], JSON.stringify({
       apiVersion: 'recontext.dev/v1alpha1',
       kind: 'ContextLayer',
       metadata: { name: 'late-notes' },
-      spec: { class: 'service', vmSelector: { matchLabels: { app: 'gluster-client' } }, files: [{ path: 'etc/late-notes.conf', content: 'late = yes\n' }] },
+      // Above site-cache (infrastructure, 300): the guest's client shows that this layer won.
+      spec: { class: 'service', priority: 350, vmSelector: { matchLabels: { app: 'gluster-client' } }, files: [{ path: 'etc/glusterfs/cache.conf', content: 'cache-server = late.example.net\n' }] },
     }));
     const waiting = await until('RestartRequired for late-notes', async () => {
       const v = await vmContext();
@@ -202,12 +246,16 @@ describe('recontext on real KubeVirt + CDI', () => {
     console.log(`[e2e] VM conditions with the empty drive: ${JSON.stringify(vmConditions.map((c) => [c.type, c.status, c.reason]))}`);
     expect(vmConditions.find((c) => c.reason === 'HotPlugVolumeError')).toBeUndefined();
 
-    // Not restarted here: KubeVirt (main of 2026-08) cannot start a kernelBoot VM whose spec has
-    // hotplug volumes at boot — virt-handler mounts the kernel artifacts again on its next sync
-    // and fails on the directory it made itself ("failed making the directory …: file exists",
-    // a wrapped EEXIST that os.IsExist does not see), so the VMI stays Scheduled. This test's
-    // guest is a kernelBoot VM; delivery after a restart is shown on the API server
-    // (test/integration/kubevirt-driver.test.ts) until the guest boots from a container disk.
+    // A restart delivers it: KubeVirt starts the new instance with every volume in its drive.
+    await kubectl(['delete', 'vmi', VM, '-n', NS, '--wait=false']);
+    const restarted = await until('the restarted VM with late-notes in its drive', async () => {
+      const current = await vmi().catch(() => undefined);
+      if (!current || current.metadata.uid === instance || current.status?.phase !== 'Running') return undefined;
+      const v = await vmContext();
+      return isReady(v) && v.status?.layers?.some((l) => l.name === 'late-notes' && l.device === drive) ? v : undefined;
+    }, 900_000);
+    console.log(`[e2e] after the restart: ${JSON.stringify(restarted.status?.lastRecontext)}`);
+    await consoleLine('the client reading the late layer\'s cache address', /^APP \d+ (start|reload) \/etc\/glusterfs\/cache\.conf .*late\.example\.net/, 300_000);
   }, 1_800_000);
 
   it('a layer that leaves: its volume goes from the VM; the VMContext stays Ready', async () => {
