@@ -12,116 +12,18 @@
 //   → a MigrationPolicy moves it back → a layer joins the running VM (RestartRequired) and is in
 //     the guest after a restart → a layer leaves → KubeVirt's refusal of a hot-plugged CD-ROM
 //   → deletion leaves nothing behind.
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { runCommand } from '../../controlplane/build.js';
 import { until } from '../../integration/scenario.js';
+import { cacheHostPattern, digestOf, glusterSession, isReady, LAYERS, otherZone, SYSTEM, VM, type Condition } from './gluster-vm.js';
 
-const REPO = join(import.meta.dirname, '..', '..', '..');
-const SYSTEM = 'recontext-system';
 const NS = 'kubevirt-e2e';
-const VM = 'gluster-client-1';
-const LAYERS = ['gluster-service', 'site-cache', 'data-residency', 'broker-endpoints'];
-
-interface Condition {
-  type: string;
-  status: string;
-  reason?: string;
-  message?: string;
-}
-interface VMContext {
-  metadata: { generation: number; uid: string };
-  status?: {
-    observedGeneration?: number;
-    node?: string;
-    lastMigrationId?: string;
-    layers?: { name: string; digest: string; device?: string }[];
-    conditions?: Condition[];
-    lastRecontext?: { trigger?: string; totalMs?: number; phasesMs?: Record<string, number>; attachStepsMs?: Record<string, number>; sinceMigrationMs?: Record<string, unknown> };
-  };
-}
-interface Vmi {
-  metadata: { uid: string };
-  status?: { phase?: string; nodeName?: string; conditions?: Condition[]; migrationState?: { completed?: boolean; migrationUid?: string; endTimestamp?: string } };
-}
-
 const e2e = inject('kubevirtE2e');
-const kubectl = (args: readonly string[], input?: string): Promise<string> => runCommand(e2e.kubectl, ['--kubeconfig', e2e.kubeconfig, ...args], { input });
-const json = async <T>(args: readonly string[]): Promise<T> => JSON.parse(await kubectl([...args, '-o', 'json'])) as T;
-const vmContext = (): Promise<VMContext> => json<VMContext>(['get', 'vmcontext', VM, '-n', NS]);
-const vmi = (): Promise<Vmi> => json<Vmi>(['get', 'vmi', VM, '-n', NS]);
-const isReady = (v: VMContext): boolean => v.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true && v.status.observedGeneration === v.metadata.generation;
-const zoneOf = async (node: string): Promise<string> => (await kubectl(['get', 'node', node, '-o', 'jsonpath={.metadata.labels.topology\\.kubernetes\\.io/zone}'])).trim();
-
-/** The serial console of the guest, as the virt-launcher pod on the VMI's current node has it. */
-async function consoleText(): Promise<string> {
-  const { status } = await vmi();
-  const pods = await json<{ items: { metadata: { name: string }; spec: { nodeName?: string }; status: { phase: string } }[] }>(['get', 'pods', '-n', NS, '-l', `vm.kubevirt.io/name=${VM}`]);
-  const pod = pods.items.find((p) => p.spec.nodeName === status?.nodeName && p.status.phase === 'Running');
-  if (!pod) return '';
-  return kubectl(['logs', '-n', NS, pod.metadata.name, '-c', 'guest-console-log']).catch(() => '');
-}
-
-/** Waits for a console line; returns the whole line. */
-async function consoleLine(what: string, pattern: RegExp, timeoutMs: number): Promise<string> {
-  let last = '';
-  try {
-    return await until(what, async () => {
-      last = await consoleText();
-      return last.split('\n').find((line) => pattern.test(line));
-    }, timeoutMs);
-  } catch (error: unknown) {
-    throw new Error(`${String(error)}\nconsole tail:\n${last.split('\n').slice(-40).join('\n')}`);
-  }
-}
-
-function vmManifest(): string {
-  return JSON.stringify({
-    apiVersion: 'kubevirt.io/v1',
-    kind: 'VirtualMachine',
-    metadata: { name: VM, labels: { app: 'gluster-client' } },
-    spec: {
-      runStrategy: 'Always',
-      template: {
-        metadata: { labels: { app: 'gluster-client' } },
-        spec: {
-          terminationGracePeriodSeconds: 0,
-          domain: {
-            cpu: { cores: 1 },
-            memory: { guest: '512Mi' },
-            resources: { requests: { memory: '512Mi' } },
-            devices: {
-              logSerialConsole: true,
-              autoattachPodInterface: false,
-              disks: [
-                { name: 'boot', bootOrder: 1, disk: { bus: 'virtio' } },
-                // An empty drive per layer: KubeVirt hot-plugs volumes only into drives the VM started with.
-                ...LAYERS.map((layer) => ({ name: `ctx-${layer}`, cdrom: { bus: 'sata' } })),
-              ],
-            },
-          },
-          volumes: [{ name: 'boot', containerDisk: { image: e2e.guestImage, imagePullPolicy: 'IfNotPresent' } }],
-        },
-      },
-    },
-  });
-}
+const { kubectl, json, vmi, vmContext, zoneOf, consoleText, consoleLine, installOperator, applyStory } = glusterSession(e2e, NS);
 
 describe('recontext on real KubeVirt + CDI', () => {
-  const helm = async (args: readonly string[]): Promise<string> => runCommand(e2e.helm, [...args, '--kubeconfig', e2e.kubeconfig]);
-
   beforeAll(async () => {
     console.log(`KubeVirt ${e2e.kubevirtRevision.slice(0, 12)}, CDI ${e2e.cdiRevision.slice(0, 12)}, operator ${e2e.operatorImage.tag}, guest ${e2e.guestImage}`);
-    await kubectl(['delete', 'namespace', NS, '--ignore-not-found', '--wait=true', '--timeout=300s']);
-    await helm([
-      'upgrade', '--install', 'recontext', join(REPO, 'charts', 'recontext'), '-n', SYSTEM, '--create-namespace',
-      '--set', `image.repository=${e2e.operatorImage.repository}`, '--set', `image.tag=${e2e.operatorImage.tag}`, '--set', 'image.pullPolicy=Never',
-      '--set', 'operator.driver=kubevirt', '--set', 'operator.logLevel=debug',
-      // ReadWriteMany: KubeVirt live-migrates only VMs whose volumes are shared, CD-ROMs included.
-      '--set', 'operator.kubevirt.storageClass=shared',
-      '--wait', '--timeout', '5m',
-    ]);
-    await kubectl(['create', 'namespace', NS]);
+    await installOperator();
   }, 900_000);
 
   afterAll(async () => {
@@ -130,8 +32,7 @@ describe('recontext on real KubeVirt + CDI', () => {
   });
 
   it('delivers every layer into the empty drives of the booted VM: CDI imports, KubeVirt hot-plugs, the guest agent merges, the client reads its zone', async () => {
-    await kubectl(['apply', '-n', NS, '-f', '-'], vmManifest());
-    await kubectl(['apply', '--server-side', '-n', NS, '-f', join(REPO, 'examples', 'gluster')]);
+    await applyStory();
     const ready = await until('VMContext Ready', async () => {
       const v = await vmContext();
       return isReady(v) && v.status?.node ? v : undefined;
@@ -139,8 +40,7 @@ describe('recontext on real KubeVirt + CDI', () => {
     const zone = await zoneOf(ready.status!.node!);
     console.log(`[e2e] first delivery on ${ready.status?.node} (${zone}): ${JSON.stringify(ready.status?.lastRecontext)}`);
     expect(ready.status?.layers?.map((l) => l.device).sort()).toEqual(LAYERS.map((l) => `ctx-${l}`).sort());
-    const cacheHost = zone === 'zone-a' ? 'cache-a\\.zone-a' : 'cache-b\\.zone-b';
-    await consoleLine(`the client reading ${zone}'s cache`, new RegExp(`^APP \\d+ (start|reload) /etc/glusterfs/cache\\.conf .*${cacheHost}`), 300_000);
+    await consoleLine(`the client reading ${zone}'s cache`, new RegExp(`^APP \\d+ (start|reload) /etc/glusterfs/cache\\.conf .*${cacheHostPattern(zone)}`), 300_000);
   }, 1_200_000);
 
   it('swaps an edited layer live (KubeVirt ejects the old medium, then inserts the new one) and the layer\'s hook tells the client', async () => {
@@ -162,7 +62,7 @@ describe('recontext on real KubeVirt + CDI', () => {
     const before = await vmContext();
     const instance = (await vmi()).metadata.uid;
     const fromZone = await zoneOf(before.status!.node!);
-    const toZone = fromZone === 'zone-a' ? 'zone-b' : 'zone-a';
+    const toZone = otherZone(fromZone);
     const migratable = (await vmi()).status?.conditions?.find((c) => c.type === 'LiveMigratable');
     expect(migratable, JSON.stringify(migratable)).toMatchObject({ status: 'True' }); // every volume ReadWriteMany
     await kubectl(['create', '-n', NS, '-f', '-'], JSON.stringify({ apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachineInstanceMigration', metadata: { name: 'to-the-other-zone' }, spec: { vmiName: VM, addedNodeSelector: { 'topology.kubernetes.io/zone': toZone } } }));
@@ -176,8 +76,7 @@ describe('recontext on real KubeVirt + CDI', () => {
     expect(after.status?.lastRecontext?.trigger).toBe('Migration');
     const changed = LAYERS.filter((layer) => digestOf(after, layer) !== digestOf(before, layer)).sort();
     expect(changed).toEqual(['data-residency', 'site-cache']);
-    const cacheHost = toZone === 'zone-a' ? 'cache-a\\.zone-a' : 'cache-b\\.zone-b';
-    await consoleLine(`the client reading ${toZone}'s cache`, new RegExp(`^APP \\d+ reload /etc/glusterfs/cache\\.conf .*${cacheHost}`), 300_000);
+    await consoleLine(`the client reading ${toZone}'s cache`, new RegExp(`^APP \\d+ reload /etc/glusterfs/cache\\.conf .*${cacheHostPattern(toZone)}`), 300_000);
     expect((await vmi()).metadata.uid).toBe(instance); // migrated live, not restarted
   }, 1_800_000);
 
@@ -185,7 +84,7 @@ describe('recontext on real KubeVirt + CDI', () => {
     const before = await vmContext();
     const instance = (await vmi()).metadata.uid;
     const fromZone = await zoneOf(before.status!.node!);
-    const toZone = fromZone === 'zone-a' ? 'zone-b' : 'zone-a';
+    const toZone = otherZone(fromZone);
     // One working window a minute long, three days from now: the VM is outside working hours, so
     // the policy sends it to base (the other zone) at once, without waiting for a sample.
     const day = new Date(Date.now() + 3 * 86_400_000).toLocaleDateString('en-US', { weekday: 'short', timeZone: 'UTC' });
@@ -217,8 +116,7 @@ describe('recontext on real KubeVirt + CDI', () => {
     const migrations = await json<{ items: { metadata: { uid: string; labels?: Record<string, string> } }[] }>(['get', 'vmim', '-n', NS, '-l', 'recontext.dev/requested-by']);
     expect(migrations.items.find((m) => m.metadata.uid === after.status?.lastMigrationId)?.metadata.labels?.['recontext.dev/requested-by']).toMatch(/base-off-hours/);
     expect(after.status?.lastRecontext?.trigger).toBe('Migration');
-    const cacheHost = toZone === 'zone-a' ? 'cache-a\\.zone-a' : 'cache-b\\.zone-b';
-    await consoleLine(`the client reading ${toZone}'s cache`, new RegExp(`^APP \\d+ reload /etc/glusterfs/cache\\.conf .*${cacheHost}`), 300_000);
+    await consoleLine(`the client reading ${toZone}'s cache`, new RegExp(`^APP \\d+ reload /etc/glusterfs/cache\\.conf .*${cacheHostPattern(toZone)}`), 300_000);
     expect((await vmi()).metadata.uid).toBe(instance);
     await kubectl(['delete', 'migrationpolicies.recontext.dev', 'base-off-hours', '-n', NS]);
   }, 1_800_000);
@@ -300,6 +198,5 @@ describe('recontext on real KubeVirt + CDI', () => {
   }, 900_000);
 });
 
-const digestOf = (v: VMContext, layer: string): string | undefined => v.status?.layers?.find((l) => l.name === layer)?.digest;
 /** How many times the client has re-read its configuration (its `APP <n> reload done` lines). */
 const reloads = (console: string): number => console.split('\n').filter((line) => /^APP \d+ reload done/.test(line)).length;
