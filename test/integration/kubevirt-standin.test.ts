@@ -48,12 +48,12 @@ describe.skipIf(skip)('KubeVirt/CDI stand-in on a real API server and real libvi
   const hits = new Map<string, number>();
 
   const get = (resource: typeof VMS, name: string) => client.get<Obj>(objectPath(resource, NS, name));
-  const dataVolume = (name: string, path: string, extra: Record<string, string> = {}) =>
+  const dataVolume = (name: string, path: string, extra: Record<string, string> = {}, accessModes?: string[]) =>
     client.create(`/apis/cdi.kubevirt.io/v1beta1/namespaces/${NS}/datavolumes`, {
       apiVersion: 'cdi.kubevirt.io/v1beta1',
       kind: 'DataVolume',
       metadata: { name },
-      spec: { source: { http: { url: `${base}${path}`, ...extra } }, storage: { resources: { requests: { storage: '16Mi' } } } },
+      spec: { source: { http: { url: `${base}${path}`, ...extra } }, storage: { ...(accessModes ? { accessModes } : {}), resources: { requests: { storage: '16Mi' } } } },
     });
   const succeeded = (name: string) =>
     until(`DataVolume ${name} Succeeded`, async () => {
@@ -197,16 +197,32 @@ describe.skipIf(skip)('KubeVirt/CDI stand-in on a real API server and real libvi
     });
     expect(vm.status).toMatchObject({ created: true, ready: true, printableStatus: 'Running' });
     expect(vmi.status.volumeStatus).toEqual([
-      expect.objectContaining({ name: 'ctx', target: 'sda', phase: 'Ready', reason: 'VolumeReady', hotplugVolume: {}, persistentVolumeClaimInfo: { claimName: 'one' } }),
+      expect.objectContaining({ name: 'ctx', target: 'sda', phase: 'Ready', reason: 'VolumeReady', hotplugVolume: {}, persistentVolumeClaimInfo: { claimName: 'one', accessModes: ['ReadWriteMany'] } }),
     ]);
+    // Every claim shared (the stand-in's storage profile: ReadWriteMany): live-migratable.
+    expect(vmi.status.conditions).toContainEqual(expect.objectContaining({ type: 'LiveMigratable', status: 'True' }));
   }, 150_000);
 
-  it('swaps the medium in the running guest when the volume names another DataVolume', async () => {
+  it('swaps the medium in the running guest when the volume names another DataVolume, in KubeVirt\'s two steps (the old volume leaves, then the new one comes)', async () => {
     const from = tb.consoleOffset(DOMAIN);
     const started = Date.now();
+    // What the VMI says its ctx volume is, every 100 ms while the swap runs.
+    const states: string[] = [];
+    let watching = true;
+    const watcher = (async () => {
+      while (watching) {
+        const volume = ((await get(VMIS, VM)).spec.volumes ?? []).find((v: { name: string }) => v.name === 'ctx') as { dataVolume?: { name: string } } | undefined;
+        const state = volume?.dataVolume?.name ?? 'none';
+        if (states.at(-1) !== state) states.push(state);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    })();
     await setVolume('two');
     await guestReads(tb, DOMAIN, 'ctx/which.txt', /content-two/, from, 30_000);
-    console.log(`volume change -> guest read the new content in ${Date.now() - started} ms`);
+    watching = false;
+    await watcher;
+    console.log(`volume change -> guest read the new content in ${Date.now() - started} ms; the VMI's ctx volume went ${states.join(' -> ')}`);
+    expect(states).toEqual(['one', 'none', 'two']);
     const vmi = await until('volumeStatus names two', async () => {
       const got = await get(VMIS, VM);
       return got.status?.volumeStatus?.[0]?.persistentVolumeClaimInfo?.claimName === 'two' ? got : undefined;
@@ -308,9 +324,9 @@ describe.skipIf(skip)('KubeVirt/CDI stand-in on a real API server and real libvi
     expect(lines.every((line) => line.startsWith('[kubevirt-standin] '))).toBe(true);
   }, 60_000);
 
-  it('starts with an empty tray for a hotpluggable volume still importing (volume Pending), inserts it once imported; stop() destroys the domain', async () => {
+  it('holds the start while a hotplug volume imports (VMI Scheduled, no domain), starts with the medium once imported; a ReadWriteOnce claim is not live-migratable and its migration is refused; stop() destroys the domain', async () => {
     const dom = domainName(NS, 'vm2');
-    await dataVolume('later', '/later.iso'); // 404 until the server has it
+    await dataVolume('later', '/later.iso', {}, ['ReadWriteOnce']); // 404 until the server has it
     await client.create(`/apis/kubevirt.io/v1/namespaces/${NS}/virtualmachines`, {
       apiVersion: 'kubevirt.io/v1',
       kind: 'VirtualMachine',
@@ -320,24 +336,35 @@ describe.skipIf(skip)('KubeVirt/CDI stand-in on a real API server and real libvi
         template: { spec: { domain: { devices: { disks: [{ name: 'ctx', cdrom: { bus: 'sata' } }] } }, volumes: [{ name: 'ctx', dataVolume: { name: 'later', hotpluggable: true } }] } },
       },
     });
-    const pending = await until('volume Pending', async () => {
-      const vmi = await client.getOrUndefined<Obj>(objectPath(VMIS, NS, 'vm2'));
-      return vmi?.status?.phase === 'Running' && vmi.status.volumeStatus?.[0]?.phase === 'Pending' ? vmi : undefined;
-    }, 30_000);
-    expect(pending.status.volumeStatus[0]).toMatchObject({ name: 'ctx', target: 'sda', reason: 'PVCNotReady', hotplugVolume: {}, persistentVolumeClaimInfo: { claimName: 'later' } });
+    await until('VMI Scheduled', async () => ((await client.getOrUndefined<Obj>(objectPath(VMIS, NS, 'vm2')))?.status?.phase === 'Scheduled' ? true : undefined), 30_000);
     const lv = await LibvirtClient.connect({ socketPath: tb.host('host-a').socket });
     try {
-      const sda = async () => cdromsOf(await lv.domainXml((await lv.lookupDomain(dom))!)).find((d) => d.target === 'sda');
-      expect((await sda())?.source).toBeUndefined();
+      await new Promise((r) => setTimeout(r, 2_000));
+      expect((await get(VMIS, 'vm2')).status.phase).toBe('Scheduled'); // as virt-handler: no domain before its hotplug volumes
+      expect(await lv.lookupDomain(dom)).toBeUndefined();
       images.set('/later.iso', images.get('/one.iso')!);
-      await until('medium inserted', async () => ((await sda())?.source === standIn.dataVolumeFile(NS, 'later') ? true : undefined), 30_000);
-      await until('volume Ready', async () => ((await get(VMIS, 'vm2')).status.volumeStatus[0].phase === 'Ready' ? true : undefined));
+      const running = await until('VMI Running with the volume Ready', async () => {
+        const vmi = await get(VMIS, 'vm2');
+        return vmi.status?.phase === 'Running' && vmi.status.volumeStatus?.[0]?.phase === 'Ready' ? vmi : undefined;
+      }, 60_000);
+      const sda = cdromsOf(await lv.domainXml((await lv.lookupDomain(dom))!)).find((d) => d.target === 'sda');
+      expect(sda?.source).toBe(standIn.dataVolumeFile(NS, 'later'));
+      expect(running.status.volumeStatus[0]).toMatchObject({ name: 'ctx', target: 'sda', hotplugVolume: {}, persistentVolumeClaimInfo: { claimName: 'later', accessModes: ['ReadWriteOnce'] } });
+      // KubeVirt's words (virt-handler's checkVolumesForMigration, the VMIM webhook).
+      const condition = running.status.conditions.find((c: { type: string }) => c.type === 'LiveMigratable');
+      expect(condition).toMatchObject({ status: 'False', reason: 'DisksNotLiveMigratable', message: 'cannot migrate VMI: PVC later is not shared, live migration requires that all PVCs must be shared (using ReadWriteMany access mode)' });
+      await client.create(`/apis/kubevirt.io/v1/namespaces/${NS}/virtualmachineinstancemigrations`, { apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachineInstanceMigration', metadata: { name: 'rwo' }, spec: { vmiName: 'vm2', addedNodeSelector: ZONE_B } });
+      const refused = await until('VMIM Failed', async () => {
+        const got = await get(VMIMS, 'rwo');
+        return got.status?.phase === 'Failed' ? got : undefined;
+      }, 30_000);
+      expect(refused.status.conditions[0].message).toMatch(/^Cannot migrate VMI, Reason: DisksNotLiveMigratable, Message: cannot migrate VMI: PVC later is not shared/);
       await standIn.stop();
       expect(await lv.lookupDomain(dom)).toBeUndefined();
     } finally {
       await lv.close();
     }
-  }, 60_000);
+  }, 90_000);
 });
 
 describe.skipIf(skip)('KubeVirt/CDI stand-in without the DeclarativeHotplugVolumes gate, across an API server restart (own control plane)', () => {

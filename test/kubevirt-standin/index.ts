@@ -207,7 +207,7 @@ export class KubeVirtStandIn {
       const { namespace, name } = splitKey(key.slice(colon + 1));
       try {
         let requeueMs: number | undefined;
-        if (kind === 'vm') await this.#virt.reconcile(namespace!, name);
+        if (kind === 'vm') requeueMs = await this.#virt.reconcile(namespace!, name);
         else if (kind === 'dv') requeueMs = await this.#cdi.reconcile(namespace!, name);
         else requeueMs = await this.#migrations.reconcile(namespace!, name);
         this.#queue.forget(key);

@@ -1,7 +1,7 @@
 // Test-only stand-in for KubeVirt's migration controller + virt-handler's migration: a
 // VirtualMachineInstanceMigration becomes a real libvirt live migration between the test bed
 // hosts, and the VMI's status.migrationState / status.nodeName and the migration's phases are
-// written the way KubeVirt writes them. Not KubeVirt: no target pod (the target is picked from
+// written the way (and in the order) KubeVirt writes them. Not KubeVirt: no target pod (the target is picked from
 // the stand-in's nodes), no migration policies, no post-copy, no abort, no decentralized migration.
 import type { LibvirtClient } from '../../src/drivers/libvirt/client.js';
 import type { KubeClient } from '../../src/kube/client.js';
@@ -69,13 +69,20 @@ export class MigrationController {
     if (!source || !target) {
       return this.#fail(vmim, 'TargetPodUnschedulable', `no node other than ${vmi.status.nodeName} matches the node selector ${JSON.stringify(selector)}`);
     }
+    // KubeVirt's VMIM webhook refuses a migration of a VMI that cannot migrate live; the stand-in
+    // has no webhook, so the migration fails with the webhook's words.
+    const migratable = vmi.status.conditions?.find((c) => c.type === 'LiveMigratable');
+    if (migratable?.status === 'False') return this.#fail(vmim, 'NotMigratable', `Cannot migrate VMI, Reason: ${migratable.reason ?? ''}, Message: ${migratable.message ?? ''}`);
     await this.#phase(vmim, 'Scheduling');
     await this.#phase(vmim, 'Scheduled');
-    const startState = { migrationUid: uid, sourceNode: source.name, targetNode: target.name, startTimestamp: now(), mode: 'PreCopy', targetPod: `virt-launcher-${vmiName}-standin` };
-    await patchStatus(client, vmiPath, vmi.status, { migrationState: startState });
-    log(`migration ${namespace}/${vmim.metadata.name}: VMI ${vmiName} ${source.name} -> ${target.name} started`);
-    await this.#phase(vmim, 'PreparingTarget', { migrationState: startState });
+    // In KubeVirt's order: the handoff names the target, the migration's start comes after.
+    const handoff = { migrationUid: uid, sourceNode: source.name, targetNode: target.name, targetPod: `virt-launcher-${vmiName}-standin` };
+    await patchStatus(client, vmiPath, vmi.status, { migrationState: handoff });
+    await this.#phase(vmim, 'PreparingTarget', { migrationState: handoff });
     await this.#phase(vmim, 'TargetReady');
+    const startState = { ...handoff, startTimestamp: now(), mode: 'PreCopy' };
+    await patchStatus(client, vmiPath, (await client.get<VirtualMachineInstance>(vmiPath)).status, { migrationState: startState });
+    log(`migration ${namespace}/${vmim.metadata.name}: VMI ${vmiName} ${source.name} -> ${target.name} started`);
     await this.#phase(vmim, 'Running');
     // The VM shows Migrating until its next reconcile (after this, under the same lock) says Running.
     await client.mergePatch(`${objectPath(VMS, namespace, vmiName)}/status`, { status: { printableStatus: 'Migrating' } }).catch(() => undefined);
@@ -90,10 +97,11 @@ export class MigrationController {
     } catch (error: unknown) {
       failure = error instanceof Error ? error.message : String(error);
     }
-    const current = await client.get<VirtualMachineInstance>(vmiPath);
-    const endState = { ...startState, endTimestamp: now(), completed: true, failed: failure !== undefined, ...(failure ? { failureReason: `Live migration failed ${failure}` } : {}) };
-    // One status write: the new node and the completed migration state together, as virt-handler does.
-    await patchStatus(client, vmiPath, current.status, { migrationState: endState, ...(failure ? {} : { nodeName: target.name }) });
+    // Two status writes, as KubeVirt makes them: the new node and the end time, then completed.
+    const ended = { ...startState, endTimestamp: now() };
+    await patchStatus(client, vmiPath, (await client.get<VirtualMachineInstance>(vmiPath)).status, { migrationState: ended, ...(failure ? {} : { nodeName: target.name }) });
+    const endState = { ...ended, completed: true, failed: failure !== undefined, ...(failure ? { failureReason: `Live migration failed ${failure}` } : {}) };
+    await patchStatus(client, vmiPath, (await client.get<VirtualMachineInstance>(vmiPath)).status, { migrationState: endState });
     if (!failure) await client.mergePatch(vmiPath, { metadata: { labels: { 'kubevirt.io/nodeName': target.name } } });
     this.#o.migrated(namespace, vmiName);
     if (failure) {

@@ -1,6 +1,7 @@
 // Test-only stand-in for virt-controller's VM/VMI controllers and virt-handler (the node agent):
 // a running VirtualMachine gets a VirtualMachineInstance and a real libvirt domain on its node's
-// test bed host; CD-ROM volumes are swapped in the running domain (declarative hotplug). Not
+// test bed host; CD-ROM volumes are swapped in the running domain (declarative hotplug) in two
+// steps, as KubeVirt does (the old volume leaves, then the new one comes). Not
 // KubeVirt: no virt-launcher pod, no PVCs, no networking, non-cdrom disks are ignored (the test
 // guest boots from kernel + initrd), every CD-ROM is a SATA drive.
 import { cdromsOf, cdromXml } from '../../src/drivers/libvirt/devices.js';
@@ -60,7 +61,7 @@ export interface VolumeStatus {
   reason?: string;
   message?: string;
   hotplugVolume?: Record<string, never>;
-  persistentVolumeClaimInfo?: { claimName: string };
+  persistentVolumeClaimInfo?: { claimName: string; accessModes?: string[] };
 }
 
 export interface VirtualMachineInstance {
@@ -88,7 +89,16 @@ export interface VirtOptions {
   readonly importedFile: (dv: DataVolume | undefined) => string | undefined;
   readonly locks: KeyedLock;
   readonly log: Log;
+  /**
+   * A swap is two steps in KubeVirt: the old volume leaves the VMI (the medium is ejected), and the
+   * new one comes only after the old one's attachment pod is gone. The stand-in waits this long
+   * between the two (default 1500 ms; 1.4–3.8 s were seen for a whole swap on the local cluster).
+   */
+  readonly swapStepMs?: number;
 }
+
+/** Access modes of a DataVolume's claim where it names none: the stand-in's storage profile. */
+export const DEFAULT_ACCESS_MODES = ['ReadWriteMany'];
 
 export const DECLARATIVE_HOTPLUG = 'DeclarativeHotplugVolumes';
 const NON_LIVE_UPDATABLE = 'a non-live-updatable field was changed in the template spec';
@@ -107,6 +117,31 @@ export function isHotpluggable(volume: Volume): boolean {
   return volume.dataVolume?.hotpluggable === true || volume.persistentVolumeClaim?.hotpluggable === true;
 }
 
+/** The access modes of a DataVolume's claim: its spec's, else the stand-in's storage profile's. */
+function accessModesOf(dv: DataVolume | undefined): string[] {
+  const spec = dv?.spec as { storage?: { accessModes?: string[] }; pvc?: { accessModes?: string[] } } | undefined;
+  return spec?.storage?.accessModes ?? spec?.pvc?.accessModes ?? DEFAULT_ACCESS_MODES;
+}
+
+/**
+ * The LiveMigratable condition as virt-handler computes it for volumes: every claim must be shared
+ * (ReadWriteMany), CD-ROMs included — else DisksNotLiveMigratable, in KubeVirt's words.
+ */
+export function liveMigratable(volumes: readonly Volume[], statuses: readonly VolumeStatus[]): Condition {
+  for (const volume of volumes) {
+    const claim = claimOf(volume);
+    if (!claim) continue;
+    const status = statuses.find((s) => s.name === volume.name);
+    const message = !status?.persistentVolumeClaimInfo
+      ? `cannot migrate VMI: Unable to determine if PVC ${claim} is shared, live migration requires that all PVCs must be shared (using ReadWriteMany access mode)`
+      : !status.persistentVolumeClaimInfo.accessModes?.includes('ReadWriteMany')
+        ? `cannot migrate VMI: PVC ${claim} is not shared, live migration requires that all PVCs must be shared (using ReadWriteMany access mode)`
+        : undefined;
+    if (message) return { type: 'LiveMigratable', status: 'False', reason: 'DisksNotLiveMigratable', message };
+  }
+  return { type: 'LiveMigratable', status: 'True' };
+}
+
 function wantsRunning(vm: VirtualMachine): boolean {
   const strategy = vm.spec?.runStrategy;
   if (strategy !== undefined) return strategy === 'Always' || strategy === 'RerunOnFailure' || strategy === 'Once';
@@ -119,6 +154,8 @@ export class VirtController {
   readonly #o: VirtOptions;
   /** Every domain this controller started or found running for a VM (stop() destroys them). */
   readonly domains = new Set<string>();
+  /** When the old volume of a swap left the VMI, per namespace/vm/volume (the swap's first step). */
+  readonly #ejected = new Map<string, number>();
 
   constructor(options: VirtOptions) {
     this.#o = options;
@@ -136,12 +173,12 @@ export class VirtController {
     return undefined;
   }
 
-  /** Level-based: make the VM's VMI and domain match the VM. */
-  reconcile(namespace: string, name: string): Promise<void> {
+  /** Level-based: make the VM's VMI and domain match the VM; returns a requeue delay mid-swap. */
+  reconcile(namespace: string, name: string): Promise<number | undefined> {
     return this.#o.locks.run(`${namespace}/${name}`, () => this.#reconcile(namespace, name));
   }
 
-  async #reconcile(namespace: string, name: string): Promise<void> {
+  async #reconcile(namespace: string, name: string): Promise<number | undefined> {
     const { client, log } = this.#o;
     const vmPath = objectPath(VMS, namespace, name);
     const vmiPath = objectPath(VMIS, namespace, name);
@@ -191,10 +228,14 @@ export class VirtController {
     let running = await this.findDomain(dom);
     if (!running) {
       // A volume that is not hotpluggable is part of the launcher pod in KubeVirt: the VMI waits
-      // (Pending, VM Provisioning) until its DataVolume is imported. Hotpluggable ones start empty.
-      const waiting = cdromDisks(vmi.spec)
-        .map((disk) => vmi!.spec.volumes?.find((v) => v.name === disk.name))
-        .filter((v): v is Volume => v !== undefined && claimOf(v) !== undefined && !isHotpluggable(v) && !this.#o.importedFile(this.#dataVolumeOf(namespace, v)));
+      // (Pending, VM Provisioning) until its DataVolume is imported. A hotpluggable one holds the
+      // start too: virt-handler starts the domain only once every hotplug volume is mounted into
+      // the pod (the VMI stays Scheduled; seen on the local cluster).
+      const unimported = (hotpluggable: boolean) =>
+        cdromDisks(vmi!.spec)
+          .map((disk) => vmi!.spec.volumes?.find((v) => v.name === disk.name))
+          .filter((v): v is Volume => v !== undefined && claimOf(v) !== undefined && isHotpluggable(v) === hotpluggable && !this.#o.importedFile(this.#dataVolumeOf(namespace, v)));
+      const waiting = unimported(false);
       if (waiting.length > 0) {
         if (vmi.status?.phase !== 'Pending') log(`VMI ${namespace}/${name} Pending: waiting for DataVolume(s) ${waiting.map(claimOf).join(', ')}`);
         await this.#setPhase(vmi, { phase: 'Pending' });
@@ -205,6 +246,12 @@ export class VirtController {
       if (vmi.status?.nodeName !== node.name) {
         await this.#setPhase(vmi, { phase: 'Scheduled', nodeName: node.name });
         vmi = await client.get<VirtualMachineInstance>(vmiPath);
+      }
+      const hotplugWaiting = unimported(true);
+      if (hotplugWaiting.length > 0) {
+        log(`VMI ${namespace}/${name} Scheduled on ${node.name}: the domain waits for hotplug volume(s) ${hotplugWaiting.map(claimOf).join(', ')}`);
+        await patchStatus(client, vmPath, vm.status, { created: true, ready: false, printableStatus: 'Starting' });
+        return;
       }
       const cdroms = cdromDisks(vmi.spec).map((disk) => {
         const source = this.#o.importedFile(this.#dataVolumeOf(namespace, vmi!.spec.volumes?.find((v) => v.name === disk.name)));
@@ -225,16 +272,13 @@ export class VirtController {
 
     const restart: string[] = [];
     const refused: string[] = [];
-    const volumeStatus = await this.#syncVolumes(vm, vmi, running, restart, refused);
+    const { statuses: volumeStatus, requeueMs } = await this.#syncVolumes(vm, vmi, running, restart, refused);
     vmi = await client.get<VirtualMachineInstance>(vmiPath);
     await this.#setPhase(vmi, {
       phase: 'Running',
       nodeName: running.node.name,
       migrationMethod: 'LiveMigration',
-      conditions: mergeConditions(vmi.status?.conditions, [
-        { type: 'Ready', status: 'True' },
-        { type: 'LiveMigratable', status: 'True' },
-      ]),
+      conditions: mergeConditions(vmi.status?.conditions, [{ type: 'Ready', status: 'True' }, liveMigratable(vmi.spec.volumes ?? [], volumeStatus)]),
       volumeStatus,
     });
     const conditions: Condition[] = [{ type: 'Ready', status: 'True' }];
@@ -255,6 +299,7 @@ export class VirtController {
       desiredGeneration: vm.metadata.generation,
       conditions: mergeConditions(vm.status?.conditions, conditions),
     });
+    return requeueMs;
   }
 
   #schedule(selector: Record<string, string> | undefined): StandInNode {
@@ -281,7 +326,7 @@ export class VirtController {
    * Declarative hotplug of CD-ROM volumes: the VMI's volumes of its (boot-time) CD-ROM disks
    * follow the VM template, and each drive's medium follows its volume. Returns volumeStatus.
    */
-  async #syncVolumes(vm: VirtualMachine, vmi: VirtualMachineInstance, running: { node: StandInNode; domain: DomainRef }, restart: string[], refused: string[]): Promise<VolumeStatus[]> {
+  async #syncVolumes(vm: VirtualMachine, vmi: VirtualMachineInstance, running: { node: StandInNode; domain: DomainRef }, restart: string[], refused: string[]): Promise<{ statuses: VolumeStatus[]; requeueMs?: number }> {
     const { client, log } = this.#o;
     const namespace = vmi.metadata.namespace!;
     const name = vmi.metadata.name;
@@ -307,17 +352,32 @@ export class VirtController {
       refused.push(`Error encountered while handling declarative hotplug volumes: admission webhook "virtualmachineinstances-update-validator.kubevirt.io" denied the request: Hotplug configuration for [${newCdrom.name}] requires diskDevice of type 'disk' or 'lun' to be used.`);
     }
     const wantedVolumes = vmiVolumes.filter((v) => !diskNames.has(v.name));
+    const swapStepMs = this.#o.swapStepMs ?? 1500;
+    let requeueMs: number | undefined;
     for (const disk of disks) {
       const current = vmiVolumes.find((v) => v.name === disk.name);
       const wanted = template?.volumes?.find((v) => v.name === disk.name);
       const same = canonical(current ?? null) === canonical(wanted ?? null);
       let keep = current;
+      const swap = `${namespace}/${name}/${disk.name}`;
+      const ejectedAt = this.#ejected.get(swap);
       if (!same && newCdrom) {
         // refused with the rest of the patch: nothing changes
       } else if (!same) {
         const live = declarative && (current === undefined || isHotpluggable(current)) && (wanted === undefined || isHotpluggable(wanted));
-        if (live) keep = wanted;
-        else restart.push(NON_LIVE_UPDATABLE);
+        if (!live) restart.push(NON_LIVE_UPDATABLE);
+        else if (current && wanted && claimOf(current) !== claimOf(wanted)) {
+          // First step of a swap: the old volume leaves (its medium is ejected).
+          keep = undefined;
+          this.#ejected.set(swap, Date.now());
+          requeueMs = Math.min(requeueMs ?? Infinity, swapStepMs);
+        } else if (!current && wanted && ejectedAt !== undefined && Date.now() - ejectedAt < swapStepMs) {
+          // Its attachment pod is not replaced yet: the new volume waits.
+          requeueMs = Math.min(requeueMs ?? Infinity, swapStepMs - (Date.now() - ejectedAt));
+        } else {
+          keep = wanted;
+          this.#ejected.delete(swap);
+        }
       }
       if (keep) wantedVolumes.push(keep);
     }
@@ -352,10 +412,10 @@ export class VirtController {
         reason: ready ? 'VolumeReady' : dv ? 'PVCNotReady' : 'FailedPvcNotFound',
         message: ready ? `Successfully attach hotplugged volume ${volume.name} to VM` : dv ? `DataVolume ${claim} is in phase ${dv.status?.phase ?? 'Pending'}` : `PVC ${claim} not found`,
         ...(hotpluggable ? { hotplugVolume: {} } : {}),
-        persistentVolumeClaimInfo: { claimName: claim },
+        persistentVolumeClaimInfo: { claimName: claim, accessModes: accessModesOf(dv) },
       });
     }
-    return byName(statuses);
+    return { statuses: byName(statuses), ...(requeueMs !== undefined ? { requeueMs } : {}) };
   }
 
   /** Destroys every domain this controller started or adopted, on every host (stop()). */
