@@ -5,6 +5,7 @@
 import { evaluate } from '@marcbachmann/cel-js';
 import type { TSchema } from '@sinclair/typebox';
 import { Value, ValueErrorType, type ValueError } from '@sinclair/typebox/value';
+import { closestMatch } from 'leven';
 import { API_VERSION, GROUP, RESOURCES, resourceByKind, type ResourceDefinition } from './index.js';
 import { OBJECT_NAME_PATTERN, type CelRule } from './kit.js';
 
@@ -41,11 +42,29 @@ export function validateObject(object: unknown): ObjectVerdict {
   if (apiVersion !== API_VERSION) problems.push({ path: ['apiVersion'], message: `unsupported apiVersion ${JSON.stringify(apiVersion)}; expected ${API_VERSION}` });
   problems.push(...metadataProblems(object.metadata));
   for (const key of Object.keys(object)) {
-    if (!['apiVersion', 'kind', 'metadata', 'spec', 'status'].includes(key)) problems.push({ path: [key], message: `unknown field "${key}"` });
+    if (!TOP_LEVEL_FIELDS.includes(key)) problems.push({ path: [key], message: unknownField(key, TOP_LEVEL_FIELDS) });
   }
   if (object.spec === undefined) problems.push({ path: ['spec'], message: 'required field is missing' });
   else problems.push(...schemaProblems(resource.spec, object.spec, ['spec']));
   return { kind: 'ours', resource, problems };
+}
+
+const TOP_LEVEL_FIELDS = ['apiVersion', 'kind', 'metadata', 'spec', 'status'];
+
+/**
+ * `unknown field "prio" (did you mean "priority"?)`: a prefix of a known field (an abbreviation),
+ * else the closest known field within an edit distance of about a third of the name (a typo).
+ */
+export function unknownField(name: string, known: readonly string[]): string {
+  const suggestion = didYouMean(name, known);
+  return `unknown field "${name}"${suggestion ? ` (did you mean "${suggestion}"?)` : ''}`;
+}
+
+export function didYouMean(name: string, known: readonly string[]): string | undefined {
+  const lower = name.toLowerCase();
+  const byPrefix = lower.length >= 3 ? known.filter((k) => k.toLowerCase().startsWith(lower)) : [];
+  if (byPrefix.length === 1) return byPrefix[0];
+  return closestMatch(name, known, { maxDistance: Math.max(2, Math.floor(name.length / 3)) });
 }
 
 /** metav1.ObjectMeta's fields: the API server's strict decoding refuses any other. */
@@ -82,7 +101,7 @@ function metadataProblems(metadata: unknown): FieldProblem[] {
     problems.push({ path: ['metadata', 'namespace'], message: 'must be a lowercase RFC 1123 label (at most 63 characters)' });
   }
   for (const key of Object.keys(metadata)) {
-    if (!OBJECT_META_FIELDS.has(key)) problems.push({ path: ['metadata', key], message: `unknown field "${key}"` });
+    if (!OBJECT_META_FIELDS.has(key)) problems.push({ path: ['metadata', key], message: unknownField(key, [...OBJECT_META_FIELDS]) });
   }
   for (const field of ['labels', 'annotations'] as const) {
     const map = metadata[field];
@@ -105,7 +124,7 @@ function metadataProblems(metadata: unknown): FieldProblem[] {
  */
 export function schemaProblems(schema: TSchema, value: unknown, prefix: readonly (string | number)[]): FieldProblem[] {
   const defaulted = withDefaults(schema, withoutNullFields(structuredClone(value)));
-  const structural = [...Value.Errors(schema, defaulted)].filter(isReportable).map((e) => structuralProblem(e, prefix));
+  const structural = oncePerMissingField([...Value.Errors(schema, defaulted)].filter(isReportable).map((e) => structuralProblem(e, prefix)));
   const brokenPaths = structural.map((p) => p.path.join('\u0000'));
   const cel: FieldProblem[] = [];
   walkRules(schema, defaulted, [...prefix], (rules, node, path) => {
@@ -219,14 +238,15 @@ export function characters(value: string): number {
   return count;
 }
 
-function structuralProblem(error: ValueError, prefix: readonly (string | number)[]): FieldProblem {
+function structuralProblem(error: ValueError, prefix: readonly (string | number)[]): FieldProblem & { missing?: boolean } {
   const path = [...prefix, ...pointerToPath(error.path)];
   const schema = error.schema as unknown as Record<string, unknown>;
   switch (error.type) {
     case ValueErrorType.ObjectAdditionalProperties:
-      return { path, message: `unknown field "${String(path[path.length - 1])}"` };
+      return { path, message: unknownField(String(path[path.length - 1]), Object.keys((schema.properties as Record<string, unknown> | undefined) ?? {})) };
     case ValueErrorType.ObjectRequiredProperty:
-      return { path, message: 'required field is missing' };
+      // TypeBox hands over the missing field's own schema here.
+      return { path, message: `required field is missing (${expected(schema)})`, missing: true };
     case ValueErrorType.Kind:
       if (Array.isArray(schema.enum)) return { path, message: `must be one of: ${(schema.enum as string[]).join(', ')} (got ${JSON.stringify(error.value)})` };
       return { path, message: error.message };
@@ -259,6 +279,42 @@ function structuralProblem(error: ValueError, prefix: readonly (string | number)
     default:
       return { path, message: error.message };
   }
+}
+
+/** What a field takes, for "required field is missing (a number from 0 to 100)". */
+function expected(schema: Record<string, unknown>): string {
+  if (Array.isArray(schema.enum)) return `one of: ${(schema.enum as string[]).join(', ')}`;
+  const range =
+    schema.minimum !== undefined && schema.maximum !== undefined
+      ? ` from ${String(schema.minimum)} to ${String(schema.maximum)}`
+      : schema.minimum !== undefined
+        ? ` of at least ${String(schema.minimum)}`
+        : '';
+  switch (schema.type) {
+    case 'integer':
+      return `an integer${range}`;
+    case 'number':
+      return `a number${range}`;
+    case 'string':
+      return 'a string';
+    case 'boolean':
+      return 'true or false';
+    case 'array':
+      return 'a list';
+    default:
+      return 'a mapping';
+  }
+}
+
+/**
+ * TypeBox reports an absent required field twice: missing, and of the wrong type (got undefined).
+ * Keep the first, which says what the field takes.
+ */
+function oncePerMissingField(problems: (FieldProblem & { missing?: boolean })[]): FieldProblem[] {
+  const missing = new Set(problems.filter((p) => p.missing).map((p) => p.path.join('\u0000')));
+  return problems
+    .filter((p) => p.missing || !missing.has(p.path.join('\u0000')))
+    .map(({ path, message }) => ({ path, message }));
 }
 
 function describeType(value: unknown): string {

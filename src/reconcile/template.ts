@@ -2,6 +2,7 @@
 // `{{ node.labels["topology.kubernetes.io/region"] | default "eu" }}`. Deliberately tiny and
 // strict: no code, no loops, no access beyond the data the operator passes (node, vm, values),
 // and a missing value is an error, never a silent empty string. See docs/templates.md.
+import { didYouMean } from '../crds/validate.js';
 
 export const TEMPLATE_ROOTS = ['node', 'vm', 'values'] as const;
 export type TemplateRoot = (typeof TEMPLATE_ROOTS)[number];
@@ -28,6 +29,50 @@ export interface ParsedTemplate {
 }
 
 export type TemplateData = { readonly [K in TemplateRoot]: unknown };
+
+/** The fields of vm and node a template can read (render.ts fills them); labels and annotations are maps. */
+export const TEMPLATE_FIELDS: { readonly [K in Exclude<TemplateRoot, 'values'>]: readonly string[] } = {
+  vm: ['name', 'namespace', 'labels'],
+  node: ['name', 'zone', 'region', 'labels', 'annotations'],
+};
+const MAP_FIELDS = new Set(['labels', 'annotations']);
+
+export interface TemplateReference {
+  readonly root: TemplateRoot;
+  readonly keys: readonly string[];
+  /** As written, e.g. vm.nmae or node.labels["zone"]. */
+  readonly source: string;
+  readonly line: number;
+  readonly column: number;
+  /** Has a `| default "…"`: an unset value is then not an error. */
+  readonly defaulted: boolean;
+}
+
+export function templateReferences(template: ParsedTemplate): TemplateReference[] {
+  return template.parts.flatMap((part) =>
+    part.kind === 'expr' && part.expr.kind === 'ref'
+      ? [{ root: part.expr.root, keys: part.expr.keys, source: part.expr.source, line: part.line, column: part.column, defaulted: part.filters.some((f) => f.name === 'default') }]
+      : [],
+  );
+}
+
+/**
+ * Why a reference to vm or node can never have a value (a typo, a map without a key), or
+ * undefined. values.* is checked against the layer's values by the caller.
+ */
+export function referenceProblem(reference: TemplateReference): string | undefined {
+  if (reference.root === 'values') return reference.keys.length === 1 ? undefined : `${reference.source}: write values.NAME (one name; values are strings)`;
+  const known = TEMPLATE_FIELDS[reference.root];
+  const [field, ...rest] = reference.keys;
+  if (field === undefined) return `${reference.source} is not a value: name a field (${known.map((k) => `${reference.root}.${k}`).join(', ')})`;
+  if (!known.includes(field)) {
+    const guess = didYouMean(field, known);
+    return `unknown name ${reference.root}.${field}${guess ? ` (did you mean ${reference.root}.${guess}?)` : ''}; ${reference.root} has ${known.join(', ')}`;
+  }
+  if (MAP_FIELDS.has(field) && rest.length !== 1) return `${reference.source}: ${reference.root}.${field} is a map; name one key, e.g. ${reference.root}.${field}["app"]`;
+  if (!MAP_FIELDS.has(field) && rest.length > 0) return `${reference.source}: ${reference.root}.${field} is a string and has no fields`;
+  return undefined;
+}
 
 export function parseTemplate(source: string): ParsedTemplate {
   const parts: Part[] = [];
