@@ -3,7 +3,7 @@
 // problem can be reported as file:line.
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { extname, join } from 'node:path';
-import { LineCounter, parseAllDocuments, type Document } from 'yaml';
+import { isMap, isScalar, isSeq, LineCounter, parseAllDocuments, type Document } from 'yaml';
 
 export interface ManifestDocument {
   readonly file: string;
@@ -12,7 +12,15 @@ export interface ManifestDocument {
   readonly object: unknown;
   /** Line (1-based) of the value at a field path, or of the document start when the path is absent. */
   lineOf(path: readonly (string | number)[]): number;
+  /**
+   * Scalars at or under a field path that YAML 1.1 turned into booleans although they were not
+   * written true/false (`y`, `yes`, `on`, `off` …): a common reason a string field gets a boolean.
+   */
+  yamlBooleanWords(path: readonly (string | number)[]): { path: (string | number)[]; word: string }[];
 }
+
+/** The YAML 1.1 boolean spellings other than true and false (YAML 1.2 and JSON read them as strings). */
+const YAML11_BOOLEAN_WORD = /^(y|Y|yes|Yes|YES|n|N|no|No|NO|on|On|ON|off|Off|OFF)$/;
 
 export interface ManifestProblem {
   readonly file: string;
@@ -96,6 +104,19 @@ export function parseManifestText(text: string, file: string): { documents: Mani
           if (node && typeof node === 'object' && node.range) return lineCounter.linePos(node.range[0]).line;
         }
         return startLine;
+      },
+      yamlBooleanWords(path) {
+        const found: { path: (string | number)[]; word: string }[] = [];
+        const walk = (node: unknown, at: (string | number)[]): void => {
+          if (isScalar(node)) {
+            const word = node.range ? text.slice(node.range[0], node.range[1]) : '';
+            if (typeof node.value === 'boolean' && YAML11_BOOLEAN_WORD.test(word)) found.push({ path: at, word });
+          } else if (isMap(node)) {
+            for (const pair of node.items) walk(pair.value, [...at, String(isScalar(pair.key) ? pair.key.value : pair.key)]);
+          } else if (isSeq(node)) node.items.forEach((item, i) => walk(item, [...at, i]));
+        };
+        walk(path.length === 0 ? doc.contents : doc.getIn(path, true), [...path]);
+        return found;
       },
     });
   });

@@ -27,7 +27,7 @@ export function writeSite(dir: string, options: { domain: string; hosts: readonl
   const gluster = join(REPO, 'examples', 'gluster');
   for (const file of readdirSync(gluster)) if (!file.startsWith('vmcontext-')) copyFileSync(join(gluster, file), join(dir, file));
   const vmContext = readFileSync(join(REPO, 'examples', 'standalone', 'vmcontext-gluster-client.yaml'), 'utf8');
-  writeFileSync(join(dir, 'vmcontext.yaml'), vmContext.replace(/^  name: gluster-client-1$/m, `  name: ${options.domain}`).replace(/domain: gluster-client-1/, `domain: ${options.domain}`));
+  writeFileSync(join(dir, 'vmcontext.yaml'), vmContext.replace(/^  name: \S+$/m, `  name: ${options.domain}`).replace(/domain: gluster-client-1/, `domain: ${options.domain}`));
   const [a, b] = options.hosts;
   const labels = (l: Record<string, string>) => Object.entries(l).map(([k, v]) => `      ${k}: ${v}`).join('\n');
   const hostsFile = join(dir, 'hosts.yaml');
