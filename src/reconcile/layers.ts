@@ -40,3 +40,20 @@ export function selectLayers(vmContext: VMContext, candidates: readonly ContextL
   }
   return { layers: [...chosen.values()].sort(compareLayers), missing };
 }
+
+/**
+ * Why a layer of the VMContext's namespace is not among its layers, for `recontext render`:
+ * each way a layer can be chosen, and why it does not apply.
+ */
+export function whyNotSelected(vmContext: VMContext, layer: ContextLayer): string {
+  const show = (labels: Readonly<Record<string, string>> | undefined) =>
+    Object.keys(labels ?? {}).length === 0 ? 'none' : Object.entries(labels!).map(([k, v]) => `${k}=${v}`).join(',');
+  const selector = (s: NonNullable<ContextLayerSpec['vmSelector']>) =>
+    [...Object.entries(s.matchLabels ?? {}).map(([k, v]) => `${k}=${v}`), ...(s.matchExpressions ?? []).map((e) => `${e.key} ${e.operator}${e.values ? ` (${e.values.join(',')})` : ''}`)].join(',') || 'everything';
+  const reasons = ['not in spec.layers'];
+  const layerSelector = vmContext.spec.layerSelector;
+  reasons.push(layerSelector ? `layerSelector ${selector(layerSelector)} does not match its labels (${show(layer.metadata.labels)})` : 'the VMContext has no layerSelector');
+  const vmSelector = layer.spec.vmSelector;
+  reasons.push(vmSelector ? `its vmSelector ${selector(vmSelector)} does not match the VMContext's labels (${show(vmContext.metadata.labels)})` : 'it has no vmSelector');
+  return reasons.join('; ');
+}

@@ -69,7 +69,7 @@ describe.skipIf(controlPlaneSkipReason())('operator on a real API server', () =>
       out: mkdtempSync(join(tmpdir(), 'offline-')),
     });
     expect(ready.status?.node).toBe('it-node-a');
-    expect(ready.status?.layers?.map((l) => [l.name, l.priority, l.digest])).toEqual(offline.map((r) => [r.layer.name, r.layer.priority, r.layer.digest]));
+    expect(ready.status?.layers?.map((l) => [l.name, l.priority, l.digest])).toEqual(offline.rows.map((r) => [r.layer.name, r.layer.priority, r.layer.digest]));
     expect(ready.status?.lastRecontext?.trigger).toBe('Initial');
     expect(ready.status?.observedGeneration).toBe(ready.metadata.generation);
     expect(ready.metadata.finalizers ?? []).toEqual([]); // the images-only driver attaches nothing, so it has nothing to release
