@@ -13,6 +13,7 @@ import {
   nextSampleAt,
   remember,
   samplesNeeded,
+  sampleIntervalMs,
   workingPeriod,
   type Outcome,
   type PolicyMemory,
@@ -52,9 +53,11 @@ export interface Simulation {
   readonly dryRun: boolean;
   readonly startArray: string | null;
   readonly events: readonly SimulationEvent[];
-  readonly arrays: readonly { name: string; seconds: number; costPerHour: number; cost: number }[];
-  readonly total: { seconds: number; cost: number };
-  /** Cost had the VM stayed in the start array throughout (the baseline the policy is measured against). */
+  /** cost and costPerHour are null for arrays without spec.arrays[].cost. */
+  readonly arrays: readonly { name: string; seconds: number; costPerHour: number | null; cost: number | null }[];
+  /** cost: null when no array has a cost. */
+  readonly total: { seconds: number; cost: number | null };
+  /** Cost had the VM stayed in the start array throughout (the baseline the policy is measured against); null without its cost. */
   readonly stayCost: number | null;
   readonly migrations: number;
   readonly holds: number;
@@ -65,8 +68,20 @@ export const DEFAULT_START = '2026-01-05T00:00:00Z';
 const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
 const iso = (t: number): string => new Date(t).toISOString().replace('.000Z', 'Z');
 
-/** CSV with the header `time,value[,grade]`; blank lines and lines starting with # are skipped. */
-export function parseSeries(text: string, file: string, start: number): SeriesRow[] {
+/** The CSV forms simulate reads: the first line that is not blank or a # comment is one of these headers. */
+export const SERIES_FORMS = [
+  { header: 'time,value', example: 'time,value\n0,0.31\n30,0.35', what: 'a sample per row; time in seconds from --start or RFC 3339' },
+  { header: 'time,value,grade', example: 'time,value,grade\n2026-01-05T00:00:00Z,,2\n2026-01-05T00:00:30Z,,9', what: 'Site: the grade column (else value) is the queue grade' },
+  { header: 'value', example: 'value\n0.31\n0.35', what: "values only: one sample per the policy's sampleInterval from --start" },
+] as const;
+
+const HOW_TO_WRITE = `write a header first, one of: ${SERIES_FORMS.map((f) => f.header).join(' | ')} (see recontext policy simulate --help)`;
+
+/**
+ * CSV in one of SERIES_FORMS; blank lines and lines starting with # are skipped. `intervalMs`
+ * spaces the rows of a values-only series (the policy's sampleInterval).
+ */
+export function parseSeries(text: string, file: string, start: number, intervalMs?: number): SeriesRow[] {
   const lines = text.split(/\r?\n/);
   let header: string[] | undefined;
   const rows: SeriesRow[] = [];
@@ -77,13 +92,15 @@ export function parseSeries(text: string, file: string, start: number): SeriesRo
     const cells = line.split(',').map((c) => c.trim());
     if (!header) {
       header = cells.map((c) => c.toLowerCase());
-      if (header[0] !== 'time' || header[1] !== 'value' || (header.length === 3 && header[2] !== 'grade') || header.length > 3) {
-        throw new Error(`${where}: the header must be time,value or time,value,grade (got ${JSON.stringify(line)})`);
+      if (!SERIES_FORMS.some((f) => f.header === header!.join(','))) {
+        const numbers = cells.every((c) => c === '' || Number.isFinite(Number(c)));
+        throw new Error(`${where}: ${numbers ? 'no header (this line is data)' : `unknown header ${JSON.stringify(line)}`}; ${HOW_TO_WRITE}`);
       }
+      if (header[0] === 'value' && intervalMs === undefined) throw new Error(`${where}: a values-only series needs the sample interval; ${HOW_TO_WRITE}`);
       return;
     }
-    if (cells.length > header.length) throw new Error(`${where}: ${cells.length} columns, the header has ${header.length}`);
-    const [time = '', value = '', grade = ''] = cells;
+    if (cells.length > header.length) throw new Error(`${where}: ${cells.length} columns, the header ${header.join(',')} has ${header.length}`);
+    const [time = '', value = '', grade = ''] = header[0] === 'value' ? [String(rows.length * intervalMs! / 1000), ...cells] : cells;
     let at: number;
     if (RFC3339.test(time)) at = Date.parse(time);
     else if (/^\d+(\.\d+)?$/.test(time)) at = start + Math.round(Number(time) * 1000);
@@ -100,7 +117,7 @@ export function parseSeries(text: string, file: string, start: number): SeriesRo
     const g = number(grade, 'grade');
     rows.push({ at, ...(v !== undefined ? { value: v } : {}), ...(g !== undefined ? { grade: g } : {}) });
   });
-  if (!header) throw new Error(`${file}: empty; expected the header time,value[,grade] and one row per sample`);
+  if (!header) throw new Error(`${file}: empty; ${HOW_TO_WRITE}, then one row per sample`);
   if (rows.length === 0) throw new Error(`${file}: no samples after the header`);
   return rows;
 }
@@ -196,10 +213,14 @@ export function simulate(name: string, spec: MigrationPolicySpec, rows: readonly
   }
   const end = rows[rows.length - 1]!.at;
   settle(end);
-  const costOf = (array: string) => spec.arrays.find((a) => a.name === array)?.cost ?? 0;
+  const costOf = (array: string): number | null => spec.arrays.find((a) => a.name === array)?.cost ?? null;
+  const costed = spec.arrays.some((a) => a.cost !== undefined);
   const names = [...spec.arrays.map((a) => a.name), ...(residence.has('') ? [''] : [])];
-  const rawCost = (array: string) => ((residence.get(array) ?? 0) / 3_600_000) * costOf(array);
-  const arrays = names.map((array) => ({ name: array === '' ? '(no array)' : array, seconds: (residence.get(array) ?? 0) / 1000, costPerHour: costOf(array), cost: round(rawCost(array)) }));
+  const rawCost = (array: string) => ((residence.get(array) ?? 0) / 3_600_000) * (costOf(array) ?? 0);
+  const arrays = names.map((array) => {
+    const perHour = costOf(array);
+    return { name: array === '' ? '(no array)' : array, seconds: (residence.get(array) ?? 0) / 1000, costPerHour: perHour, cost: perHour === null ? null : round(rawCost(array)) };
+  });
   return {
     policy: name,
     type: spec.type,
@@ -211,8 +232,8 @@ export function simulate(name: string, spec: MigrationPolicySpec, rows: readonly
     startArray: startArray ?? null,
     events,
     arrays,
-    total: { seconds: (end - rows[0]!.at) / 1000, cost: round(names.reduce((sum, a) => sum + rawCost(a), 0)) },
-    stayCost: startArray === undefined ? null : round(((end - rows[0]!.at) / 3_600_000) * costOf(startArray)),
+    total: { seconds: (end - rows[0]!.at) / 1000, cost: costed ? round(names.reduce((sum, a) => sum + rawCost(a), 0)) : null },
+    stayCost: startArray === undefined || costOf(startArray) === null ? null : round(((end - rows[0]!.at) / 3_600_000) * costOf(startArray)!),
     migrations,
     holds,
   };
@@ -249,8 +270,8 @@ export function formatSimulation(sim: Simulation): string {
     table(
       ['ARRAY', 'TIME', 'COST/H', 'COST'],
       [
-        ...sim.arrays.map((a) => [a.name, formatDuration(a.seconds * 1000), String(a.costPerHour), a.cost.toFixed(2)]),
-        ['total', formatDuration(sim.total.seconds * 1000), '', sim.total.cost.toFixed(2)],
+        ...sim.arrays.map((a) => [a.name, formatDuration(a.seconds * 1000), a.costPerHour === null ? '-' : String(a.costPerHour), a.cost === null ? '-' : a.cost.toFixed(2)]),
+        ['total', formatDuration(sim.total.seconds * 1000), '', sim.total.cost === null ? '-' : sim.total.cost.toFixed(2)],
       ],
     ).trimEnd(),
   );
@@ -266,7 +287,7 @@ export function policyCommand(): Command {
     new Command('simulate')
       .description('Replay a metric series through a MigrationPolicy and print its decisions and the cost of where the VM spent its time.')
       .requiredOption('-f, --filename <file>', 'the MigrationPolicy manifest (YAML or JSON, one MigrationPolicy)')
-      .requiredOption('--series <file>', 'CSV with the header time,value[,grade]; time in RFC 3339 or seconds from --start')
+      .requiredOption('--series <file>', `CSV with one of the headers ${SERIES_FORMS.map((f) => f.header).join(', ')} (forms below)`)
       .option('--start-array <name>', 'array the VM starts in (default: home for Site, base for Base and Schedule, else the first array)')
       .option('--start <time>', 'RFC 3339 instant that numeric times count from', DEFAULT_START)
       .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'))
@@ -274,7 +295,16 @@ export function policyCommand(): Command {
       .showHelpAfterError()
       .addHelpText(
         'after',
-        '\nOnly migrations, holds and sleeps are listed, not every stay. Migrations take effect at once.\nExit status: 0 after a simulation, 1 when the policy is invalid or the series cannot be read, 2 on usage errors.\nExample: recontext policy simulate -f examples/policies/base.yaml --series examples/policies/base.csv',
+        [
+          '',
+          'Series forms (blank lines and # comments are skipped; an empty value is no sample):',
+          ...SERIES_FORMS.flatMap((f) => [`  ${f.header}: ${f.what}`, ...f.example.split('\n').map((l) => `      ${l}`)]),
+          '',
+          'Only migrations, holds and sleeps are listed, not every stay. Migrations take effect at once.',
+          'Cost is hours × spec.arrays[].cost; arrays without a cost show "-" (time only).',
+          'Exit status: 0 after a simulation, 1 when the policy is invalid or the series cannot be read, 2 on usage errors.',
+          'Example: recontext policy simulate -f examples/policies/base.yaml --series examples/policies/base.csv',
+        ].join('\n'),
       )
       .action((options: { filename: string; series: string; startArray?: string; start: string; output: 'table' | 'json' }) => {
         let loaded;
@@ -298,7 +328,7 @@ export function policyCommand(): Command {
         } catch (error: unknown) {
           throw new Error(`${options.series}: ${error instanceof Error && 'code' in error && error.code === 'ENOENT' ? 'no such file' : String(error)}`);
         }
-        const rows = parseSeries(text, options.series, Date.parse(options.start));
+        const rows = parseSeries(text, options.series, Date.parse(options.start), sampleIntervalMs(spec));
         const sim = simulate(name, spec, rows, startArray);
         process.stdout.write(options.output === 'json' ? JSON.stringify(sim, null, 2) + '\n' : formatSimulation(sim));
         process.exitCode = 0;

@@ -44,7 +44,7 @@ export const PolicyArray = Obj(
   {
     name: ArrayName('Name of the array (a cluster of hosts with shared storage: live migration works inside it).'),
     nodeSelector: StrMap({ description: 'Labels of the nodes (or libvirt hosts) that form the array.', maxProperties: 16, valueMaxLength: 63 }),
-    cost: Num({ description: 'Cost of running a VM here per hour, in any unit; used by policy simulate.', minimum: 0 }),
+    cost: Optional(Num({ description: 'Cost of running a VM here per hour, in any unit. No policy decides on it; recontext policy simulate sums it (omit it and simulate reports time only).', minimum: 0 })),
   },
   { description: 'An ordered group of nodes a VM can be moved to.' },
 );

@@ -5,7 +5,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseSeries, simulate, type Simulation } from '../../src/cli/policy.js';
+import { formatSimulation, parseSeries, simulate, type Simulation } from '../../src/cli/policy.js';
 import { baseSpec } from '../../src/reconcile/policy/fixtures.js';
 
 const REPO = join(import.meta.dirname, '..', '..');
@@ -102,6 +102,26 @@ describe.concurrent('recontext policy simulate', () => {
     expect(stderr).toBe(`recontext: ${join(dir, 's.csv')}:3: times must increase (2026-01-05T00:00:30Z is not after 2026-01-05T00:01:00Z)\n`);
   });
 
+  it('--help documents each CSV form with an example; a policy without costs and a values-only series simulate', async () => {
+    const help = await cli('policy', 'simulate', '--help');
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain('  time,value: a sample per row; time in seconds from --start or RFC 3339\n      time,value\n      0,0.31\n');
+    expect(help.stdout).toContain('  time,value,grade: Site: the grade column (else value) is the queue grade\n      time,value,grade\n');
+    expect(help.stdout).toContain("  value: values only: one sample per the policy's sampleInterval from --start\n      value\n      0.31\n");
+    const dir = mkdtempSync(join(tmpdir(), 'policy-'));
+    const policy = join(dir, 'p.yaml');
+    writeFileSync(
+      policy,
+      'apiVersion: recontext.dev/v1alpha1\nkind: MigrationPolicy\nmetadata: {name: p}\nspec:\n  type: Threshold\n  vmSelector: {}\n  metric: {reported: {key: p95}}\n  high: 1\n  highFor: 2\n  arrays:\n    - {name: a, nodeSelector: {x: a}}\n    - {name: b, nodeSelector: {x: b}}\n',
+    );
+    writeFileSync(join(dir, 's.csv'), 'value\n0.5\n2\n2\n2\n');
+    const run = await cli('policy', 'simulate', '-f', policy, '--series', join(dir, 's.csv'));
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/^2026-01-05T00:01:00Z\s+a\s+migrate\s+b\s/m);
+    expect(run.stdout).toMatch(/^total\s+1m30s\s+-$/m);
+  });
+
   it('an unknown --start-array: exit 1; a missing option: usage error, exit 2', async () => {
     const bad = await cli('policy', 'simulate', '-f', join(policies, 'base.yaml'), '--series', join(policies, 'base.csv'), '--start-array', 'moon');
     expect(bad.code).toBe(1);
@@ -114,13 +134,22 @@ describe.concurrent('recontext policy simulate', () => {
 
 describe('parseSeries', () => {
   it.each([
-    ['a wrong header', 'when,value\n0,1\n', /s\.csv:1: the header must be time,value or time,value,grade/],
+    ['a wrong header', 'when,value\n0,1\n', /s\.csv:1: unknown header "when,value"; write a header first, one of: time,value \| time,value,grade \| value \(see recontext policy simulate --help\)/],
+    ['no header: values only', '0.5\n0.7\n', /s\.csv:1: no header \(this line is data\); write a header first, one of: time,value \| time,value,grade \| value/],
     ['a bad time', 'time,value\nnoon,1\n', /s\.csv:2: time "noon" is neither RFC 3339 nor seconds from the start/],
     ['times going back', 'time,value\n60,1\n30,1\n', /s\.csv:3: times must increase/],
     ['a bad value', 'time,value\n0,fast\n', /s\.csv:2: value "fast" is not a number/],
-    ['too many columns', 'time,value\n0,1,2\n', /s\.csv:2: 3 columns, the header has 2/],
+    ['too many columns', 'time,value\n0,1,2\n', /s\.csv:2: 3 columns, the header time,value has 2/],
     ['no rows', '# nothing\ntime,value\n', /s\.csv: no samples after the header/],
-  ])('rejects %s with file:line', (_name, csv, message) => expect(() => parseSeries(csv, 's.csv', 0)).toThrow(message));
+  ])('rejects %s with file:line', (_name, csv, message) => expect(() => parseSeries(csv, 's.csv', 0, 30_000)).toThrow(message));
+
+  it('reads a values-only series as one sample per sample interval from the start', () => {
+    expect(parseSeries('# p95\nvalue\n0.5\n\n0.7\n1\n', 's.csv', 1000, 30_000)).toEqual([
+      { at: 1000, value: 0.5 },
+      { at: 31_000, value: 0.7 },
+      { at: 61_000, value: 1 },
+    ]);
+  });
 
   it('reads comments, blank lines, empty cells and a grade column', () => {
     expect(parseSeries('# c\n\ntime,value,grade\n0,,9\n30,0.5,\n2026-01-01T00:01:00Z,1,2\n', 's.csv', Date.parse('2026-01-01T00:00:00Z'))).toEqual([
@@ -132,6 +161,23 @@ describe('parseSeries', () => {
 });
 
 describe('simulate() in process', () => {
+  it('cost is optional: arrays without one report time only, and the totals say so', () => {
+    const spec = baseSpec({ highFor: 1, lowFor: 1, cooldown: '0s', maxMigrationsPerHour: 60 });
+    const uncosted = { ...spec, arrays: spec.arrays.map(({ cost: _cost, ...array }) => array) };
+    const sim = simulate('p', uncosted, parseSeries('time,value\n0,0.5\n1800,0.9\n3600,0.1\n7200,0.5\n', 's.csv', 0), 'base');
+    expect(sim.arrays.map((a) => [a.name, a.seconds, a.costPerHour, a.cost])).toEqual([
+      ['base', 5400, null, null],
+      ['fast', 1800, null, null],
+      ['faster', 0, null, null],
+    ]);
+    expect(sim.total).toEqual({ seconds: 7200, cost: null });
+    expect(sim.stayCost).toBeNull();
+    const text = formatSimulation(sim);
+    expect(text).toMatch(/^base\s+1h30m\s+-\s+-$/m);
+    expect(text).toMatch(/^total\s+2h\s+-$/m);
+    expect(text).not.toContain('would cost');
+  });
+
   it('accounts time in each array and the cost, RFC 3339 and numeric times alike', () => {
     const spec = baseSpec({ highFor: 1, lowFor: 1, cooldown: '0s', maxMigrationsPerHour: 60 });
     const rows = parseSeries('time,value\n0,0.5\n1800,0.9\n3600,0.1\n7200,0.5\n', 's.csv', Date.parse('2026-01-05T00:00:00Z'));

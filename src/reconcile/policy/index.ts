@@ -83,7 +83,8 @@ const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' 
 /** "3 of 5 samples": how far a run has got towards the count it needs. */
 const of = (count: number, need: number): string => `${count} of ${need} sample${need === 1 ? '' : 's'}`;
 
-function intervalOf(spec: MigrationPolicySpec): number {
+/** The policy's sampleInterval in milliseconds (the schema's default when unset). */
+export function sampleIntervalMs(spec: MigrationPolicySpec): number {
   return parseDuration(spec.sampleInterval ?? '30s');
 }
 
@@ -176,7 +177,7 @@ function threshold(input: DecideInput): Outcome {
   const high = spec.high ?? Number.POSITIVE_INFINITY;
   const need = spec.highFor ?? 1;
   const samples = usable(input.samples, now, lastMigration(memory) ?? Number.NEGATIVE_INFINITY);
-  const run = runOf(samples, now, intervalOf(spec), (v) => v >= high, need);
+  const run = runOf(samples, now, sampleIntervalMs(spec), (v) => v >= high, need);
   const here = where(currentArray);
   if (!run.latest) return { action: 'stay', reason: `${noSamples(input, need)}: stay in ${here}` };
   if (run.stale) return { action: 'stay', reason: `${run.stale}: stay in ${here}` };
@@ -203,7 +204,7 @@ function baseAware(input: DecideInput, countFrom: number, context: string): Outc
   const highFor = spec.highFor ?? 1;
   const lowFor = spec.lowFor ?? 1;
   const base = spec.base ?? spec.arrays[0]!.name;
-  const interval = intervalOf(spec);
+  const interval = sampleIntervalMs(spec);
   const samples = usable(input.samples, now, Math.max(lastMigration(memory) ?? Number.NEGATIVE_INFINITY, countFrom));
   const highRun = runOf(samples, now, interval, (v) => v >= high, highFor);
   const lowRun = runOf(samples, now, interval, (v) => v <= low, lowFor);
@@ -288,7 +289,7 @@ function siteAware(input: DecideInput): Outcome {
   const big = site.bigJobGrade;
   const enterFor = spec.highFor ?? SITE_DEFAULT_ENTER_SAMPLES;
   const doneFor = spec.lowFor ?? SITE_DEFAULT_DONE_SAMPLES;
-  const interval = intervalOf(spec);
+  const interval = sampleIntervalMs(spec);
   const grades = usable(input.grades ?? [], now, lastMigration(memory) ?? Number.NEGATIVE_INFINITY);
   const bigRun = runOf(grades, now, interval, (g) => g >= big, enterFor);
   const doneRun = runOf(grades, now, interval, (g) => g < big, doneFor);
@@ -394,7 +395,7 @@ export function monitoring(spec: MigrationPolicySpec, now: number): boolean {
  * window's end, so the move to base happens when the window closes. Else now + sampleInterval.
  */
 export function nextSampleAt(spec: MigrationPolicySpec, now: number): number {
-  const step = now + intervalOf(spec);
+  const step = now + sampleIntervalMs(spec);
   if (spec.type !== 'Schedule' || !spec.schedule) return step;
   const schedule = spec.schedule as Schedule;
   const period = workingPeriod(schedule, now);
