@@ -1,6 +1,9 @@
 // `recontext operator`: the controller process, against a Kubernetes API server or (standalone)
 // against a directory of manifests and local libvirt hosts.
 import { DEFAULT_CONCURRENCY } from '../runtime/controller.js';
+import { DEFAULT_WATCHDOG_MS } from '../runtime/informer.js';
+import { LEADER_ELECTION_DEFAULTS } from '../runtime/leader.js';
+import { formatDuration, parseDuration } from '../reconcile/policy/index.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
@@ -61,10 +64,10 @@ export function operatorCommand(): Command {
     .option('--metrics-address <host:port>', 'serve /healthz, /readyz and /metrics here', env('RECONTEXT_METRICS_ADDRESS') ?? ':8080')
     .option('--no-leader-elect', 'reconcile without a leader lease (only when a single replica runs)')
     .option('--lease-namespace <namespace>', 'namespace of the leader lease (default: --namespace, else "default")', env('RECONTEXT_LEASE_NAMESPACE'))
-    .option('--lease-duration <ms>', 'how long a lease lasts without renewal; a standby takes over after it', '15000')
-    .option('--renew-deadline <ms>', 'the leader steps down when it cannot renew for this long', '10000')
-    .option('--retry-period <ms>', 'how often the lease is renewed or tried', '2000')
-    .option('--watchdog <ms>', 'restart a watch that delivered nothing, not even a bookmark, for this long', '90000')
+    .option('--lease-duration <duration>', 'how long a lease lasts without renewal; a standby takes over after it', formatDuration(LEADER_ELECTION_DEFAULTS.leaseDurationMs))
+    .option('--renew-deadline <duration>', 'the leader steps down when it cannot renew for this long', formatDuration(LEADER_ELECTION_DEFAULTS.renewDeadlineMs))
+    .option('--retry-period <duration>', 'how often the lease is renewed or tried', formatDuration(LEADER_ELECTION_DEFAULTS.retryPeriodMs))
+    .option('--watchdog <duration>', 'restart a watch that delivered nothing, not even a bookmark, for this long', formatDuration(DEFAULT_WATCHDOG_MS))
     .option('--image-dir <dir>', 'content-addressed image store (default: /var/lib/recontext/images; standalone: <state-dir>/images)', env('RECONTEXT_IMAGE_DIR'))
     .addOption(new Option('--driver <name>', 'cluster mode: how images reach VMs; kubevirt = CDI DataVolumes + declarative CD-ROM hotplug, none = build and record only (attaches nothing, so no finalizer)').choices(['none', 'kubevirt']).default(env('RECONTEXT_DRIVER') ?? 'none'))
     .option('--image-server-address <host:port>', 'serve the built images here, signed URLs only (kubevirt: for CDI, default :8090; none: only when set)', env('RECONTEXT_IMAGE_SERVER_ADDRESS'))
@@ -74,7 +77,7 @@ export function operatorCommand(): Command {
     .option('--image-tls-key <path>', 'kubevirt: PEM key of --image-tls-cert')
     .option('--storage-class <name>', 'kubevirt: storage class of the DataVolumes (default: the cluster default)', env('RECONTEXT_STORAGE_CLASS'))
     .addOption(new Option('--access-mode <mode>', 'kubevirt: access mode of the DataVolumes (default: from the storage profile; live migration needs ReadWriteMany)').choices(['ReadWriteMany', 'ReadWriteOnce', 'ReadOnlyMany']))
-    .option('--kubevirt-wait <ms>', 'kubevirt: how long one reconciliation waits for an import or the VMI before reporting it pending', '60000')
+    .option('--kubevirt-wait <duration>', 'kubevirt: how long one reconciliation waits for an import or the VMI before reporting it pending', '60s')
     .option('--no-kubevirt-target-pods', 'kubevirt: do not watch migration target pods (needs pods list/watch); a migration\'s images are then prepared only once KubeVirt names the target in the VMI, seconds later')
     .option('--prometheus-url <url>', 'MigrationPolicy: Prometheus HTTP API for metrics that name no address [env RECONTEXT_PROMETHEUS_URL]', env('RECONTEXT_PROMETHEUS_URL'))
     .option('--accept-reports', 'MigrationPolicy: accept metric.reported values on POST /v1/reports at --metrics-address (trusted networks only)', false)
@@ -89,6 +92,8 @@ export function operatorCommand(): Command {
     .addHelpText(
       'after',
       `
+Durations are Go durations: 15s, 1m30s, 500ms. A plain number is read as milliseconds, as before,
+with a deprecation warning.
 Logs are JSON lines on stderr. SIGTERM/SIGINT stop it cleanly (the leader lease is released).
 
 Standalone mode (no cluster; one operator per site, no leader election):
@@ -107,11 +112,7 @@ Status of each VMContext: <state-dir>/objects/vmcontexts/<namespace>/<name>.json
       if (!Number.isInteger(concurrency) || concurrency < 1) throw new Error(`--concurrency must be a positive integer, got ${flags.concurrency}`);
       if (flags.standalone) return runStandalone(flags, concurrency, logger, metrics);
       if (flags.dir || flags.libvirt || flags.hosts) throw new Error('--dir, --libvirt and --hosts need --standalone');
-      const millis = (name: string, value: string) => {
-        const n = Number(value);
-        if (!Number.isInteger(n) || n <= 0) throw new Error(`--${name} must be a positive number of milliseconds, got ${value}`);
-        return n;
-      };
+      const millis = (name: string, value: string) => durationFlag(name, value, (message) => logger.warn(message));
       const client = KubeClient.fromKubeconfig(flags.kubeconfig, { onRequest: (verb, code) => metrics.kubeRequests.inc({ verb, code: String(code) }) });
       if (flags.driver !== 'kubevirt' && flags.imageBaseUrl) throw new Error('--image-base-url needs --driver kubevirt (it is the URL handed to CDI)');
       const delivery =
@@ -149,6 +150,28 @@ Status of each VMContext: <state-dir>/objects/vmcontexts/<namespace>/<name>.json
       await operator.start();
       await new Promise(() => {}); // runs until a signal stops it
     });
+}
+
+/**
+ * A duration flag in milliseconds: a Go duration (15s, 1m30s, 500ms), or, deprecated, a plain
+ * number of milliseconds (what these flags took before), accepted with a warning.
+ */
+export function durationFlag(name: string, value: string, warn: (message: string) => void): number {
+  if (/^\d+$/.test(value)) {
+    const ms = Number(value);
+    if (ms > 0) {
+      warn(`--${name} ${value}: a number of milliseconds is deprecated; write a Go duration: --${name} ${ms % 1000 === 0 ? formatDuration(ms) : `${ms}ms`}`);
+      return ms;
+    }
+  }
+  let ms: number;
+  try {
+    ms = parseDuration(value);
+  } catch {
+    throw new Error(`--${name} must be a Go duration such as 15s, 1m30s or 500ms, got ${JSON.stringify(value)}`);
+  }
+  if (ms <= 0) throw new Error(`--${name} must be longer than 0, got ${value}`);
+  return ms;
 }
 
 /** MigrationPolicy metrics: Prometheus always (a metric may name its own address), reported values if accepted. */

@@ -29,12 +29,14 @@ export interface InformerOptions {
   readonly resyncMs?: number;
   /** Ask the server to end each watch after about this long (jittered). Default 300 s. */
   readonly watchTimeoutSec?: number;
-  /** Restart a watch that delivered nothing (not even a bookmark) for this long. Default 90 000 ms. */
+  /** Restart a watch that delivered nothing (not even a bookmark) for this long. Default DEFAULT_WATCHDOG_MS (90 s). */
   readonly watchdogMs?: number;
   readonly backoffBaseMs?: number;
   readonly backoffMaxMs?: number;
   readonly clock?: Clock;
 }
+
+export const DEFAULT_WATCHDOG_MS = 90_000;
 
 export class Informer<T extends ObjectMeta> {
   readonly resource: ResourceRef;
@@ -154,7 +156,7 @@ export class Informer<T extends ObjectMeta> {
     const onOuterAbort = () => watchAbort.abort();
     signal.addEventListener('abort', onOuterAbort, { once: true });
     let ending: 'closed' | 'silent' | 'gone' = 'closed';
-    const watchdogMs = this.#options.watchdogMs ?? 90_000;
+    const watchdogMs = this.#options.watchdogMs ?? DEFAULT_WATCHDOG_MS;
     let watchdog = this.#clock.setTimeout(() => bark(), watchdogMs);
     const bark = () => {
       ending = 'silent';

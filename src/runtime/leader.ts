@@ -13,16 +13,19 @@ export interface LeaderElectionOptions {
   readonly leaseName: string;
   /** Unique per replica, e.g. pod name + random suffix. */
   readonly identity: string;
-  /** Default 15 000 ms. */
+  /** Default LEADER_ELECTION_DEFAULTS.leaseDurationMs (15 s). */
   readonly leaseDurationMs?: number;
-  /** Default 10 000 ms; must be < leaseDurationMs. */
+  /** Default LEADER_ELECTION_DEFAULTS.renewDeadlineMs (10 s); must be < leaseDurationMs. */
   readonly renewDeadlineMs?: number;
-  /** Default 2 000 ms; must be < renewDeadlineMs. */
+  /** Default LEADER_ELECTION_DEFAULTS.retryPeriodMs (2 s); must be < renewDeadlineMs. */
   readonly retryPeriodMs?: number;
   readonly logger: Logger;
   readonly clock?: Clock;
   readonly onChange?: (leading: boolean) => void;
 }
+
+/** client-go's leader election defaults; the CLI's flags show and use these. */
+export const LEADER_ELECTION_DEFAULTS = { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 } as const;
 
 interface Lease {
   apiVersion: 'coordination.k8s.io/v1';
@@ -39,7 +42,7 @@ export class LeaderElector {
   #lastRenew = 0;
 
   constructor(options: LeaderElectionOptions) {
-    this.#o = { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000, ...options };
+    this.#o = { ...LEADER_ELECTION_DEFAULTS, ...options };
     this.#clock = options.clock ?? realClock;
     if (!(this.#o.retryPeriodMs < this.#o.renewDeadlineMs && this.#o.renewDeadlineMs < this.#o.leaseDurationMs)) {
       throw new RangeError('need retryPeriodMs < renewDeadlineMs < leaseDurationMs');

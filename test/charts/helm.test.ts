@@ -128,9 +128,10 @@ describe.skipIf(skip)('charts/recontext: helm template', () => {
         '--driver=kubevirt',
         `--image-base-url=http://${FULLNAME}-images.${NS}.svc:8090`,
         '--lease-namespace=$(POD_NAMESPACE)',
-        '--lease-duration=15000',
       ]),
     );
+    // The lease timings are the operator's defaults unless set (each default lives once, in src/runtime/leader.ts).
+    expect(flags).not.toContain('--lease-duration');
     expect(flags).not.toContain('--namespace');
 
     const service = one(objects, 'Service');
@@ -250,11 +251,17 @@ describe.skipIf(skip)('charts/recontext: helm template', () => {
     ['prometheusRule.severity=page', 'severity'],
     ['serviceMonitor.interval=soon', 'interval'],
     ['operator.kubevirt.accessMode=ReadOnce', 'accessMode'],
+    ['leaderElection.leaseDuration=15000', 'leaseDuration'],
   ])('values.schema.json rejects --set %s', async (set, word) => {
     const result = await runHelm(['template', RELEASE, CHART, '--namespace', NS, '--set', set]);
     expect(result.code).not.toBe(0);
     expect(result.stderr).toContain('values don\'t meet the specifications of the schema');
     expect(result.stderr).toContain(word);
+  });
+
+  it('passes lease timings as Go durations when set', async () => {
+    const args = container(await render('leaderElection.leaseDuration=20s', 'leaderElection.renewDeadline=12s', 'leaderElection.retryPeriod=3s')).args;
+    expect(args).toEqual(expect.arrayContaining(['--lease-duration=20s', '--renew-deadline=12s', '--retry-period=3s']));
   });
 
   it('refuses more than one replica without leader election', async () => {

@@ -125,7 +125,7 @@ async function leaderOf(operators: readonly OperatorProcess[]): Promise<[Operato
   return [operators[index]!, operators[1 - index]!];
 }
 
-const LEASE = ['--lease-duration', '3000', '--renew-deadline', '2000', '--retry-period', '500'];
+const LEASE = ['--lease-duration', '3s', '--renew-deadline', '2s', '--retry-period', '500ms'];
 const echoErrors = (line: string) => /"level":"error"/.test(line) || (!line.startsWith('{') && line.trim() !== '');
 
 describe.skipIf(controlPlaneSkipReason())('leader failover during a mass recontextualization', () => {
@@ -242,7 +242,7 @@ describe.skipIf(controlPlaneSkipReason())('leader failover during a mass reconte
       dirs.map((dir, i) =>
         startOperatorProcess(
           ['--kubeconfig', plane.kubeconfigPath, '-n', ns, '--driver', 'kubevirt', '--image-dir', dir, '--image-base-url', 'http://recontext-images.invalid:8090',
-            '--image-server-address', `127.0.0.1:${imagePorts[i]}`, '--image-signing-key-file', keyFile, '--kubevirt-wait', '3000', ...LEASE, '--log-level', 'info'],
+            '--image-server-address', `127.0.0.1:${imagePorts[i]}`, '--image-signing-key-file', keyFile, '--kubevirt-wait', '3s', ...LEASE, '--log-level', 'info'],
           { echo: echoErrors },
         ),
       ),

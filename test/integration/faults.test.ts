@@ -141,7 +141,7 @@ describe.skipIf(controlPlaneSkipReason())('operator under faults', () => {
         process.execPath,
         ['--import', 'tsx', join(REPO, 'test', 'support', 'run-cli.ts'), 'operator', '--kubeconfig', cp.kubeconfigPath, '-n', NS,
           '--metrics-address', `127.0.0.1:${port}`, '--image-dir', mkdtempSync(join(tmpdir(), 'leader-images-')),
-          '--lease-duration', String(leaseMs), '--renew-deadline', '6000', '--retry-period', String(retryMs), '--log-level', 'warn'],
+          '--lease-duration', `${leaseMs}ms`, '--renew-deadline', '6s', '--retry-period', `${retryMs}ms`, '--log-level', 'warn'],
         { cwd: REPO, stdio: ['ignore', 'ignore', 'inherit'] },
       );
       cleanups.push(async () => void child.kill('SIGKILL'));
