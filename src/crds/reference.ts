@@ -62,6 +62,8 @@ function describe(schema: JsonSchema, required: boolean): string {
   const notes: string[] = [];
   if (required) notes.push('*required*');
   if (schema.enum) notes.push(`one of ${(schema.enum as string[]).map((v) => `\`${v}\``).join(', ')}`);
+  const items = schema.type === 'array' ? (schema.items as JsonSchema) : undefined;
+  if (items?.enum) notes.push(`each one of ${(items.enum as string[]).map((v) => `\`${v}\``).join(', ')}`);
   if (schema.default !== undefined) notes.push(`default \`${JSON.stringify(schema.default)}\``);
   const bounds: Array<[string, string]> = [
     ['minimum', '≥'],
