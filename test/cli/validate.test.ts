@@ -26,7 +26,7 @@ describe('recontext validate', () => {
     const { code, stdout } = await run(['validate', examples]);
     expect(code).toBe(0);
     expect(stdout.trim().split('\n')).toHaveLength(1);
-    expect(stdout).toMatch(/^valid: 11 recontext documents in \d+ files; 3 other documents skipped \(ConfigMap, Secret\)/);
+    expect(stdout).toMatch(/^valid: 11 recontext documents in \d+ files; 4 other documents skipped \(ConfigMap, Secret, VirtualMachine\)/);
   });
 
   it('exits 1 and names file, line, document, object, field and reason', async () => {

@@ -142,8 +142,9 @@ describe.skipIf(controlPlaneSkipReason())('CRDs on a real kube-apiserver', () =>
 
   it('accepts and stores the examples (a valid object of every kind)', async () => {
     const files = readdirSync(EXAMPLES, { recursive: true, encoding: 'utf8' })
-      // hosts.yaml is standalone mode's hosts file, not a Kubernetes object (recontext validate checks it).
-      .filter((f) => f.endsWith('.yaml') && !f.endsWith('hosts.yaml'))
+      // hosts.yaml is standalone mode's hosts file, not a Kubernetes object (recontext validate checks it);
+      // examples/kubevirt holds a KubeVirt VirtualMachine, whose API this server does not have.
+      .filter((f) => f.endsWith('.yaml') && !f.endsWith('hosts.yaml') && !f.startsWith('kubevirt/'))
       .map((f) => join(EXAMPLES, f));
     const applied = await plane.kubectl(['apply', '--server-side', '-n', namespace, ...files.flatMap((f) => ['-f', f])]);
     expect(applied.code, applied.stderr).toBe(0);
