@@ -6,7 +6,7 @@ import { cpSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
-import { main } from '../../src/cli/main.js';
+import { runCli } from '../support/cli-in-process.js';
 import { formatRenderTable, renderVM, type RenderRow } from '../../src/cli/render.js';
 import { hasCommand } from '../setup/system-packages.js';
 import { skipReason } from '../support/skip.js';
@@ -27,22 +27,7 @@ function listImage(image: string): string[] {
 
 const byName = (rows: readonly RenderRow[], name: string) => rows.find((r) => r.layer.name === name)!;
 
-async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const write = { out: process.stdout.write.bind(process.stdout), err: process.stderr.write.bind(process.stderr) };
-  process.stdout.write = ((chunk: string) => (out.push(String(chunk)), true)) as typeof process.stdout.write;
-  process.stderr.write = ((chunk: string) => (err.push(String(chunk)), true)) as typeof process.stderr.write;
-  process.exitCode = undefined;
-  try {
-    const code = await main(['node', 'recontext', ...args]);
-    return { code, stdout: out.join(''), stderr: err.join('') };
-  } finally {
-    process.stdout.write = write.out;
-    process.stderr.write = write.err;
-    process.exitCode = undefined;
-  }
-}
+const run = runCli;
 
 describe.skipIf(skip)('recontext render', () => {
   it('renders one image per layer that an independent reader sees exactly', async () => {

@@ -2,24 +2,12 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { main } from '../../src/cli/main.js';
+import { runCli } from '../support/cli-in-process.js';
 import { formatReport, validatePaths } from '../../src/cli/validate.js';
 
 const examples = join(import.meta.dirname, '..', '..', 'examples');
 
-async function run(args: string[]): Promise<{ code: number; stdout: string }> {
-  const chunks: string[] = [];
-  const write = process.stdout.write.bind(process.stdout);
-  process.stdout.write = ((chunk: string) => (chunks.push(String(chunk)), true)) as typeof process.stdout.write;
-  process.exitCode = undefined;
-  try {
-    const code = await main(['node', 'recontext', ...args]);
-    return { code, stdout: chunks.join('') };
-  } finally {
-    process.stdout.write = write;
-    process.exitCode = undefined;
-  }
-}
+const run = runCli;
 
 describe('recontext validate', () => {
   it('accepts the examples with a one-line summary and exit 0', async () => {
@@ -117,16 +105,8 @@ describe('recontext validate', () => {
   });
 
   it('render: a malformed --node-labels is a usage error (exit 2), found before anything is read', async () => {
-    const stderr: string[] = [];
-    const write = process.stderr.write.bind(process.stderr);
-    process.stderr.write = ((chunk: string) => (stderr.push(String(chunk)), true)) as typeof process.stderr.write;
-    try {
-      const code = await main(['node', 'recontext', 'render', '-f', examples, '--vm', 'x', '--node-labels', 'zone-a', '-o', tmpdir()]);
-      expect(code).toBe(2);
-    } finally {
-      process.stderr.write = write;
-      process.exitCode = undefined;
-    }
-    expect(stderr.join('')).toMatch(/option '--node-labels <k=v,...>' argument 'zone-a' is invalid\. label "zone-a" is not of the form key=value/);
+    const { code, stderr } = await run(['render', '-f', examples, '--vm', 'x', '--node-labels', 'zone-a', '-o', tmpdir()]);
+    expect(code).toBe(2);
+    expect(stderr).toMatch(/option '--node-labels <k=v,...>' argument 'zone-a' is invalid\. label "zone-a" is not of the form key=value/);
   });
 });
