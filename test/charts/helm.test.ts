@@ -252,11 +252,18 @@ describe.skipIf(skip)('charts/recontext: helm template', () => {
     ['serviceMonitor.interval=soon', 'interval'],
     ['operator.kubevirt.accessMode=ReadOnce', 'accessMode'],
     ['leaderElection.leaseDuration=15000', 'leaseDuration'],
+    ['operator.prometheusUrl=prometheus:9090', 'prometheusUrl'],
   ])('values.schema.json rejects --set %s', async (set, word) => {
     const result = await runHelm(['template', RELEASE, CHART, '--namespace', NS, '--set', set]);
     expect(result.code).not.toBe(0);
     expect(result.stderr).toContain('values don\'t meet the specifications of the schema');
     expect(result.stderr).toContain(word);
+  });
+
+  it('passes the MigrationPolicy metric settings when set', async () => {
+    expect(container(await render()).args).not.toEqual(expect.arrayContaining([expect.stringMatching(/^--(prometheus-url|accept-reports)/)]));
+    const args = container(await render('operator.prometheusUrl=http://prometheus-operated.monitoring.svc:9090', 'operator.acceptReports=true')).args;
+    expect(args).toEqual(expect.arrayContaining(['--prometheus-url=http://prometheus-operated.monitoring.svc:9090', '--accept-reports']));
   });
 
   it('passes lease timings as Go durations when set', async () => {
