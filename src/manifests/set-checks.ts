@@ -85,7 +85,10 @@ function dataProblems(objects: readonly Identified[]): SetProblem[] {
         continue;
       }
       for (const [key, value] of Object.entries(data)) {
-        if (typeof value !== 'string') problems.push({ document: object.document, path: [field, key], message: `must be a string (got ${typeof value} ${JSON.stringify(value)})` });
+        if (typeof value === 'string') continue;
+        // A number is quoted to become the string it looks like; booleans get validate's YAML 1.1 hint.
+        const quote = typeof value === 'number' ? `; quote it: "${String(value)}"` : '';
+        problems.push({ document: object.document, path: [field, key], message: `must be a string (got ${typeof value} ${JSON.stringify(value)})${quote}` });
       }
     }
   }

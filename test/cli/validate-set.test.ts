@@ -107,6 +107,18 @@ describe('recontext validate: a directory as one set', () => {
     expect(stdout).toContain('layer.yaml:10: document 1 (ContextLayer/app): spec.values.debug: must be of type string (got boolean true) — YAML 1.1 (as kubectl reads it) takes y for a boolean; quote it: "y"');
   });
 
+  it('ConfigMap data that YAML reads as a number or boolean: must be a string, with how to quote it', async () => {
+    const dir = site({
+      'cm.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: app}\ndata:\n  port: 8080\n  debug: on\n',
+      'layer.yaml': layer('app', '  class: service\n  sources: [{configMap: app}]\n'),
+      'vm.yaml': vmContext('web-1', ['app']),
+    });
+    const { code, stdout } = await run(['validate', dir]);
+    expect(code).toBe(1);
+    expect(stdout).toContain('cm.yaml:5: document 1 (ConfigMap/app): data.port: must be a string (got number 8080); quote it: "8080"');
+    expect(stdout).toContain('cm.yaml:6: document 1 (ConfigMap/app): data.debug: must be a string (got boolean true) — YAML 1.1 (as kubectl reads it) takes on for a boolean; quote it: "on"');
+  });
+
   it('reports the problems of all documents in one run, schema and semantic ones of the same document together', async () => {
     const dir = site({
       'a.yaml': layer('app', '  class: servce\n  files:\n    - {path: a, content: x}\n    - {path: a, content: w}\n    - path: t\n      template: true\n      content: "{{ node.zon }}"\n'),
