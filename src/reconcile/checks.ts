@@ -15,7 +15,8 @@ import { parseTemplate, referenceProblem, templateReferences, TemplateError } fr
  */
 export function checkObject(object: unknown): ObjectVerdict {
   const verdict = validateObject(object);
-  if (verdict.kind !== 'ours' || !isRecord(object) || !isRecord(object.spec)) return verdict;
+  // An unknown kind is reported as such; its spec means nothing to check.
+  if (verdict.kind !== 'ours' || !isRecord(object) || !isRecord(object.spec) || object.kind !== verdict.resource.kind) return verdict;
   const spec = object.spec;
   const semantic =
     verdict.resource.kind === 'ContextLayer'
