@@ -16,7 +16,7 @@ export interface ValidationProblem {
   readonly object?: string;
   readonly field?: string;
   readonly message: string;
-  /** warning: a reference that may be satisfied in the cluster; it fails validation only with --strict. */
+  /** warning: not wrong in itself (a reference the cluster may satisfy, a drive a restart adds); it fails validation only with --strict. */
   readonly severity: 'error' | 'warning';
 }
 
@@ -84,7 +84,7 @@ export function validatePaths(paths: readonly string[], options: ValidateOptions
   }
   const namespace = options.namespace ?? 'default';
   for (const problem of setProblems({ documents: loaded.documents, wellFormed, ...(hosts ? { hosts } : {}), defaultNamespace: namespace, hostsFileName: HOSTS_FILE })) {
-    const severity = problem.elsewhere && !options.strict ? 'warning' : 'error';
+    const severity = problem.warning && !options.strict ? 'warning' : 'error';
     found.push(at(problem.document, problem.path, problem.message, severity));
   }
   const unique = dedupe(found);
@@ -138,10 +138,10 @@ export function formatReport(report: ValidationReport): string {
 export function validateCommand(): Command {
   return new Command('validate')
     .description(
-      `Validate ContextLayer, VMContext and MigrationPolicy manifests offline, as one set: each document (schema, unknown fields, the CEL rules the API server enforces, template syntax and names), then all together (the same name twice, VMContexts naming layers the set does not have, ConfigMap/Secret keys, and standalone mode's ${HOSTS_FILE}: each libvirt VM's layers must render on every host). Other kinds are skipped.`,
+      `Validate ContextLayer, VMContext and MigrationPolicy manifests offline, as one set: each document (schema, unknown fields, the CEL rules the API server enforces, template syntax and names), then all together (the same name twice, VMContexts naming layers the set does not have, ConfigMap/Secret keys, a KubeVirt VirtualMachine's empty CD-ROM ctx-<layer> per layer, and standalone mode's ${HOSTS_FILE}: each libvirt VM's layers must render on every host). Other kinds are otherwise skipped.`,
     )
     .argument('<paths...>', 'YAML/JSON files or directories (searched recursively), taken together')
-    .option('--strict', 'a ConfigMap or Secret that layers name, or a hosts file that templates need, must be in the set (without --strict: a warning, as they may live in the cluster)', false)
+    .option('--strict', 'warnings are errors: a ConfigMap or Secret that layers name, or a hosts file that templates need, must be in the set (they may live in the cluster), and a VirtualMachine in the set needs its ctx-<layer> drives (else a restart delivers the layer)', false)
     .option('-n, --namespace <namespace>', 'namespace of objects that set none, as with kubectl apply -n', 'default')
     .addOption(new Option('-o, --output <format>', 'output format').choices(['text', 'json']).default('text'))
     .addHelpText(

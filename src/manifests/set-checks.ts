@@ -6,17 +6,18 @@ import { isRecord, didYouMean } from '../crds/validate.js';
 import { selectLayers } from '../reconcile/layers.js';
 import { LayerError, layerUsesNode, renderLayer } from '../reconcile/render.js';
 import type { ManifestDocument } from './load.js';
-import { buildWorkspace } from './workspace.js';
+import { buildWorkspace, type Workspace } from './workspace.js';
 
 export interface SetProblem {
   readonly document: ManifestDocument;
   readonly path: readonly (string | number)[];
   readonly message: string;
   /**
-   * A reference to an object that may live in the cluster rather than in the set (a ConfigMap
-   * or Secret, often created by other tooling): a warning, an error only with --strict.
+   * Not wrong in itself: a reference to an object that may live in the cluster rather than in the
+   * set (a ConfigMap or Secret, often created by other tooling), or a VM that will need a restart.
+   * A warning; an error only with --strict.
    */
-  readonly elsewhere?: boolean;
+  readonly warning?: boolean;
 }
 
 export interface HostsInSet {
@@ -51,7 +52,12 @@ export function setProblems(input: SetCheckInput): SetProblem[] {
     const namespace = typeof object.metadata.namespace === 'string' ? object.metadata.namespace : input.defaultNamespace;
     return [{ document, object: object as Identified['object'], kind: object.kind, name: object.metadata.name, namespace }];
   });
-  return [...duplicates(objects), ...dataProblems(objects), ...layerReferences(objects), ...sourceReferences(objects), ...hostProblems(input)];
+  // Only well-formed objects of ours are selected and rendered.
+  const workspace = buildWorkspace(
+    input.documents.filter((d) => input.wellFormed.has(d) || !GROUP_KINDS.has(kindKey(d.object))),
+    input.defaultNamespace,
+  );
+  return [...duplicates(objects), ...dataProblems(objects), ...layerReferences(objects), ...sourceReferences(objects), ...hostProblems(input, workspace), ...driveProblems(workspace, objects)];
 }
 
 /** The same kind, namespace and name twice: kubectl apply keeps the last, render took the second. */
@@ -145,7 +151,7 @@ function sourceReferences(objects: readonly Identified[]): SetProblem[] {
       if (typeof name !== 'string' || optional === true) return;
       const target = (kind === 'ConfigMap' ? configMaps : secrets)(layer.namespace).get(name);
       if (!target) {
-        problems.push({ document: layer.document, path: at, message: `${kind} "${name}" is not in the set (namespace ${layer.namespace}); it must exist in the cluster`, elsewhere: true });
+        problems.push({ document: layer.document, path: at, message: `${kind} "${name}" is not in the set (namespace ${layer.namespace}); it must exist in the cluster`, warning: true });
         return;
       }
       if (typeof key !== 'string') return;
@@ -179,12 +185,10 @@ function sourceReferences(objects: readonly Identified[]): SetProblem[] {
  * rendered for every host, as the operator will when the VM runs there (or migrates there).
  * Without a hosts file, layers that read the node cannot render on hosts given by --libvirt alone.
  */
-function hostProblems(input: SetCheckInput): SetProblem[] {
-  const documents = input.documents.filter((d) => input.wellFormed.has(d) || !GROUP_KINDS.has(kindKey(d.object)));
-  const workspace = buildWorkspace(documents, input.defaultNamespace);
+function hostProblems(input: SetCheckInput, workspace: Workspace): SetProblem[] {
   const problems: SetProblem[] = [];
   const documentOf = (kind: string, namespace: string, name: string) =>
-    documents.find((d) => kindKey(d.object) === `recontext.dev/v1alpha1|${kind}` && isRecord(d.object) && isRecord(d.object.metadata) && d.object.metadata.name === name && (d.object.metadata.namespace ?? input.defaultNamespace) === namespace);
+    input.documents.find((d) => input.wellFormed.has(d) && kindKey(d.object) === `recontext.dev/v1alpha1|${kind}` && isRecord(d.object) && isRecord(d.object.metadata) && d.object.metadata.name === name && (d.object.metadata.namespace ?? input.defaultNamespace) === namespace);
   for (const vmContext of workspace.vmContexts) {
     const domain = vmContext.spec.target.libvirt?.domain;
     if (domain === undefined) continue;
@@ -197,7 +201,7 @@ function hostProblems(input: SetCheckInput): SetProblem[] {
           document: vmDocument,
           path: ['spec', 'target', 'libvirt'],
           message: `layers ${needNode.join(', ')} read the node (templates or variants), but the set has no ${input.hostsFileName}: hosts given only by --libvirt have no labels`,
-          elsewhere: true,
+          warning: true,
         });
       }
       continue;
@@ -220,6 +224,42 @@ function hostProblems(input: SetCheckInput): SetProblem[] {
             message: `does not render for VM ${domain} on host ${host.name} (${input.hosts.document.file}): ${error.message}`,
           });
         }
+      }
+    }
+  }
+  return problems;
+}
+
+/**
+ * A KubeVirt VirtualMachine in the set that a VMContext targets: KubeVirt hot-plugs volumes only
+ * into drives the VM started with, so each layer wants an empty CD-ROM disk ctx-<layer>; a disk of
+ * that name that is not a CD-ROM, or a volume of that name, is one recontext will not touch
+ * (VolumeNameConflict).
+ */
+function driveProblems(workspace: Workspace, objects: readonly Identified[]): SetProblem[] {
+  const problems: SetProblem[] = [];
+  for (const vmContext of workspace.vmContexts) {
+    const name = vmContext.spec.target.kubevirt?.name;
+    const vm = objects.find((o) => o.object.apiVersion === 'kubevirt.io/v1' && o.kind === 'VirtualMachine' && o.name === name && o.namespace === vmContext.metadata.namespace);
+    if (!vm) continue;
+    const template = isRecord(vm.object.spec) && isRecord(vm.object.spec.template) && isRecord(vm.object.spec.template.spec) ? vm.object.spec.template.spec : {};
+    const devices = isRecord(template.domain) && isRecord(template.domain.devices) ? template.domain.devices : {};
+    const disks = (Array.isArray(devices.disks) ? devices.disks : []).filter(isRecord);
+    const volumes = (Array.isArray(template.volumes) ? template.volumes : []).filter(isRecord);
+    const diskPath = (i: number) => ['spec', 'template', 'spec', 'domain', 'devices', 'disks', i];
+    for (const layer of selectLayers(vmContext, workspace.layers).layers) {
+      const drive = `ctx-${layer.metadata.name}`;
+      const i = disks.findIndex((d) => d.name === drive);
+      const v = volumes.findIndex((d) => d.name === drive);
+      if (v >= 0) problems.push({ document: vm.document, path: ['spec', 'template', 'spec', 'volumes', v], message: `volume ${drive} is recontext's for layer ${layer.metadata.name}: remove it (recontext adds and swaps it)` });
+      if (i >= 0 && !isRecord(disks[i]!.cdrom)) problems.push({ document: vm.document, path: diskPath(i), message: `disk ${drive} must be an empty CD-ROM for layer ${layer.metadata.name} (cdrom: {bus: sata})` });
+      if (i < 0) {
+        problems.push({
+          document: vm.document,
+          path: ['spec', 'template', 'spec', 'domain', 'devices', 'disks'],
+          message: `no empty CD-ROM ${drive} for layer ${layer.metadata.name} of VMContext ${vmContext.metadata.name}: add {name: ${drive}, cdrom: {bus: sata}}, or the running VM gets that layer only after a restart`,
+          warning: true,
+        });
       }
     }
   }

@@ -155,6 +155,20 @@ describe('recontext validate: a directory as one set', () => {
     expect(stdout).not.toContain('host-a (');
   });
 
+  it('a KubeVirt VirtualMachine in the set: an empty CD-ROM ctx-<layer> per layer (warning when missing), none of those names as another disk or a volume', async () => {
+    const vm = (disks: string, volumes: string) =>
+      `apiVersion: kubevirt.io/v1\nkind: VirtualMachine\nmetadata: {name: web-1}\nspec:\n  template:\n    spec:\n      domain:\n        devices:\n          disks:\n${disks}      volumes:\n${volumes}`;
+    const files = { 'layers.yaml': layer('app', simpleLayer) + '---\n' + layer('zone', simpleLayer), 'vmctx.yaml': vmContext('web-1', ['app', 'zone']) };
+    const good = await run(['validate', site({ ...files, 'vm.yaml': vm('            - {name: root, disk: {bus: virtio}}\n            - {name: ctx-app, cdrom: {bus: sata}}\n            - {name: ctx-zone, cdrom: {bus: sata}}\n', '        - {name: root, containerDisk: {image: x}}\n') })]);
+    expect(good.stdout).toMatch(/^valid: 3 recontext documents in 3 files; 1 other document skipped \(VirtualMachine\)\n$/);
+    const dir = site({ ...files, 'vm.yaml': vm('            - {name: ctx-app, disk: {bus: virtio}}\n', '        - {name: ctx-app, containerDisk: {image: x}}\n') });
+    const bad = await run(['validate', dir]);
+    expect(bad.code).toBe(1);
+    expect(bad.stdout).toContain('vm.yaml:10: document 1 (VirtualMachine/web-1): spec.template.spec.domain.devices.disks[0]: disk ctx-app must be an empty CD-ROM for layer app (cdrom: {bus: sata})');
+    expect(bad.stdout).toContain("vm.yaml:12: document 1 (VirtualMachine/web-1): spec.template.spec.volumes[0]: volume ctx-app is recontext's for layer app: remove it (recontext adds and swaps it)");
+    expect(bad.stdout).toContain('vm.yaml:10: document 1 (VirtualMachine/web-1): warning: spec.template.spec.domain.devices.disks: no empty CD-ROM ctx-zone for layer zone of VMContext web-1: add {name: ctx-zone, cdrom: {bus: sata}}, or the running VM gets that layer only after a restart');
+  });
+
   it('--help documents the exit codes; a usage error exits 2', async () => {
     const help = await run(['validate', '--help']);
     expect(help.code).toBe(0);
