@@ -138,7 +138,7 @@ export function formatReport(report: ValidationReport): string {
 export function validateCommand(): Command {
   return new Command('validate')
     .description(
-      `Validate ContextLayer, VMContext and MigrationPolicy manifests offline, as one set: each document (schema, unknown fields, the CEL rules the API server enforces, template syntax and names), then all together (the same name twice, VMContexts naming layers the set does not have, ConfigMap/Secret keys, a KubeVirt VirtualMachine's empty CD-ROM ctx-<layer> per layer, and standalone mode's ${HOSTS_FILE}: each libvirt VM's layers must render on every host). Other kinds are otherwise skipped.`,
+      `Validate ContextLayer, VMContext and MigrationPolicy manifests offline, as one set: each document (schema, unknown fields, the CEL rules the API server enforces, template syntax and names), then all together (the same name twice, VMContexts naming layers the set does not have, ConfigMap/Secret keys, a KubeVirt VirtualMachine's empty CD-ROM ctx-<layer> per layer, and standalone mode's ${HOSTS_FILE}: each libvirt VM's layers must render on every host). Documents of other kinds are not checked on their own.`,
     )
     .argument('<paths...>', 'YAML/JSON files or directories (searched recursively), taken together')
     .option('--strict', 'warnings are errors: a ConfigMap or Secret that layers name, or a hosts file that templates need, must be in the set (they may live in the cluster), and a VirtualMachine in the set needs its ctx-<layer> drives (else a restart delivers the layer)', false)
