@@ -11,7 +11,7 @@ import { createLogger, type Level, type Logger } from '../runtime/log.js';
 import { ClusterOperator, type OperatorOptions } from '../controllers/cluster-operator.js';
 import { OperatorMetrics } from '../runtime/metrics.js';
 import { LibvirtDriver } from '../drivers/libvirt/driver.js';
-import { KubeVirtDriver } from '../drivers/kubevirt/driver.js';
+import { DEFAULT_KUBEVIRT_WAIT_MS, KubeVirtDriver } from '../drivers/kubevirt/driver.js';
 import { ImagesOnlyDriver } from '../drivers/none.js';
 import { ImageUrlSigner } from '../images/server.js';
 import { MetricSources, PrometheusSource, ReportedSource, type MetricSource } from '../policy/metrics.js';
@@ -77,7 +77,7 @@ export function operatorCommand(): Command {
     .option('--image-tls-key <path>', 'kubevirt: PEM key of --image-tls-cert')
     .option('--storage-class <name>', 'kubevirt: storage class of the DataVolumes (default: the cluster default)', env('RECONTEXT_STORAGE_CLASS'))
     .addOption(new Option('--access-mode <mode>', 'kubevirt: access mode of the DataVolumes (default: from the storage profile; live migration needs ReadWriteMany)').choices(['ReadWriteMany', 'ReadWriteOnce', 'ReadOnlyMany']))
-    .option('--kubevirt-wait <duration>', 'kubevirt: how long one reconciliation waits for an import or the VMI before reporting it pending', '60s')
+    .option('--kubevirt-wait <duration>', 'kubevirt: how long one reconciliation waits for an import or the VMI before reporting it pending', formatDuration(DEFAULT_KUBEVIRT_WAIT_MS))
     .option('--no-kubevirt-target-pods', 'kubevirt: do not watch migration target pods (needs pods list/watch); a migration\'s images are then prepared only once KubeVirt names the target in the VMI, seconds later')
     .option('--prometheus-url <url>', 'MigrationPolicy: Prometheus HTTP API for metrics that name no address [env RECONTEXT_PROMETHEUS_URL]', env('RECONTEXT_PROMETHEUS_URL'))
     .option('--accept-reports', 'MigrationPolicy: accept metric.reported values on POST /v1/reports at --metrics-address (trusted networks only)', false)

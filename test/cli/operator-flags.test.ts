@@ -30,7 +30,7 @@ describe('recontext operator duration flags', () => {
 
   it('shows the defaults as Go durations, taken from the runtime', () => {
     const defaults = Object.fromEntries(operatorCommand().options.map((o) => [o.long, o.defaultValue as unknown]));
-    expect(defaults).toMatchObject({ '--lease-duration': '15s', '--renew-deadline': '10s', '--retry-period': '2s', '--watchdog': '1m30s', '--kubevirt-wait': '60s' });
+    expect(defaults).toMatchObject({ '--lease-duration': '15s', '--renew-deadline': '10s', '--retry-period': '2s', '--watchdog': '1m30s', '--kubevirt-wait': '1m' });
     expect(durationFlag('lease-duration', defaults['--lease-duration'] as string, () => undefined)).toBe(LEADER_ELECTION_DEFAULTS.leaseDurationMs);
     expect(durationFlag('watchdog', defaults['--watchdog'] as string, () => undefined)).toBe(DEFAULT_WATCHDOG_MS);
     expect(operatorCommand().helpInformation()).toMatch(/--lease-duration <duration>/);

@@ -45,6 +45,8 @@ export const KUBEVIRTS: ResourceRef = { group: KUBEVIRT_GROUP, version: KUBEVIRT
 export const DATA_VOLUMES: ResourceRef = { group: 'cdi.kubevirt.io', version: 'v1beta1', plural: 'datavolumes', kind: 'DataVolume', namespaced: true };
 /** Owns the context disks and volumes in VirtualMachines (and nothing else there). */
 export const KUBEVIRT_FIELD_MANAGER = 'recontext-kubevirt';
+/** How long one converge waits for imports, then for the VMI, before reporting pending (--kubevirt-wait). */
+export const DEFAULT_KUBEVIRT_WAIT_MS = 60_000;
 
 export interface KubeVirtDriverOptions {
   readonly client: KubeClient;
@@ -56,7 +58,7 @@ export interface KubeVirtDriverOptions {
   readonly namespace?: string;
   readonly storageClassName?: string;
   readonly accessMode?: 'ReadWriteMany' | 'ReadWriteOnce' | 'ReadOnlyMany';
-  /** How long one converge waits for imports, then for the VMI, before reporting pending. Default 60 s. */
+  /** How long one converge waits for imports, then for the VMI, before reporting pending. Default DEFAULT_KUBEVIRT_WAIT_MS. */
   readonly waitMs?: number;
   /**
    * Learn a migration's target from its target pod as soon as it is scheduled (needs pods list and
@@ -444,7 +446,7 @@ export class KubeVirtDriver implements Driver {
    * Resolves with the probe's first defined answer, re-probing on every watch event; undefined
    * after `timeoutMs`. A probe that throws ends the wait with that error.
    */
-  #waitFor<T>(signal: AbortSignal, probe: () => T | undefined, timeoutMs = this.#o.waitMs ?? 60_000): Promise<T | undefined> {
+  #waitFor<T>(signal: AbortSignal, probe: () => T | undefined, timeoutMs = this.#o.waitMs ?? DEFAULT_KUBEVIRT_WAIT_MS): Promise<T | undefined> {
     return new Promise<T | undefined>((resolve, reject) => {
       const finish = (value: T | undefined, error?: unknown) => {
         clearTimeout(timer);
