@@ -100,8 +100,12 @@ describe('incomingNode', () => {
   // The order KubeVirt goes through: target pod created, scheduled (nodeName), Ready → handoff
   // (migrationState.targetNode) → completed (the target pod runs the VM) → the next migration.
   const vmi = (status: object) => ({ metadata: { uid: 'vmi-1' }, spec: { domain: { devices: {} } }, status: { phase: 'Running', nodeName: 'node-a', ...status } }) as unknown as V1VirtualMachineInstance;
-  const pod = (job: string | undefined, nodeName: string | undefined, extra: { phase?: string; vmi?: string; deleting?: boolean } = {}): LauncherPod => ({
-    metadata: { labels: { [CREATED_BY_LABEL]: extra.vmi ?? 'vmi-1', ...(job ? { [MIGRATION_JOB_LABEL]: job } : {}) }, ...(extra.deleting ? { deletionTimestamp: '2026-12-08T00:00:00Z' } : {}) },
+  const pod = (job: string | undefined, nodeName: string | undefined, extra: { phase?: string; vmi?: string; deleting?: boolean; created?: string } = {}): LauncherPod => ({
+    metadata: {
+      labels: { [CREATED_BY_LABEL]: extra.vmi ?? 'vmi-1', ...(job ? { [MIGRATION_JOB_LABEL]: job } : {}) },
+      ...(extra.created ? { creationTimestamp: extra.created } : {}),
+      ...(extra.deleting ? { deletionTimestamp: '2026-12-08T00:00:00Z' } : {}),
+    },
     spec: nodeName ? { nodeName } : {},
     status: { phase: extra.phase ?? 'Pending' },
   });
@@ -121,6 +125,16 @@ describe('incomingNode', () => {
     expect(incomingNode(failed, [source, pod('m1', 'node-b', { deleting: true })])).toBeUndefined();
     expect(incomingNode(vmi({}), [source, pod('m1', 'node-b', { vmi: 'vmi-2' })])).toBeUndefined();
     expect(incomingNode(vmi({}), [source, pod('m1', 'node-a')])).toBeUndefined();
+  });
+
+  it('names nothing for the pod of an earlier migration that shuts down on the node the VM just left (found on the real cluster: it kept the old node\'s images)', () => {
+    // m1 moved the VM to node-b; m2 moved it back to node-a and has ended; m1's pod still runs on node-b for a while.
+    const back = vmi({ nodeName: 'node-a', migrationState: { migrationUid: 'm2', targetNode: 'node-a', completed: true, endTimestamp: '2026-12-08T01:00:10Z' } });
+    const m1 = pod('m1', 'node-b', { phase: 'Running', created: '2026-12-08T00:59:00Z' });
+    const m2 = pod('m2', 'node-a', { phase: 'Running', created: '2026-12-08T01:00:00Z' });
+    expect(incomingNode(back, [m1, m2])).toBeUndefined();
+    // A third migration made in the second the second one ended counts.
+    expect(incomingNode(back, [m1, m2, pod('m3', 'node-b', { created: '2026-12-08T01:00:10Z' })])).toBe('node-b');
   });
 
   it('names the next migration\'s target while the VMI still records the previous one as completed', () => {

@@ -39,7 +39,7 @@ export const CREATED_BY_LABEL = 'kubevirt.io/created-by';
 
 /** What of a virt-launcher pod tells where a migration is headed. */
 export interface LauncherPod {
-  readonly metadata: { readonly namespace?: string; readonly labels?: Readonly<Record<string, string>>; readonly deletionTimestamp?: string | Date };
+  readonly metadata: { readonly namespace?: string; readonly labels?: Readonly<Record<string, string>>; readonly creationTimestamp?: string | Date; readonly deletionTimestamp?: string | Date };
   readonly spec?: { readonly nodeName?: string };
   readonly status?: { readonly phase?: string };
 }
@@ -47,23 +47,36 @@ export interface LauncherPod {
 /**
  * Pure: the node a migration of `vmi` is headed for, as soon as it is known, else undefined.
  * KubeVirt writes status.migrationState.targetNode only once the target virt-launcher pod is
- * Ready — under emulation about 1.5 s before the migration ends — while the scheduler placed that
- * pod seconds earlier: its node is the earliest word of the target. The target pod of a migration
- * that has ended runs the VM now (its node is the VMI's) or is going away.
+ * Ready — under emulation 2–4 s before the migration ends — while the scheduler placed that pod
+ * 11–13 s earlier: its node is the earliest word of the target. A migration's target pod keeps its
+ * label after the migration: it then runs the VM (its node is the VMI's), or — the source of a
+ * later migration — shuts down on the node the VM left; only a pod made after the VMI's last
+ * migration ended belongs to a migration under way.
  */
 export function incomingNode(vmi: V1VirtualMachineInstance, launcherPods: readonly LauncherPod[]): string | undefined {
   const migration = vmi.status?.migrationState;
   if (migration?.targetNode && !migration.completed && !migration.failed) return migration.targetNode;
   const ended = migration?.completed || migration?.failed ? migration.migrationUid : undefined;
+  // RFC 3339 in seconds: a pod made in the second the last migration ended still counts.
+  const endedAt = migration?.completed || migration?.failed ? seconds(migration.endTimestamp) : undefined;
   for (const pod of launcherPods) {
     const labels = pod.metadata.labels ?? {};
     const job = labels[MIGRATION_JOB_LABEL];
     if (!job || job === ended || labels[CREATED_BY_LABEL] !== vmi.metadata?.uid) continue;
     if (pod.metadata.deletionTimestamp || pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed') continue;
+    const created = seconds(pod.metadata.creationTimestamp);
+    if (endedAt !== undefined && created !== undefined && created < endedAt) continue;
     const node = pod.spec?.nodeName;
     if (node && node !== vmi.status?.nodeName) return node;
   }
   return undefined;
+}
+
+/** A Kubernetes time (RFC 3339 text or a Date) in whole seconds since the epoch; undefined when absent or unreadable. */
+function seconds(time: string | Date | undefined): number | undefined {
+  if (time === undefined) return undefined;
+  const ms = time instanceof Date ? time.getTime() : Date.parse(time);
+  return Number.isFinite(ms) ? Math.floor(ms / 1000) : undefined;
 }
 
 /** Pure: what of a VMI matters to recontext; a VMI event that leaves it unchanged is noise (guest agent, timestamps …). */
