@@ -1,10 +1,13 @@
-// The VMContext reconciler when building an image fails on its input: a condition, not a retry loop.
+// The VMContext reconciler ending short of Ready: each kind of the error vocabulary as its condition.
 import { describe, expect, it } from 'vitest';
 import type { ContextLayer, VMContext, VMContextStatus } from '../crds/index.js';
 import { VMNotFoundError } from '../drivers/driver.js';
 import { DeviceRemovalPendingError } from '../drivers/libvirt/actions.js';
+import { NoFreeDriveError } from '../drivers/libvirt/devices.js';
+import { HostUnavailableError } from '../drivers/libvirt/session.js';
 import { IsoInputError, IsoLimitError } from '../iso/errors.js';
 import { createLogger } from '../runtime/log.js';
+import { BlockedError, PendingError, RetryError, TerminalError } from '../runtime/errors.js';
 import { OperatorMetrics } from '../runtime/metrics.js';
 import { FINALIZER, vmContextReconciler, type VMContextDeps } from './vmcontext.js';
 
@@ -22,7 +25,7 @@ const layer: ContextLayer = {
 };
 
 /** One reconciliation where building an image fails with `image`, or converging with `converge`. */
-async function reconcileWith(failure: { image?: Error; converge?: Error }): Promise<{ statuses: VMContextStatus[]; converged: number; result: unknown }> {
+async function reconcileWith(failure: { image?: Error; converge?: Error }): Promise<{ statuses: VMContextStatus[]; converged: number; thrown: unknown }> {
   const statuses: VMContextStatus[] = [];
   let converged = 0;
   const cache = <T extends { metadata: { name: string; namespace?: string } }>(items: T[]) => ({ get: (key: string) => items.find((i) => `${i.metadata.namespace}/${i.metadata.name}` === key), list: () => items });
@@ -47,14 +50,18 @@ async function reconcileWith(failure: { image?: Error; converge?: Error }): Prom
     metrics: new OperatorMetrics({ defaultMetrics: false }),
     logger: createLogger({ write: () => {} }),
   } as unknown as VMContextDeps;
-  const result = await vmContextReconciler(deps)('ns/vm-1', new AbortController().signal);
-  return { statuses, converged, result };
+  const thrown = await vmContextReconciler(deps)('ns/vm-1', new AbortController().signal).then(
+    () => undefined,
+    (error: unknown) => error,
+  );
+  return { statuses, converged, thrown };
 }
 
 describe('vmContextReconciler: an image that cannot be built', () => {
-  it('InvalidPath (TooLarge for a format limit) as Ready=False and Degraded, without converging or throwing', async () => {
+  it('InvalidPath (TooLarge for a format limit) as Ready=False and Degraded, terminal: not retried until the layer changes', async () => {
     const invalid = await reconcileWith({ image: new IsoInputError('x/y', 'name has 300 bytes; at most 255') });
     expect(invalid.converged).toBe(0);
+    expect(invalid.thrown).toBeInstanceOf(TerminalError);
     const ready = invalid.statuses.at(-1)?.conditions?.find((c) => c.type === 'Ready');
     expect(ready).toMatchObject({ status: 'False', reason: 'InvalidPath' });
     expect(ready?.message).toMatch(/cannot build the image: x\/y: name has 300 bytes/);
@@ -63,28 +70,37 @@ describe('vmContextReconciler: an image that cannot be built', () => {
     expect(limit.statuses.at(-1)?.conditions?.find((c) => c.type === 'Ready')?.reason).toBe('TooLarge');
   });
 
-  it('other errors still go to the queue for a retry', async () => {
-    await expect(reconcileWith({ image: new Error('disk full') })).rejects.toThrow(/disk full/);
+  it('other errors go to the queue as they are, for a retry with backoff and without a condition', async () => {
+    const full = await reconcileWith({ image: new Error('disk full') });
+    expect(full.thrown).toMatchObject({ message: 'disk full' });
+    expect(full.statuses).toEqual([]);
   });
 });
 
 describe('vmContextReconciler: driver errors in the one vocabulary', () => {
   const readyOf = (statuses: VMContextStatus[]) => statuses.at(-1)?.conditions?.find((c) => c.type === 'Ready');
+  const degradedOf = (statuses: VMContextStatus[]) => statuses.at(-1)?.conditions?.find((c) => c.type === 'Degraded');
 
-  it('a drive still unplugging is pending: Ready=False DeviceRemovalPending, looked at again soon, no backoff', async () => {
-    const pending = await reconcileWith({ converge: new DeviceRemovalPendingError('sdc', 10_000) });
-    expect(readyOf(pending.statuses)).toMatchObject({ status: 'False', reason: 'DeviceRemovalPending' });
-    expect(pending.result).toMatchObject({ requeueAfterMs: expect.any(Number) });
+  it('each kind becomes its condition and reaches the queue as its kind', async () => {
+    const cases = [
+      { error: new DeviceRemovalPendingError('sdc', 10_000), kind: PendingError, reason: 'DeviceRemovalPending', degraded: undefined },
+      { error: new VMNotFoundError('domain vm-1 is on none of the hosts a, b'), kind: PendingError, reason: 'VMNotFound', degraded: undefined },
+      { error: new NoFreeDriveError(1), kind: BlockedError, reason: 'NoFreeDrive', degraded: 'True' },
+      { error: new HostUnavailableError('h1', '/run/libvirt.sock', new Error('ECONNREFUSED')), kind: RetryError, reason: 'HostUnavailable', degraded: undefined },
+    ];
+    for (const { error, kind, reason, degraded } of cases) {
+      const run = await reconcileWith({ converge: error });
+      expect(run.thrown).toBe(error);
+      expect(run.thrown).toBeInstanceOf(kind);
+      expect(readyOf(run.statuses)).toMatchObject({ status: 'False', reason, message: error.message });
+      expect(degradedOf(run.statuses)?.status).toBe(degraded);
+    }
   });
 
-  it('a VM that vanished mid-converge is VMNotFound, not a failure for the backoff', async () => {
-    const gone = await reconcileWith({ converge: new VMNotFoundError('domain vm-1 is on none of the hosts a, b') });
-    expect(readyOf(gone.statuses)).toMatchObject({ status: 'False', reason: 'VMNotFound' });
-    expect(gone.result).toMatchObject({ requeueAfterMs: expect.any(Number) });
-  });
-
-  it('anything else still goes to the queue for a retry with backoff', async () => {
-    await expect(reconcileWith({ converge: new Error('socket closed') })).rejects.toThrow(/socket closed/);
+  it('anything else goes to the queue for a retry with backoff, without a condition', async () => {
+    const closed = await reconcileWith({ converge: new Error('socket closed') });
+    expect(closed.thrown).toMatchObject({ message: 'socket closed' });
+    expect(closed.statuses).toEqual([]);
   });
 });
 

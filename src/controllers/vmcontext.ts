@@ -1,24 +1,23 @@
 // The VMContext controller's reconciler: observe the VM, plan (pure, src/reconcile/vmcontext),
 // build missing images, let the driver converge the devices, write status. Timed per phase.
 import type { ContextLayer, VMContext } from '../crds/index.js';
-import { ConvergePendingError, describeTarget, PlatformUnavailableError, targetOf, VMConfigurationError, VMNotFoundError, type ConvergeResult, type DesiredLayer, type Driver, type ObservedVM } from '../drivers/driver.js';
+import { describeTarget, targetOf, type ConvergeResult, type DesiredLayer, type Driver, type ObservedVM } from '../drivers/driver.js';
 import type { LayerImageStore } from '../images/layer-image.js';
 import { IsoInputError, IsoLimitError } from '../iso/errors.js';
 import { VM_CONTEXTS } from '../kube/resources.js';
 import { findCondition } from '../reconcile/conditions.js';
 import type { NodeFacts } from '../reconcile/render.js';
+import { isNotReadyReason, kindOf, type NotReadyReason, type ReasonKind } from '../reconcile/reasons.js';
 import { planVMContext, vmContextStatus, type Blocked, type Converge } from '../reconcile/vmcontext.js';
-import type { Reconciler, Result } from '../runtime/controller.js';
+import type { Reconciler } from '../runtime/controller.js';
+import { BlockedError, PendingError, ReconcileError, RetryError, TerminalError } from '../runtime/errors.js';
 import type { Logger } from '../runtime/log.js';
 import type { OperatorMetrics } from '../runtime/metrics.js';
 import type { Cache, EventSink, ObjectWriter, SourcesOf } from './ports.js';
 import { realClock, type Clock } from '../runtime/clock.js';
 
 export const FINALIZER = 'recontext.dev/release-devices';
-/** How soon to look again at a VM that does not run yet (its events may not reach us). */
-export const WAITING_REQUEUE_MS = 5_000;
 export const MIGRATING_REQUEUE_MS = 1_000;
-export const VM_CONFIGURATION_REQUEUE_MS = 60_000;
 
 export interface VMContextDeps {
   readonly vmContexts: Cache<VMContext>;
@@ -66,7 +65,7 @@ export function vmContextReconciler(dependencies: VMContextDeps): Reconciler {
     try {
       observed = await deps.driver.observe(target, signal);
     } catch (error: unknown) {
-      return blockedBy(deps, vmContext, describeTarget(target), error, now());
+      return notReady(deps, vmContext, describeTarget(target), error, now());
     }
     if (observed?.migrating) {
       // Between the source pausing and the destination resuming: which node to render for is
@@ -89,11 +88,10 @@ export function vmContextReconciler(dependencies: VMContextDeps): Reconciler {
         try {
           await deps.driver.reserve(target, plan.layers, signal);
         } catch (error: unknown) {
-          return blockedBy(deps, vmContext, describeTarget(target), error, now(), observed);
+          return notReady(deps, vmContext, describeTarget(target), error, now(), observed);
         }
       }
-      await writeBlocked(deps, vmContext, describeTarget(target), plan, now(), observed);
-      return plan.waiting ? { requeueAfterMs: WAITING_REQUEUE_MS } : undefined;
+      return notReady(deps, vmContext, describeTarget(target), errorOf(plan), now(), observed);
     }
 
     const t1 = performance.now();
@@ -103,15 +101,15 @@ export function vmContextReconciler(dependencies: VMContextDeps): Reconciler {
     } catch (error: unknown) {
       // Content the renderer let through but an image cannot hold: the user must change the layer.
       if (!(error instanceof IsoInputError)) throw error;
-      await writeBlocked(deps, vmContext, describeTarget(target), { kind: 'blocked', reason: error instanceof IsoLimitError ? 'TooLarge' : 'InvalidPath', message: `cannot build the image: ${error.message}`, waiting: false }, now(), observed);
-      return undefined;
+      const reason = error instanceof IsoLimitError ? 'TooLarge' : 'InvalidPath';
+      return notReady(deps, vmContext, describeTarget(target), errorOf({ reason, message: `cannot build the image: ${error.message}` }), now(), observed);
     }
     const buildMs = performance.now() - t1;
     let result: ConvergeResult;
     try {
       result = await deps.driver.converge(target, desired, signal);
     } catch (error: unknown) {
-      return blockedBy(deps, vmContext, describeTarget(target), error, now(), observed);
+      return notReady(deps, vmContext, describeTarget(target), error, now(), observed);
     }
     const status = vmContextStatus({
       vmContext,
@@ -189,28 +187,26 @@ async function buildImages(deps: Pick<VMContextDeps, 'images' | 'metrics'>, plan
   );
 }
 
+/** The error of the vocabulary (src/runtime/errors.ts) that a reason's kind calls for. */
+const ERROR_OF_KIND = {
+  pending: PendingError,
+  blocked: BlockedError,
+  retry: RetryError,
+  terminal: TerminalError,
+} satisfies { readonly [K in ReasonKind]: abstract new (reason: NotReadyReason, message: string) => ReconcileError & { readonly kind: K } };
+
+function errorOf(blocked: Pick<Blocked, 'reason' | 'message'>): ReconcileError<NotReadyReason> {
+  return new ERROR_OF_KIND[kindOf(blocked.reason)](blocked.reason, blocked.message);
+}
+
 /**
- * A driver error as a condition: the platform unreachable (look again soon, a reconnect also
- * wakes us), still at work (soon), the VM gone mid-way (soon: it may be back, or the next
- * observation says VMNotFound), or needing someone to act (slowly; their change or a resync
- * brings us back). Anything else is a failure for the queue's backoff.
+ * Ends a reconciliation short of Ready: an error of the vocabulary with a VMContext reason
+ * becomes the Ready=False condition; then the error goes to the controller, whose queue acts by
+ * its kind. Any other error goes there as it is (retried with backoff, no condition).
  */
-async function blockedBy(deps: VMContextDeps, vmContext: VMContext, vm: string, error: unknown, now: Date, observed?: ObservedVM): Promise<Result> {
-  if (error instanceof PlatformUnavailableError) {
-    await writeBlocked(deps, vmContext, vm, { kind: 'blocked', reason: 'HostUnavailable', message: error.message, waiting: true }, now, observed);
-    return { requeueAfterMs: WAITING_REQUEUE_MS };
-  }
-  if (error instanceof ConvergePendingError) {
-    await writeBlocked(deps, vmContext, vm, { kind: 'blocked', reason: error.reason, message: error.message, waiting: true }, now, observed);
-    return { requeueAfterMs: WAITING_REQUEUE_MS };
-  }
-  if (error instanceof VMNotFoundError) {
-    await writeBlocked(deps, vmContext, vm, { kind: 'blocked', reason: 'VMNotFound', message: error.message, waiting: true }, now, observed);
-    return { requeueAfterMs: WAITING_REQUEUE_MS };
-  }
-  if (error instanceof VMConfigurationError) {
-    await writeBlocked(deps, vmContext, vm, { kind: 'blocked', reason: error.reason, message: error.message, waiting: false }, now, observed);
-    return { requeueAfterMs: VM_CONFIGURATION_REQUEUE_MS };
+async function notReady(deps: VMContextDeps, vmContext: VMContext, vm: string, error: unknown, now: Date, observed?: ObservedVM): Promise<never> {
+  if (error instanceof ReconcileError && isNotReadyReason(error.reason)) {
+    await writeBlocked(deps, vmContext, vm, { kind: 'blocked', reason: error.reason, message: error.message }, now, observed);
   }
   throw error;
 }
@@ -221,7 +217,7 @@ async function writeBlocked(deps: VMContextDeps, vmContext: VMContext, vm: strin
   await deps.writer.applyStatus(VM_CONTEXTS, vmContext, status);
   if (before?.reason !== plan.reason) {
     deps.metrics.recontextFailures.inc({ reason: plan.reason });
-    deps.events.record(vmContext, plan.waiting ? 'Normal' : 'Warning', plan.reason, plan.message);
+    deps.events.record(vmContext, kindOf(plan.reason) === 'pending' ? 'Normal' : 'Warning', plan.reason, plan.message);
   }
 }
 

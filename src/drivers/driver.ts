@@ -2,55 +2,49 @@
 // image each layer of a VM should have; a driver observes where the VM runs and converges its
 // devices to that desired state (level-based: called again and again, it must be idempotent).
 // What the core needs to know of a platform (what a VM is, what converging did, and the reasons a
-// delivery can wait) is defined by the core, in src/reconcile/platform.ts.
-import type { ConfigurationReason, ConvergeResult, ObservedVM, PendingReason } from '../reconcile/platform.js';
+// delivery can wait) is defined by the core, in src/reconcile/platform.ts and reasons.ts.
+import type { ConvergeResult, ObservedVM } from '../reconcile/platform.js';
+import type { ConfigurationReason, MigrationImpossibleReason, PendingReason } from '../reconcile/reasons.js';
+import { BlockedError, PendingError, RetryError } from '../runtime/errors.js';
 
 export type { AttachedLayer, ConvergeResult, ObservedVM } from '../reconcile/platform.js';
 
+// A driver's errors are kinds of the one error vocabulary (src/runtime/errors.ts), each with a
+// reason of src/reconcile/reasons.ts: the reconciler writes the reason as the condition and the
+// controller's queue acts by the kind. Anything else a driver throws is retried with backoff.
+
 /** The platform (a libvirt host, the cluster's API) cannot be reached now; the driver keeps trying. */
-export class PlatformUnavailableError extends Error {
+export class PlatformUnavailableError extends RetryError<'HostUnavailable'> {
   override readonly name: string = 'PlatformUnavailableError';
+  constructor(message: string, options?: ErrorOptions) {
+    super('HostUnavailable', message, options);
+  }
 }
 
 /**
  * The VM or its platform must change before the layers can be delivered: someone has to act
  * (add a drive, restart the VM, install CDI, enable a feature gate …). Looked at again slowly.
  */
-export class VMConfigurationError extends Error {
+export class VMConfigurationError extends BlockedError<ConfigurationReason> {
   override readonly name: string = 'VMConfigurationError';
-  constructor(
-    readonly reason: ConfigurationReason,
-    message: string,
-  ) {
-    super(message);
-  }
 }
 
 /** The driver did its part; the platform is still at work (importing an image, plugging a volume). */
-export class ConvergePendingError extends Error {
+export class ConvergePendingError extends PendingError<PendingReason> {
   override readonly name: string = 'ConvergePendingError';
-  constructor(
-    readonly reason: PendingReason,
-    message: string,
-  ) {
-    super(message);
-  }
 }
 
 /** The VM went away while the driver worked on it (deleted, or moved off every known host). */
-export class VMNotFoundError extends Error {
+export class VMNotFoundError extends PendingError<'VMNotFound'> {
   override readonly name: string = 'VMNotFoundError';
+  constructor(message: string) {
+    super('VMNotFound', message);
+  }
 }
 
 /** A migration cannot be asked for: no node of the target array, or the VM cannot move live. */
-export class MigrationImpossibleError extends Error {
+export class MigrationImpossibleError extends BlockedError<MigrationImpossibleReason> {
   override readonly name: string = 'MigrationImpossibleError';
-  constructor(
-    readonly reason: 'NoTargetNode' | 'NotMigratable' | 'NotRunning' | 'MigrationInFlight',
-    message: string,
-  ) {
-    super(message);
-  }
 }
 
 /** Move the VM, live, to a node (or libvirt host) whose labels include `nodeSelector`. */

@@ -1,6 +1,6 @@
-// What the core knows of the platform a VM runs on, whatever the driver: where the VM is, what a
-// convergence did, and why a delivery may have to wait. Drivers produce these; the pure decisions
-// of src/reconcile consume them (and import no driver).
+// What the core knows of the platform a VM runs on, whatever the driver: where the VM is and what a
+// convergence did (why a delivery may have to wait: reasons.ts). Drivers produce these; the pure
+// decisions of src/reconcile consume them (and import no driver).
 
 export interface ObservedVM {
   /** False while the VM exists but does not run (no node to render for, no device to swap). */
@@ -35,9 +35,3 @@ export interface ConvergeResult {
   /** The platform reported when the VM's last migration completed: how long after it the new volumes were in place. */
   readonly sinceMigrationMs?: { readonly migrationId: string; readonly volumeInSpec: number; readonly volumeReady: number };
 }
-
-/** The VM or its platform must change before the layers can be delivered (someone has to act). */
-export type ConfigurationReason = 'NoFreeDrive' | 'RestartRequired' | 'CDIMissing' | 'KubeVirtMissing' | 'HotplugDisabled' | 'NotAVirtualMachine' | 'VolumeNameConflict' | 'ImportFailed';
-
-/** The driver did its part; the platform is still at work (a drive it was asked to unplug is still there). */
-export type PendingReason = 'ImportInProgress' | 'VolumeNotReady' | 'DeviceRemovalPending';

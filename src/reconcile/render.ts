@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import { API_VERSION, RESERVED_DIRECTORY, type ContextLayer, type LayerFile, type LayerHook } from '../crds/index.js';
 import { mapMatches } from './labels.js';
 import { effectivePriority } from './layers.js';
+import type { LayerErrorReason } from './reasons.js';
 import { parseTemplate, renderTemplate, TemplateError, type TemplateData } from './template.js';
 
 export interface NodeFacts {
@@ -48,8 +49,6 @@ export interface RenderedLayer {
   /** The layer's hooks as the image's .recontext/hooks.json (guest/ffs runs them); absent without hooks. */
   readonly hooks?: Buffer;
 }
-
-export type LayerErrorReason = 'ContentNotFound' | 'TemplateError' | 'PathConflict' | 'InvalidPath' | 'TooLarge' | 'NodeUnknown';
 
 /** A layer that cannot be rendered as specified; `reason` becomes the condition reason. */
 export class LayerError extends Error {

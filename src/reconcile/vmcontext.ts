@@ -3,7 +3,8 @@
 // I/O around it (caches, image store, driver, API writes).
 import type { ContextLayer, RecontextTrigger, VMContext, VMContextStatus } from '../crds/index.js';
 import { RECONTEXT_TRIGGERS } from '../crds/index.js';
-import type { AttachedLayer, ConfigurationReason, ConvergeResult, ObservedVM, PendingReason } from './platform.js';
+import type { AttachedLayer, ConvergeResult, ObservedVM } from './platform.js';
+import { kindOf, type NotReadyReason } from './reasons.js';
 import { setConditions, type Condition, type ConditionInput } from './conditions.js';
 import { selectLayers } from './layers.js';
 import { LayerError, layerUsesNode, renderLayer, type NodeFacts, type RenderedLayer, type SourceLookup } from './render.js';
@@ -19,13 +20,11 @@ export interface PlanInputs {
   readonly maxLayerBytes?: number;
 }
 
-/** Why the VM cannot get its layers now; becomes Ready=False with this reason. */
+/** Why the VM cannot get its layers now; becomes Ready=False with this reason (its kind: reasons.ts). */
 export interface Blocked {
   readonly kind: 'blocked';
-  readonly reason: 'LayerNotFound' | 'VMNotFound' | 'VMNotRunning' | 'HostUnavailable' | ConfigurationReason | PendingReason | LayerError['reason'];
+  readonly reason: NotReadyReason;
   readonly message: string;
-  /** Waiting for something outside (a VM to start) rather than for the user to fix something. */
-  readonly waiting: boolean;
   /** VMNotRunning: the layers the VM will carry once it runs (a driver may make room for them now). */
   readonly layers?: readonly string[];
 }
@@ -51,16 +50,15 @@ export function planVMContext(inputs: PlanInputs): Blocked | Converge {
   const { vmContext, observed } = inputs;
   const selection = selectLayers(vmContext, inputs.layers);
   if (selection.missing.length > 0) {
-    return { kind: 'blocked', reason: 'LayerNotFound', message: `ContextLayer ${selection.missing.join(', ')} not found in namespace ${vmContext.metadata.namespace}`, waiting: false };
+    return { kind: 'blocked', reason: 'LayerNotFound', message: `ContextLayer ${selection.missing.join(', ')} not found in namespace ${vmContext.metadata.namespace}` };
   }
-  if (!observed) return { kind: 'blocked', reason: 'VMNotFound', message: 'the target VM does not exist', waiting: true };
+  if (!observed) return { kind: 'blocked', reason: 'VMNotFound', message: 'the target VM does not exist' };
   const needsNode = selection.layers.filter(layerUsesNode);
   if (needsNode.length > 0 && (!observed.running || !inputs.node)) {
     return {
       kind: 'blocked',
       reason: 'VMNotRunning',
       message: `layers ${needsNode.map((l) => l.metadata.name).join(', ')} depend on the node, and the VM is not running on one`,
-      waiting: true,
       layers: selection.layers.map((l) => l.metadata.name),
     };
   }
@@ -74,7 +72,7 @@ export function planVMContext(inputs: PlanInputs): Blocked | Converge {
     try {
       rendered.push(renderLayer(layer, { vm, ...(inputs.node ? { node: inputs.node } : {}), sources: inputs.sources, ...(inputs.maxLayerBytes ? { maxLayerBytes: inputs.maxLayerBytes } : {}) }));
     } catch (error: unknown) {
-      if (error instanceof LayerError) return { kind: 'blocked', reason: error.reason, message: error.message, waiting: false };
+      if (error instanceof LayerError) return { kind: 'blocked', reason: error.reason, message: error.message };
       throw error;
     }
   }
@@ -152,7 +150,9 @@ export function vmContextStatus(inputs: StatusInputs): VMContextStatus {
       { type: 'Ready', status: 'False', reason: plan.reason, message: plan.message },
       { type: 'Recontextualizing', status: 'False', reason: plan.reason, message: plan.message },
     ];
-    if (!plan.waiting) updates.push({ type: 'Degraded', status: 'True', reason: plan.reason, message: plan.message });
+    // Someone has to act (pending and retry pass by themselves).
+    const kind = kindOf(plan.reason);
+    if (kind === 'blocked' || kind === 'terminal') updates.push({ type: 'Degraded', status: 'True', reason: plan.reason, message: plan.message });
     return { ...kept, conditions: setConditions(previous.conditions as Condition[] | undefined, updates, now, generation) };
   }
   const attached = new Map((inputs.attached ?? []).map((a) => [a.name, a]));

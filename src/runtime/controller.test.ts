@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Controller, type Reconciler } from './controller.js';
-import { TerminalError, WaitingError } from './errors.js';
+import { BlockedError, PendingError, RetryError, TerminalError } from './errors.js';
 import { createLogger } from './log.js';
 import { OperatorMetrics } from './metrics.js';
 
@@ -38,7 +38,7 @@ describe('Controller', () => {
     let calls = 0;
     const { controller, results } = make(async () => {
       calls++;
-      throw new TerminalError('bad spec');
+      throw new TerminalError('TemplateError', 'bad spec');
     });
     controller.start();
     controller.enqueue('ns/a');
@@ -49,18 +49,40 @@ describe('Controller', () => {
     expect(await results()).toEqual({ terminal: 1 });
   });
 
-  it('treats waiting as no failure and comes back after the given delay', async () => {
+  it('treats pending and blocked as no failure: again after their delay every time, the backoff does not grow', async () => {
+    for (const pendingOrBlocked of [(n: number) => new PendingError('VMNotRunning', `vm starting (${n})`, 15), (n: number) => new BlockedError('NoFreeDrive', `add a drive (${n})`, 15)]) {
+      const seen: number[] = [];
+      const { controller, results } = make(async () => {
+        seen.push(performance.now());
+        if (seen.length <= 4) throw pendingOrBlocked(seen.length);
+      });
+      controller.start();
+      controller.enqueue('ns/a');
+      await until(() => seen.length === 5);
+      await controller.stop();
+      const gaps = seen.slice(1).map((t, i) => t - seen[i]!);
+      // A failure's backoff would double each time (1, 2, 4, 8 ms here); these stay at the delay.
+      for (const gap of gaps) expect(gap).toBeGreaterThanOrEqual(13);
+      expect(Math.max(...gaps)).toBeLessThan(15 * 4);
+      const kind = pendingOrBlocked(0).kind;
+      expect(await results()).toEqual({ [kind]: 4, success: 1 });
+    }
+  });
+
+  it('retries a RetryError with the growing backoff, like any failure', async () => {
     const seen: number[] = [];
     const { controller, results } = make(async () => {
-      seen.push(Date.now());
-      if (seen.length === 1) throw new WaitingError('vm starting', 40);
+      seen.push(performance.now());
+      if (seen.length <= 5) throw new RetryError('HostUnavailable', 'host h1 unreachable');
     });
     controller.start();
     controller.enqueue('ns/a');
-    await until(() => seen.length === 2);
+    await until(() => seen.length === 6);
     await controller.stop();
-    expect(seen[1]! - seen[0]!).toBeGreaterThanOrEqual(35);
-    expect(await results()).toEqual({ waiting: 1, success: 1 });
+    expect(await results()).toEqual({ error: 5, success: 1 });
+    // Backoff 1, 2, 4, 8, 16 ms (timers may fire late, never early): the last wait is the longest.
+    const gaps = seen.slice(1).map((t, i) => t - seen[i]!);
+    expect(gaps.at(-1)!).toBeGreaterThanOrEqual(15);
   });
 
   it('requeues after the requested time', async () => {

@@ -1,7 +1,7 @@
 // A controller: a work queue of object keys and workers that call one Reconciler. Everything
 // about retries lives here, in one outcome switch — reconcilers never sleep, loop or retry.
 import { realClock, type Clock } from './clock.js';
-import { TerminalError, WaitingError } from './errors.js';
+import { BlockedError, PendingError, TerminalError } from './errors.js';
 import { errorMessage, type Logger } from './log.js';
 import type { OperatorMetrics } from './metrics.js';
 import { WorkQueue, type QueueOptions } from './queue.js';
@@ -13,9 +13,10 @@ export interface Result {
 
 /**
  * Level-based: given a key (namespace/name), read the current state and converge it. Called
- * again for any change, so it must not depend on which event caused the call. Throw
- * WaitingError to be called again soon, TerminalError to stop retrying; any other error retries
- * with backoff.
+ * again for any change, so it must not depend on which event caused the call. How it ends short
+ * of success is one of the kinds of errors.ts: PendingError and BlockedError are called again
+ * after their delay, TerminalError not until the object changes; RetryError and any other error
+ * are retried with backoff.
  */
 export type Reconciler = (key: string, signal: AbortSignal) => Promise<Result | void>;
 
@@ -117,14 +118,15 @@ export class Controller {
         result = 'requeue';
       } else result = 'success';
     } catch (error: unknown) {
-      if (error instanceof WaitingError) {
+      if (error instanceof PendingError || error instanceof BlockedError) {
+        // Not a failure of ours: the same delay every time, and the backoff starts over.
         this.#queue.forget(key);
         this.#queue.addAfter(key, error.retryAfterMs);
-        this.#logger.debug('waiting', { key, reason: error.message, retryAfterMs: error.retryAfterMs });
-        result = 'waiting';
+        this.#logger.debug(error.kind, { key, reason: error.reason, message: error.message, retryAfterMs: error.retryAfterMs });
+        result = error.kind;
       } else if (error instanceof TerminalError) {
         this.#queue.forget(key);
-        this.#logger.error('reconcile failed; not retrying until the object changes', { key, error: error.message });
+        this.#logger.warn('reconcile cannot succeed; not retrying until the object changes', { key, reason: error.reason, error: error.message });
         result = 'terminal';
       } else {
         this.#queue.addRateLimited(key);

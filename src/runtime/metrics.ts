@@ -7,7 +7,7 @@ export class OperatorMetrics {
   readonly registry = new Registry();
   readonly reconcileTotal = new Counter({
     name: 'recontext_controller_reconcile_total',
-    help: 'Reconciliations by controller and result (success, requeue, waiting, error, terminal).',
+    help: 'Reconciliations by controller and result (success, requeue, pending, blocked, error, terminal).',
     labelNames: ['controller', 'result'] as const,
     registers: [this.registry],
   });
