@@ -16,6 +16,12 @@ import type { Cache, EventSink, ObjectWriter } from './ports.js';
 import { realClock, type Clock } from '../runtime/clock.js';
 
 export const MAX_DECISIONS = 50;
+/**
+ * The policy controller's reconcile deadline: a libvirt migration runs inside the reconciliation
+ * and is aborted with it, and the libvirt client gives one up to 300 s of its own. (The other
+ * controllers keep the default minute.)
+ */
+export const POLICY_RECONCILE_TIMEOUT_MS = 360_000;
 
 export interface MigrationPolicyDeps {
   readonly policies: Cache<MigrationPolicy>;

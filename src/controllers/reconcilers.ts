@@ -8,7 +8,7 @@ import { keyOf } from '../kube/resources.js';
 import { contextLayerReconciler } from './contextlayer.js';
 import { Controller, DEFAULT_CONCURRENCY } from '../runtime/controller.js';
 import { errorMessage } from '../runtime/log.js';
-import { migrationPolicyReconciler } from './migrationpolicy.js';
+import { migrationPolicyReconciler, POLICY_RECONCILE_TIMEOUT_MS } from './migrationpolicy.js';
 import type { MetricSource } from '../policy/metrics.js';
 import { selectorMatches } from '../reconcile/labels.js';
 import type { Cache } from './ports.js';
@@ -41,6 +41,7 @@ export class Reconcilers {
           logger,
           metrics,
           concurrency,
+          timeoutMs: POLICY_RECONCILE_TIMEOUT_MS,
           reconcile: migrationPolicyReconciler({ ...deps, policies: policies.cache, source: policies.source, logger: logger.child({ controller: 'migrationpolicy' }) }),
         })
       : undefined;

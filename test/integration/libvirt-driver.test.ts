@@ -4,6 +4,7 @@
 // re-rendered and swapped — one into the spare empty drive (make before break: the old drive is
 // emptied after), one in place as there is only one spare — the assignment travelled with the
 // domain in its metadata — and the guest reads the new cache address. release() empties the drives.
+// Before that, a migration aborted mid-way leaves the domain running where it was.
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LibvirtClient } from '../../src/drivers/libvirt/client.js';
 import { LibvirtDriver } from '../../src/drivers/libvirt/driver.js';
 import { LayerImageStore } from '../../src/images/layer-image.js';
+import { DeadlineError } from '../../src/runtime/controller.js';
 import { guestReads as readByGuest } from '../testbed/agent.js';
 import { testbedSkipReason, useTestbed, type Testbed } from '../testbed/shared.js';
 import { desiredLayers } from '../testbed/site.js';
@@ -65,6 +67,30 @@ describe.skipIf(testbedSkipReason())('libvirt driver on real libvirtd + QEMU', (
     await guestReads('etc/policy/data-residency.conf', /jurisdiction = EU/, from);
     const again = await driver.converge(target, desired);
     expect(again.layers.every((l) => l.attachedAt === undefined)).toBe(true);
+  });
+
+  it('aborting a migration (the reconcile deadline) cancels its job: Failed, saying so; the VM stays and runs on host A', async () => {
+    // Slow the copy to 1 MiB/s (a 256 MiB guest: minutes) so that the abort lands mid-way.
+    await tb.virsh('host-a', ['migrate-setspeed', DOMAIN, '1']);
+    try {
+      const deadline = new AbortController();
+      setTimeout(() => deadline.abort(new DeadlineError('reconcile timed out after 1500 ms')), 1500);
+      const alive = tb.consoleOffset(DOMAIN);
+      const started = Date.now();
+      const result = await driver.migrate(target, { nodeSelector: ZONE_B, requester: 'test' }, deadline.signal);
+      const tookMs = Date.now() - started;
+      expect(result).toMatchObject({ id: 'host-a->host-b', state: 'Failed', node: 'host-a' });
+      expect(result.message).toMatch(/^aborted \(reconcile timed out after 1500 ms\): .*abort.*; the VM stays on host-a$/);
+      expect(tookMs).toBeLessThan(10_000); // ended, not abandoned: the copy alone would take minutes
+      expect(await driver.observe(target)).toEqual({ running: true, node: 'host-a', nodeLabels: ZONE_A });
+      expect((await tb.virsh('host-b', ['list', '--all', '--name'])).stdout).not.toContain(DOMAIN);
+      await tb.waitForConsole(DOMAIN, /CTX ALIVE \d+/, 15_000, alive); // the guest kept running
+      console.log(`migration aborted 1500 ms in; migrate() returned after ${tookMs} ms: ${result.message}`);
+      // Aborted before it is asked for: nothing is started.
+      await expect(driver.migrate(target, { nodeSelector: ZONE_B, requester: 'test' }, deadline.signal)).rejects.toBeInstanceOf(DeadlineError);
+    } finally {
+      await tb.virsh('host-a', ['migrate-setspeed', DOMAIN, '8796093022207']); // libvirt's maximum: unlimited again
+    }
   });
 
   it('after a live migration to host B, swaps the re-rendered layers: into the spare drive, else in place', async () => {

@@ -1,5 +1,5 @@
 // Typed calls on a libvirt connection: the handful recontext needs (look up a domain, read its
-// XML and state, attach/update/detach devices, list domains, register events, migrate).
+// XML and state, attach/update/detach devices, list domains, register events, migrate and abort).
 import { ConnectionClosedError, LibvirtConnection, LibvirtError, type ConnectionOptions } from './connection.js';
 import {
   AffectFlags,
@@ -113,12 +113,52 @@ export class LibvirtClient {
   /**
    * Live peer-to-peer migration: this daemon connects to `destinationUri` itself and moves the
    * domain (persistent there, undefined here). `migrateUri` is where QEMU sends the memory.
+   *
+   * The migration is a job of this (the source) daemon: giving up on the call would leave it
+   * running. So `signal`, and the time limit (default 300 s), abort it: virDomainAbortJob, asked
+   * until the daemon takes it (the job may not have begun yet), then the call's own answer is
+   * awaited — an error ("operation aborted") when the abort came in time, and the domain still
+   * runs here; success when the migration had already switched over. Either way it has ended.
    */
-  async migrate(domain: DomainRef, destinationUri: string, options: { migrateUri?: string; timeoutMs?: number } = {}): Promise<void> {
+  async migrate(domain: DomainRef, destinationUri: string, options: { migrateUri?: string; signal?: AbortSignal; timeoutMs?: number } = {}): Promise<void> {
+    options.signal?.throwIfAborted();
     const body = domainArgs(domain).optional(destinationUri, (w, v) => w.string(v));
     writeTypedParams(body, options.migrateUri ? { migrate_uri: options.migrateUri } : {});
     body.opaque(Buffer.alloc(0)).uint(MigrateFlags.LIVE | MigrateFlags.PEER2PEER | MigrateFlags.PERSIST_DEST | MigrateFlags.UNDEFINE_SOURCE);
-    await this.connection.call(Procedure.DOMAIN_MIGRATE_PERFORM3_PARAMS, body.toBuffer(), options.timeoutMs ?? 300_000);
+    const timeoutMs = options.timeoutMs ?? 300_000;
+    const limit = AbortSignal.timeout(timeoutMs);
+    const abort = options.signal ? AbortSignal.any([options.signal, limit]) : limit;
+    let ended = false;
+    const abortJob = async () => {
+      while (!ended) {
+        try {
+          return await this.abortJob(domain);
+        } catch (error: unknown) {
+          // No job (yet, or any more): try again until the migration call has answered.
+          if (!(error instanceof LibvirtError && error.operationInvalid)) return;
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+      }
+    };
+    const onAbort = () => void abortJob();
+    abort.addEventListener('abort', onAbort, { once: true });
+    try {
+      // The call's own bound only guards against a daemon that never answers, even after the abort.
+      await this.connection.call(Procedure.DOMAIN_MIGRATE_PERFORM3_PARAMS, body.toBuffer(), timeoutMs + 60_000);
+    } catch (error: unknown) {
+      if (limit.aborted && !options.signal?.aborted && error instanceof LibvirtError) {
+        throw new LibvirtError(error.code, error.domain, `the migration did not finish within ${timeoutMs} ms and was aborted: ${error.message}`, error.procedure);
+      }
+      throw error;
+    } finally {
+      ended = true;
+      abort.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /** virDomainAbortJob: cancels the domain's running job (a migration); VIR_ERR_OPERATION_INVALID when it has none. */
+  async abortJob(domain: DomainRef): Promise<void> {
+    await this.connection.call(Procedure.DOMAIN_ABORT_JOB, domainArgs(domain).toBuffer());
   }
 }
 

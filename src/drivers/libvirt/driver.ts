@@ -93,8 +93,15 @@ export class LibvirtDriver implements Driver {
    * Live migration to the first other host whose labels match. Peer to peer: the source daemon
    * connects to the destination's socket (hosts are local daemons) and copies memory over
    * `migrateUri` (default tcp://127.0.0.1, for hosts on one machine).
+   *
+   * Aborting (`signal`: the reconcile's deadline) cancels the migration
+   * job on the source daemon and waits for it to end: the VM keeps running on the source and the
+   * result is Failed, saying so. The destination's incoming domain goes away (its Stopped event
+   * makes the core look at the VM again, and find it where it was). A migration that had already
+   * switched over when the abort came stands: Succeeded.
    */
-  async migrate(target: VMTarget, request: MigrationRequest): Promise<MigrationResult> {
+  async migrate(target: VMTarget, request: MigrationRequest, signal?: AbortSignal): Promise<MigrationResult> {
+    signal?.throwIfAborted();
     const found = await this.#find(target);
     if (!found) throw new MigrationImpossibleError('NotRunning', `domain ${domainName(target)} runs on none of the hosts`);
     const destination = this.#hosts.find((h) => h.name !== found.host.name && matchesSelector(h.labels, request.nodeSelector));
@@ -103,10 +110,13 @@ export class LibvirtDriver implements Driver {
     }
     const id = `${found.host.name}->${destination.name}`;
     try {
-      await found.client.migrate(found.domain, peerUri(destination), { migrateUri: this.#migrateUri });
+      await found.client.migrate(found.domain, peerUri(destination), { migrateUri: this.#migrateUri, ...(signal ? { signal } : {}) });
       return { id, state: 'Succeeded', node: destination.name };
     } catch (error: unknown) {
-      return { id, state: 'Failed', message: error instanceof Error ? error.message : String(error) };
+      const message = error instanceof Error ? error.message : String(error);
+      if (!signal?.aborted) return { id, state: 'Failed', message };
+      const why = signal.reason instanceof Error ? signal.reason.message : String(signal.reason);
+      return { id, state: 'Failed', node: found.host.name, message: `aborted (${why}): ${message}; the VM stays on ${found.host.name}` };
     }
   }
 
