@@ -36,8 +36,15 @@ export const DEFAULT_PRIORITY: Readonly<Record<LayerClass, number>> = {
 export const MAX_FILE_CONTENT_BYTES = 256 * 1024;
 export const MAX_FILES_PER_LAYER = 256;
 export const MAX_PATH_LENGTH = 1024;
-/** Reserved for the manifest the operator writes into every image (guest/ffs reads it). */
+/**
+ * The directory of every image that carries the layer's metadata: the manifest and the hooks the
+ * operator writes, the guest agent reads. The guest agents define the same names in their own
+ * language (guest/agent/internal/layer/layer.go, guest/ffs/src/layer.ts): they must agree, and
+ * test/lint/image-format.test.ts compares them.
+ */
 export const RESERVED_DIRECTORY = '.recontext';
+export const MANIFEST_PATH = `${RESERVED_DIRECTORY}/manifest.json`;
+export const HOOKS_PATH = `${RESERVED_DIRECTORY}/hooks.json`;
 
 /** Rules that make a path relative and normalized; shared by file paths and source directories. */
 export const PATH_RULES: readonly CelRule[] = [

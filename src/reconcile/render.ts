@@ -2,7 +2,7 @@
 // variants, and name the result by a content digest. Pure: all I/O (ConfigMaps, Secrets, node
 // facts) is passed in, so the controller, the CLI and the tests share exactly this code.
 import { createHash } from 'node:crypto';
-import { API_VERSION, RESERVED_DIRECTORY, type ContextLayer, type LayerFile, type LayerHook } from '../crds/index.js';
+import { API_VERSION, HOOKS_PATH, MANIFEST_PATH, type ContextLayer, type LayerFile, type LayerHook } from '../crds/index.js';
 import { mapMatches } from './labels.js';
 import { effectivePriority } from './layers.js';
 import type { LayerErrorReason } from './reasons.js';
@@ -256,7 +256,7 @@ function canonicalHook(hook: LayerHook): Record<string, unknown> {
 
 /** The hooks file of an image (.recontext/hooks.json, guest/ffs's format), when the layer has hooks. */
 export function hooksFile(layer: RenderedLayer): RenderedFile | undefined {
-  return layer.hooks ? { path: `${RESERVED_DIRECTORY}/hooks.json`, mode: 0o444, content: layer.hooks, sensitive: false } : undefined;
+  return layer.hooks ? { path: HOOKS_PATH, mode: 0o444, content: layer.hooks, sensitive: false } : undefined;
 }
 
 /** The manifest every image carries at .recontext/manifest.json; guest/ffs identifies layers by it. */
@@ -270,5 +270,5 @@ export function manifestFile(layer: RenderedLayer): RenderedFile {
     digest: layer.digest,
     files: layer.files.length,
   };
-  return { path: `${RESERVED_DIRECTORY}/manifest.json`, mode: 0o444, content: Buffer.from(JSON.stringify(manifest, null, 2) + '\n'), sensitive: false };
+  return { path: MANIFEST_PATH, mode: 0o444, content: Buffer.from(JSON.stringify(manifest, null, 2) + '\n'), sensitive: false };
 }

@@ -21,7 +21,11 @@ export interface Layer {
   readonly source: LayerSource;
 }
 
-/** The directory every layer image keeps its metadata in; it is not part of the union view. */
+/**
+ * The directory every layer image keeps its metadata in; it is not part of the union view. The
+ * operator defines the same names (src/crds/contextlayer.ts): test/lint/image-format.test.ts
+ * compares them.
+ */
 export const RESERVED_DIRECTORY = '.recontext';
 export const MANIFEST_PATH = `${RESERVED_DIRECTORY}/manifest.json`;
 export const HOOKS_PATH = `${RESERVED_DIRECTORY}/hooks.json`;

@@ -6,7 +6,7 @@
 import { constants as fsConstants, type Stats } from 'node:fs';
 import { open as openFile, readlink as readLink, type FileHandle } from 'node:fs/promises';
 import { cacheOf, DEFAULT_CACHE_LIMITS, type CacheLimits, type CacheStats } from './cache.js';
-import type { Layer } from './layer.js';
+import { RESERVED_DIRECTORY, type Layer } from './layer.js';
 import { FsError, components, isReserved, listDirectory, resolvePath } from './resolve.js';
 import { createStack, type Stack } from './stack.js';
 
@@ -189,7 +189,7 @@ export class Union {
       if (parts.length === 1) return ['status.json'];
       throw new FsError(parts.length === 2 && parts[1] === 'status.json' ? 'ENOTDIR' : 'ENOENT');
     }
-    if (parts.length === 0 && this.#stack.layers.length === 0) return ['.recontext'];
+    if (parts.length === 0 && this.#stack.layers.length === 0) return [RESERVED_DIRECTORY];
     const { names } = await this.#consistent((stack) =>
       listDirectory(stack, path).catch((error: unknown) => {
         // An empty or file-less stack still has a root directory.
@@ -197,7 +197,7 @@ export class Union {
         throw error;
       }),
     );
-    return parts.length === 0 ? ['.recontext', ...names] : names;
+    return parts.length === 0 ? [RESERVED_DIRECTORY, ...names] : names;
   }
 
   async readlink(path: string): Promise<string> {

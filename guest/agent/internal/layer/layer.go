@@ -35,6 +35,8 @@ type Layer struct {
 }
 
 // Reserved is the directory every layer keeps its metadata in; it is not part of the union view.
+// The operator writes it (src/crds/contextlayer.ts defines the same names): they must agree, and
+// the operator's test/lint/image-format.test.ts compares them.
 const Reserved = ".recontext"
 
 // ManifestPath and HooksPath are relative to a layer root.
