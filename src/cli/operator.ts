@@ -14,7 +14,7 @@ import { LibvirtDriver } from '../drivers/libvirt/driver.js';
 import { DEFAULT_KUBEVIRT_WAIT_MS, KubeVirtDriver } from '../drivers/kubevirt/driver.js';
 import { ImagesOnlyDriver } from '../drivers/none.js';
 import { ImageUrlSigner } from '../images/server.js';
-import { MetricSources, PrometheusSource, ReportedSource, type MetricSource } from '../policy/metrics.js';
+import { MetricSources, PrometheusSource, ReportedSource, type MetricSource } from '../metric-sources/index.js';
 import { KubeClient } from '../kube/client.js';
 import { HOSTS_FILE, readHostsFile, resolveHosts } from '../standalone/hosts.js';
 import { StandaloneOperator } from '../standalone/operator.js';

@@ -10,7 +10,7 @@ import { LayerImageStore } from '../images/layer-image.js';
 import { startImageServer, type ImageServer, type ImageUrlSigner } from '../images/server.js';
 import type { KubeClient } from '../kube/client.js';
 import { CONFIG_MAPS, CONTEXT_LAYERS, MIGRATION_POLICIES, SECRETS, VM_CONTEXTS, type ResourceRef } from '../kube/resources.js';
-import type { MetricSource, ReportedSource } from '../policy/metrics.js';
+import type { MetricSource, ReportedSource } from '../metric-sources/index.js';
 import { EventRecorder } from './events.js';
 import { startHealthServer } from '../runtime/health.js';
 import { Informer, type ObjectMeta } from '../runtime/informer.js';

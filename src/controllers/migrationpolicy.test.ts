@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import type { MigrationPolicy, VMContext } from '../crds/index.js';
 import { MigrationImpossibleError, type Driver, type MigrationRequest, type ObservedVM } from '../drivers/driver.js';
-import { MetricError, type Metric, type MetricSource, type VMIdentity } from '../policy/metrics.js';
+import { MetricError, type Metric, type MetricSource, type VMIdentity } from '../metric-sources/index.js';
 import { createLogger } from '../runtime/log.js';
 import { OperatorMetrics } from '../runtime/metrics.js';
 import { memoryFromDecisions, migrationPolicyReconciler, recordDecision } from './migrationpolicy.js';

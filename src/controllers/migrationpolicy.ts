@@ -5,7 +5,7 @@
 import type { Decision, MigrationPolicy, VMContext } from '../crds/index.js';
 import { MigrationImpossibleError, targetOf, type Driver, type VMTarget } from '../drivers/driver.js';
 import { MIGRATION_POLICIES } from '../kube/resources.js';
-import { MetricError, type MetricSource } from '../policy/metrics.js';
+import { MetricError, type MetricSource } from '../metric-sources/index.js';
 import { setConditions, type Condition, type ConditionInput } from '../reconcile/conditions.js';
 import { selectorMatches } from '../reconcile/labels.js';
 import { arrayOf, decide, EMPTY_MEMORY, monitoring, nextSampleAt, remember, samplesNeeded, type Outcome, type PolicyMemory, type Sample } from '../reconcile/policy/index.js';

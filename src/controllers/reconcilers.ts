@@ -9,7 +9,7 @@ import { contextLayerReconciler } from './contextlayer.js';
 import { Controller, DEFAULT_CONCURRENCY } from '../runtime/controller.js';
 import { errorMessage } from '../runtime/log.js';
 import { migrationPolicyReconciler, POLICY_RECONCILE_TIMEOUT_MS } from './migrationpolicy.js';
-import type { MetricSource } from '../policy/metrics.js';
+import type { MetricSource } from '../metric-sources/index.js';
 import { selectorMatches } from '../reconcile/labels.js';
 import type { Cache } from './ports.js';
 import { layersUsingSource, vmContextsTargeting, vmContextsUsingLayer } from './routing.js';

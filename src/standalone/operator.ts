@@ -5,7 +5,7 @@ import type { Server } from 'node:http';
 import { watch, type FSWatcher } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { startHealthServer } from '../runtime/health.js';
-import type { MetricSource, ReportedSource } from '../policy/metrics.js';
+import type { MetricSource, ReportedSource } from '../metric-sources/index.js';
 import { errorMessage, type Logger } from '../runtime/log.js';
 import type { OperatorMetrics } from '../runtime/metrics.js';
 import { Reconcilers } from '../controllers/reconcilers.js';

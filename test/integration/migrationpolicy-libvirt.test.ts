@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/runtime/log.js';
 import { OperatorMetrics } from '../../src/runtime/metrics.js';
-import { MetricSources, ReportedSource } from '../../src/policy/metrics.js';
+import { MetricSources, ReportedSource } from '../../src/metric-sources/index.js';
 import { StandaloneOperator } from '../../src/standalone/operator.js';
 import { LibvirtDriver } from '../../src/drivers/libvirt/driver.js';
 import { readHostsFile, resolveHosts } from '../../src/standalone/hosts.js';

@@ -13,7 +13,7 @@ import { ClusterOperator } from '../../src/controllers/cluster-operator.js';
 import { OperatorMetrics } from '../../src/runtime/metrics.js';
 import { KubeVirtDriver } from '../../src/drivers/kubevirt/driver.js';
 import { KubeClient } from '../../src/kube/client.js';
-import { PrometheusSource } from '../../src/policy/metrics.js';
+import { PrometheusSource } from '../../src/metric-sources/index.js';
 import { controlPlaneSkipReason, installCrds, useControlPlane, type SharedControlPlane } from '../controlplane/shared.js';
 import { installKubeVirtCrds } from '../kubevirt-standin/index.js';
 import { prometheusSkipReason, startExporter, startPrometheus, type Exporter, type PrometheusServer } from '../support/prometheus.js';

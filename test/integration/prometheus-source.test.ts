@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { MetricError, PrometheusSource, type Metric, type MetricErrorReason, type VMIdentity } from '../../src/policy/metrics.js';
+import { MetricError, PrometheusSource, type Metric, type MetricErrorReason, type VMIdentity } from '../../src/metric-sources/index.js';
 import { closedPort, prometheusSkipReason, startExporter, startPrometheus, type Exporter, type PrometheusServer } from '../support/prometheus.js';
 
 const GAUGE = 'avg(vm_cpu{name="{{ vm.name }}",namespace="{{ vm.namespace }}"})';

@@ -13,7 +13,7 @@ import { ClusterOperator } from '../../src/controllers/cluster-operator.js';
 import { OperatorMetrics } from '../../src/runtime/metrics.js';
 import { ImagesOnlyDriver } from '../../src/drivers/none.js';
 import { KubeClient } from '../../src/kube/client.js';
-import { PrometheusSource } from '../../src/policy/metrics.js';
+import { PrometheusSource } from '../../src/metric-sources/index.js';
 import { RESTRICTED_USER } from '../controlplane/index.js';
 import { controlPlaneSkipReason, runHelm, startExclusiveControlPlane, type ControlPlane } from '../controlplane/shared.js';
 import { REPO, getVMContext, installScenario, isReady, strict, until } from './scenario.js';

@@ -26,7 +26,7 @@ export const RULES: readonly Rule[] = [
   { from: 'src/crds', only: [], why: 'the API types and schemas: the bottom of the tree' },
   { from: 'src/drivers', never: ['src/controllers', 'src/standalone', 'src/cli'], why: 'drivers are called by the controllers, never the other way round' },
   { from: 'src/images', never: ['src/controllers', 'src/drivers', 'src/standalone', 'src/cli'], why: 'the image store and server sit below the controllers and drivers' },
-  { from: 'src/policy', never: ['src/controllers', 'src/drivers', 'src/standalone', 'src/cli'], why: 'metric sources sit below the controllers' },
+  { from: 'src/metric-sources', never: ['src/controllers', 'src/drivers', 'src/standalone', 'src/cli'], why: 'metric sources sit below the controllers' },
   { from: 'src/controllers', never: ['src/cli', 'src/standalone'], why: 'the reconcilers know no process shell but their own' },
   { from: 'guest', never: ['src', 'test', 'bench'], why: 'guest code runs inside VMs: nothing of the operator' },
 ];

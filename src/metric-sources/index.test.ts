@@ -1,6 +1,6 @@
 import { createServer } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { MetricError, MetricSources, parseQueryResponse, PrometheusSource, queryUrl, type Metric, type MetricErrorReason } from './metrics.js';
+import { MetricError, MetricSources, parseQueryResponse, PrometheusSource, queryUrl, type Metric, type MetricErrorReason } from './index.js';
 import { clockReading } from '../runtime/clock.js';
 
 const about = { query: 'vm_cpu{name="a"}', address: 'http://prom:9090' };
