@@ -8,7 +8,7 @@ import { VM_CONTEXTS } from '../kube/resources.js';
 import { findCondition } from '../reconcile/conditions.js';
 import type { NodeFacts } from '../reconcile/render.js';
 import { isNotReadyReason, kindOf, type NotReadyReason, type ReasonKind } from '../reconcile/reasons.js';
-import { planVMContext, vmContextStatus, type Blocked, type Converge } from '../reconcile/vmcontext.js';
+import { planVMContext, vmContextStatus, type NotReady, type Converge } from '../reconcile/vmcontext.js';
 import type { Reconciler } from '../runtime/controller.js';
 import { BlockedError, PendingError, ReconcileError, RetryError, TerminalError } from '../runtime/errors.js';
 import type { Logger } from '../runtime/log.js';
@@ -83,7 +83,7 @@ export function vmContextReconciler(dependencies: VMContextDeps): Reconciler {
       ...(deps.maxLayerBytes ? { maxLayerBytes: deps.maxLayerBytes } : {}),
     });
     const resolveMs = performance.now() - t0;
-    if (plan.kind === 'blocked') {
+    if (plan.kind === 'not-ready') {
       if (plan.layers && observed && deps.driver.reserve) {
         try {
           await deps.driver.reserve(target, plan.layers, signal);
@@ -163,7 +163,7 @@ export async function prepareImages(deps: Pick<VMContextDeps, 'vmContexts' | 'la
     node,
     ...(deps.maxLayerBytes ? { maxLayerBytes: deps.maxLayerBytes } : {}),
   });
-  if (plan.kind === 'blocked') return 0;
+  if (plan.kind === 'not-ready') return 0;
   const built = await buildImages(deps, plan);
   await deps.driver.prepare?.(targetOf(vmContext), built, signal);
   return built.filter((b) => b.built).length;
@@ -195,8 +195,8 @@ const ERROR_OF_KIND = {
   terminal: TerminalError,
 } satisfies { readonly [K in ReasonKind]: abstract new (reason: NotReadyReason, message: string) => ReconcileError & { readonly kind: K } };
 
-function errorOf(blocked: Pick<Blocked, 'reason' | 'message'>): ReconcileError<NotReadyReason> {
-  return new ERROR_OF_KIND[kindOf(blocked.reason)](blocked.reason, blocked.message);
+function errorOf(notReady: Pick<NotReady, 'reason' | 'message'>): ReconcileError<NotReadyReason> {
+  return new ERROR_OF_KIND[kindOf(notReady.reason)](notReady.reason, notReady.message);
 }
 
 /**
@@ -206,12 +206,12 @@ function errorOf(blocked: Pick<Blocked, 'reason' | 'message'>): ReconcileError<N
  */
 async function notReady(deps: VMContextDeps, vmContext: VMContext, vm: string, error: unknown, now: Date, observed?: ObservedVM): Promise<never> {
   if (error instanceof ReconcileError && isNotReadyReason(error.reason)) {
-    await writeBlocked(deps, vmContext, vm, { kind: 'blocked', reason: error.reason, message: error.message }, now, observed);
+    await writeNotReady(deps, vmContext, vm, { kind: 'not-ready', reason: error.reason, message: error.message }, now, observed);
   }
   throw error;
 }
 
-async function writeBlocked(deps: VMContextDeps, vmContext: VMContext, vm: string, plan: Blocked, now: Date, observed?: ObservedVM): Promise<void> {
+async function writeNotReady(deps: VMContextDeps, vmContext: VMContext, vm: string, plan: NotReady, now: Date, observed?: ObservedVM): Promise<void> {
   const before = findCondition(vmContext.status?.conditions, 'Ready');
   const status = vmContextStatus({ vmContext, vmDisplay: vm, plan, ...(observed ? { observed } : {}), attaches: deps.driver.attaches, now });
   await deps.writer.applyStatus(VM_CONTEXTS, vmContext, status);

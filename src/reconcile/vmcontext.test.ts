@@ -74,7 +74,7 @@ describe('planVMContext', () => {
 
   it('blocks with a reason when it cannot proceed', () => {
     const missing = planVMContext({ vmContext: ctx(), layers: [svc], sources: noSources, observed: { running: true, node: 'n-a' }, node: nodeA });
-    expect(missing).toMatchObject({ kind: 'blocked', reason: 'LayerNotFound' });
+    expect(missing).toMatchObject({ kind: 'not-ready', reason: 'LayerNotFound' });
     expect(planVMContext({ vmContext: ctx(), layers: [svc, cache], sources: noSources, observed: undefined, node: undefined })).toMatchObject({ reason: 'VMNotFound' });
     expect(planVMContext({ vmContext: ctx(), layers: [svc, cache], sources: noSources, observed: { running: false }, node: undefined })).toMatchObject({ reason: 'VMNotRunning' });
     const broken = layer('cache', { class: 'infrastructure', files: [{ path: 'c', template: true, content: '{{ values.nope }}' }] });
@@ -95,7 +95,7 @@ describe('vmContextStatus', () => {
 
   it('reports blocked plans as Ready=False with the reason and keeps what the VM has', () => {
     const first = statusAfter(ctx(), nodeA);
-    const status = vmContextStatus({ vmContext: ctx(first), vmDisplay: 'ns/vm1', plan: { kind: 'blocked', reason: 'TemplateError', message: 'bad' }, attaches: true, now });
+    const status = vmContextStatus({ vmContext: ctx(first), vmDisplay: 'ns/vm1', plan: { kind: 'not-ready', reason: 'TemplateError', message: 'bad' }, attaches: true, now });
     expect(status.layers).toEqual(first.layers);
     expect(status.conditions!.find((c) => c.type === 'Ready')).toMatchObject({ status: 'False', reason: 'TemplateError' });
     expect(status.conditions!.find((c) => c.type === 'Degraded')).toMatchObject({ status: 'True' });
@@ -103,7 +103,7 @@ describe('vmContextStatus', () => {
 
   it('lists no layers once the VM is gone (nothing holds them), and a returning VM starts over', () => {
     const first = statusAfter(ctx(), nodeA);
-    const gone = vmContextStatus({ vmContext: ctx(first), vmDisplay: 'ns/vm1', plan: { kind: 'blocked', reason: 'VMNotFound', message: 'the target VM does not exist' }, attaches: true, now });
+    const gone = vmContextStatus({ vmContext: ctx(first), vmDisplay: 'ns/vm1', plan: { kind: 'not-ready', reason: 'VMNotFound', message: 'the target VM does not exist' }, attaches: true, now });
     expect(gone.layers).toBeUndefined();
     expect(gone.node).toBe('n-a');
     expect(gone.conditions!.find((c) => c.type === 'Ready')).toMatchObject({ status: 'False', reason: 'VMNotFound' });

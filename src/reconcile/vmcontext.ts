@@ -21,8 +21,8 @@ export interface PlanInputs {
 }
 
 /** Why the VM cannot get its layers now; becomes Ready=False with this reason (its kind: reasons.ts). */
-export interface Blocked {
-  readonly kind: 'blocked';
+export interface NotReady {
+  readonly kind: 'not-ready';
   readonly reason: NotReadyReason;
   readonly message: string;
   /** VMNotRunning: the layers the VM will carry once it runs (a driver may make room for them now). */
@@ -46,17 +46,17 @@ export interface Converge {
   readonly node: string | undefined;
 }
 
-export function planVMContext(inputs: PlanInputs): Blocked | Converge {
+export function planVMContext(inputs: PlanInputs): NotReady | Converge {
   const { vmContext, observed } = inputs;
   const selection = selectLayers(vmContext, inputs.layers);
   if (selection.missing.length > 0) {
-    return { kind: 'blocked', reason: 'LayerNotFound', message: `ContextLayer ${selection.missing.join(', ')} not found in namespace ${vmContext.metadata.namespace}` };
+    return { kind: 'not-ready', reason: 'LayerNotFound', message: `ContextLayer ${selection.missing.join(', ')} not found in namespace ${vmContext.metadata.namespace}` };
   }
-  if (!observed) return { kind: 'blocked', reason: 'VMNotFound', message: 'the target VM does not exist' };
+  if (!observed) return { kind: 'not-ready', reason: 'VMNotFound', message: 'the target VM does not exist' };
   const needsNode = selection.layers.filter(layerUsesNode);
   if (needsNode.length > 0 && (!observed.running || !inputs.node)) {
     return {
-      kind: 'blocked',
+      kind: 'not-ready',
       reason: 'VMNotRunning',
       message: `layers ${needsNode.map((l) => l.metadata.name).join(', ')} depend on the node, and the VM is not running on one`,
       layers: selection.layers.map((l) => l.metadata.name),
@@ -72,7 +72,7 @@ export function planVMContext(inputs: PlanInputs): Blocked | Converge {
     try {
       rendered.push(renderLayer(layer, { vm, ...(inputs.node ? { node: inputs.node } : {}), sources: inputs.sources, ...(inputs.maxLayerBytes ? { maxLayerBytes: inputs.maxLayerBytes } : {}) }));
     } catch (error: unknown) {
-      if (error instanceof LayerError) return { kind: 'blocked', reason: error.reason, message: error.message };
+      if (error instanceof LayerError) return { kind: 'not-ready', reason: error.reason, message: error.message };
       throw error;
     }
   }
@@ -119,7 +119,7 @@ export interface Timing {
 export interface StatusInputs {
   readonly vmContext: VMContext;
   readonly vmDisplay: string;
-  readonly plan: Blocked | Converge;
+  readonly plan: NotReady | Converge;
   readonly attached?: readonly AttachedLayer[];
   readonly imageBytes?: ReadonlyMap<string, number>;
   readonly timing?: Timing;
@@ -142,7 +142,7 @@ export function vmContextStatus(inputs: StatusInputs): VMContextStatus {
     ...(previous.lastRecontext ? { lastRecontext: previous.lastRecontext } : {}),
     ...(previous.lastMigrationId ? { lastMigrationId: previous.lastMigrationId } : {}),
   };
-  if (plan.kind === 'blocked') {
+  if (plan.kind === 'not-ready') {
     // A VM that no longer exists holds no layers: say so (and let their images be collected).
     const { layers: _gone, ...withoutLayers } = base;
     const kept = plan.reason === 'VMNotFound' ? withoutLayers : base;
