@@ -1,7 +1,7 @@
 // A controller: a work queue of object keys and workers that call one Reconciler. Everything
 // about retries lives here, in one outcome switch — reconcilers never sleep, loop or retry.
 import { realClock, type Clock } from './clock.js';
-import { BlockedError, PendingError, TerminalError } from './errors.js';
+import { DelayedError, TerminalError } from './errors.js';
 import { errorMessage, type Logger } from './log.js';
 import type { OperatorMetrics } from './metrics.js';
 import { WorkQueue, type QueueOptions } from './queue.js';
@@ -118,7 +118,7 @@ export class Controller {
         result = 'requeue';
       } else result = 'success';
     } catch (error: unknown) {
-      if (error instanceof PendingError || error instanceof BlockedError) {
+      if (error instanceof DelayedError) {
         // Not a failure of ours: the same delay every time, and the backoff starts over.
         this.#queue.forget(key);
         this.#queue.addAfter(key, error.retryAfterMs);

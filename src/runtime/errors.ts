@@ -25,27 +25,30 @@ export abstract class ReconcileError<Reason extends string = string> extends Err
   }
 }
 
-export class PendingError<Reason extends string = string> extends ReconcileError<Reason> {
-  override readonly name: string = 'PendingError';
-  readonly kind = 'pending';
+/** A kind the queue takes up again after a fixed delay, whatever happened before (no backoff). */
+export abstract class DelayedError<Reason extends string = string> extends ReconcileError<Reason> {
   constructor(
     reason: Reason,
     message: string,
-    readonly retryAfterMs = PENDING_RETRY_MS,
+    readonly retryAfterMs: number,
   ) {
     super(reason, message);
   }
 }
 
-export class BlockedError<Reason extends string = string> extends ReconcileError<Reason> {
+export class PendingError<Reason extends string = string> extends DelayedError<Reason> {
+  override readonly name: string = 'PendingError';
+  readonly kind = 'pending';
+  constructor(reason: Reason, message: string, retryAfterMs = PENDING_RETRY_MS) {
+    super(reason, message, retryAfterMs);
+  }
+}
+
+export class BlockedError<Reason extends string = string> extends DelayedError<Reason> {
   override readonly name: string = 'BlockedError';
   readonly kind = 'blocked';
-  constructor(
-    reason: Reason,
-    message: string,
-    readonly retryAfterMs = BLOCKED_RETRY_MS,
-  ) {
-    super(reason, message);
+  constructor(reason: Reason, message: string, retryAfterMs = BLOCKED_RETRY_MS) {
+    super(reason, message, retryAfterMs);
   }
 }
 
