@@ -1,4 +1,4 @@
-// The 'fat' test guest (issue 7, issue 19; DESIGN.md §5): the base guest plus what the guest side
+// The 'fat' test guest (issue 7, issue 19; guest/agent/README.md): the base guest plus what the guest side
 // of recontext needs — fuse.ko (from the kernel package, guest.ts) and the Go guest agent
 // guest/agent (`recontext-ffs`, one static binary built here from the repository's source), with
 // the guest owner's files it reads: /etc/recontext/ffs.yaml (the hook policy), /etc/passwd and

@@ -15,7 +15,7 @@ const GUEST_SOURCES = join(HERE, 'guest');
 
 /**
  * 'base': busybox + ctxagent + SATA/virtio-scsi CD-ROM and ISO9660 modules (~5 MB, boots in
- * seconds under TCG). 'fat' (issues 7 and 19, DESIGN.md §5): the base plus fuse.ko and the Go
+ * seconds under TCG). 'fat' (issues 7 and 19; guest/agent/README.md): the base plus fuse.ko and the Go
  * guest agent `recontext-ffs` with its configuration (fat.ts; the name is from when it carried
  * Node); /etc/ctx.d/50-run starts what the kernel command line names with ctx.run=
  * (guest/fat/ctx-run), ffsRun() the agent on the context drives.

@@ -1,4 +1,4 @@
-// Two libvirt "hosts" on one machine (DESIGN.md §4): each host is a libvirtd + virtlogd pair in
+// Two libvirt "hosts" on one machine (test/testbed/README.md): each host is a libvirtd + virtlogd pair in
 // its own private mount namespace (unshare -m) with bind-mounted /etc/libvirt, /run/libvirt,
 // /var/lib/libvirt, /var/cache/libvirt and /var/log/libvirt, a distinct host_uuid and own pid
 // files. Both hosts (also host A) are private, so the test bed never touches a system libvirtd

@@ -1,6 +1,6 @@
 /*
  * ctxagent: the test guest's context agent (guest side of the cooperative CD-ROM swap,
- * DESIGN.md section 4). Static, no libraries beyond libc; built with gcc -static -O2.
+ * docs/cdrom-swap.md). Static, no libraries beyond libc; built with gcc -static -O2.
  *
  *  - enables the kernel's media-event polling on every srN (events_poll_msecs, off by default);
  *  - listens for kernel uevents (NETLINK_KOBJECT_UEVENT, multicast group 1);
