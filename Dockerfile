@@ -8,9 +8,8 @@ ARG RUNTIME_IMAGE=node:24.22.3-bookworm-slim
 FROM ${BUILD_IMAGE} AS build
 WORKDIR /app
 # Dependencies first (cached while only sources change). --ignore-scripts: `prepare` would compile
-# sources not copied yet; fuse-native (guest/ffs, unused by the operator) ships prebuilt binaries.
+# sources not copied yet.
 COPY package.json package-lock.json ./
-COPY guest/ffs/package.json guest/ffs/
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY bin bin
@@ -21,8 +20,6 @@ FROM ${RUNTIME_IMAGE}
 ENV NODE_ENV=production HOME=/tmp
 WORKDIR /app
 COPY --from=build /app/package.json /app/package-lock.json ./
-# node_modules/@recontext/ffs links to the workspace: keep its package.json so the link resolves.
-COPY --from=build /app/guest/ffs/package.json guest/ffs/
 COPY --from=build /app/node_modules node_modules
 COPY --from=build /app/dist dist
 COPY --from=build /app/bin bin

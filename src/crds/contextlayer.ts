@@ -38,8 +38,8 @@ export const MAX_FILES_PER_LAYER = 256;
 export const MAX_PATH_LENGTH = 1024;
 /**
  * The directory of every image that carries the layer's metadata: the manifest and the hooks the
- * operator writes, the guest agent reads. The guest agents define the same names in their own
- * language (guest/agent/internal/layer/layer.go, guest/ffs/src/layer.ts): they must agree, and
+ * operator writes, the guest agent reads. The guest agent defines the same names in its own
+ * language (guest/agent/internal/layer/layer.go): they must agree, and
  * test/lint/image-format.test.ts compares them.
  */
 export const RESERVED_DIRECTORY = '.recontext';
@@ -168,7 +168,7 @@ export const LayerHook = Obj(
     disabled: Optional(Bool({ description: 'Switch off a lower-priority layer\'s hook of this name.', default: false })),
   },
   {
-    description: 'What to do in the guest when files of the merged context change (run by guest/ffs, written into the image as .recontext/hooks.json).',
+    description: 'What to do in the guest when files of the merged context change (run by the guest agent, guest/agent, written into the image as .recontext/hooks.json).',
     'x-kubernetes-validations': [
       {
         rule: "has(self.disabled) && self.disabled ? !has(self.run) && !has(self.signal) && !has(self.restart) : (has(self.run) ? 1 : 0) + (has(self.signal) ? 1 : 0) + (has(self.restart) ? 1 : 0) == 1",

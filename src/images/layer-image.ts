@@ -30,7 +30,7 @@ export function hexOf(digest: string): string {
   return digest.replace(/^sha256:/, '');
 }
 
-/** The entries of a layer's image: its files plus the manifest guest/ffs identifies it by, and its hooks. */
+/** The entries of a layer's image: its files plus the manifest the guest agent (guest/agent) identifies it by, and its hooks. */
 export function imageEntries(layer: RenderedLayer): IsoEntry[] {
   const hooks = hooksFile(layer);
   return [...layer.files, manifestFile(layer), ...(hooks ? [hooks] : [])].map((file) => ({ path: file.path, kind: 'file', mode: file.mode, content: file.content }));

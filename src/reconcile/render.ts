@@ -46,7 +46,7 @@ export interface RenderedLayer {
   /** Whether the content depends on the node (variants or templates reading node.*). */
   readonly nodeDependent: boolean;
   readonly variant?: string;
-  /** The layer's hooks as the image's .recontext/hooks.json (guest/ffs runs them); absent without hooks. */
+  /** The layer's hooks as the image's .recontext/hooks.json (the guest agent runs them); absent without hooks. */
   readonly hooks?: Buffer;
 }
 
@@ -236,7 +236,7 @@ export function layerDigest(name: string, layerClass: string, priority: number, 
 }
 
 /**
- * A hook as guest/ffs reads it, in a fixed key order and without the values the API server
+ * A hook as the guest agent (guest/agent) reads it, in a fixed key order and without the values the API server
  * defaults (false flags): the same spec gives the same bytes, and so the same digest, whether it
  * was read from a file or from the server.
  */
@@ -254,12 +254,12 @@ function canonicalHook(hook: LayerHook): Record<string, unknown> {
   };
 }
 
-/** The hooks file of an image (.recontext/hooks.json, guest/ffs's format), when the layer has hooks. */
+/** The hooks file of an image (.recontext/hooks.json, the guest agent's format), when the layer has hooks. */
 export function hooksFile(layer: RenderedLayer): RenderedFile | undefined {
   return layer.hooks ? { path: HOOKS_PATH, mode: 0o444, content: layer.hooks, sensitive: false } : undefined;
 }
 
-/** The manifest every image carries at .recontext/manifest.json; guest/ffs identifies layers by it. */
+/** The manifest every image carries at .recontext/manifest.json; the guest agent identifies layers by it. */
 export function manifestFile(layer: RenderedLayer): RenderedFile {
   const manifest = {
     apiVersion: API_VERSION,

@@ -1,12 +1,10 @@
 // The image's metadata directory (.recontext: the manifest and the hooks) is written by the
-// operator and read by the guest agents, three programs in two languages that cannot share a
-// definition (guest code imports nothing of src/, and the Go agent is Go). Each defines the names
-// once; this test holds them together.
+// operator and read by the guest agent, two programs in two languages that cannot share a
+// definition (the agent is Go). Each defines the names once; this test holds them together.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import * as operator from '../../src/crds/index.js';
-import * as typescriptAgent from '../../guest/ffs/src/layer.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 
@@ -24,11 +22,10 @@ export function goLayerConstants(source: string): Record<string, string> {
 }
 
 describe('the image metadata names', () => {
-  it('are the same in the operator, the TypeScript agent and the Go agent', () => {
+  it('are the same in the operator and the Go agent', () => {
     const go = goLayerConstants(readFileSync(join(ROOT, 'guest', 'agent', 'internal', 'layer', 'layer.go'), 'utf8'));
     const names = { reserved: operator.RESERVED_DIRECTORY, manifest: operator.MANIFEST_PATH, hooks: operator.HOOKS_PATH };
     expect(names).toEqual({ reserved: '.recontext', manifest: '.recontext/manifest.json', hooks: '.recontext/hooks.json' });
-    expect({ reserved: typescriptAgent.RESERVED_DIRECTORY, manifest: typescriptAgent.MANIFEST_PATH, hooks: typescriptAgent.HOOKS_PATH }).toEqual(names);
     expect({ reserved: go.Reserved, manifest: go.ManifestPath, hooks: go.HooksPath }).toEqual(names);
   });
 

@@ -19,6 +19,13 @@ export const ISO_TOOLS: readonly RequiredTool[] = [
 /** What the benchmarks spawn or measure with, besides the ISO tools. */
 export const BENCH_TOOLS: readonly RequiredTool[] = [{ command: '/usr/bin/time', debianPackage: 'time' }];
 
+/** bench:ffs's contenders besides the guest agent and the kernel's overlayfs, and its C client. */
+export const UNION_BENCH_TOOLS: readonly RequiredTool[] = [
+  { command: 'mergerfs', debianPackage: 'mergerfs' },
+  { command: 'unionfs', debianPackage: 'unionfs-fuse' },
+  { command: 'gcc', debianPackage: 'gcc' },
+];
+
 /** Linters the tests run over files of the repository (test/lint). */
 export const LINT_TOOLS: readonly RequiredTool[] = [{ command: 'shellcheck', debianPackage: 'shellcheck' }];
 
@@ -63,35 +70,4 @@ export function ensureTools(tools: readonly RequiredTool[], log: (line: string) 
 
 function aptEnv(): NodeJS.ProcessEnv {
   return { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-}
-
-/**
- * What guest/ffs (FUSE through fuse-native) needs on the host: fuse-native dlopens libfuse.so.2
- * (Debian libfuse2) and unmounts with `fusermount -uz` (Debian fuse, which depends on libfuse2).
- */
-export const FUSE_TOOLS: readonly RequiredTool[] = [{ command: 'fusermount', debianPackage: 'fuse' }];
-const FUSE_LIBRARY = { soname: 'libfuse.so.2', debianPackage: 'libfuse2' } as const;
-
-/**
- * ensureTools for FUSE: the tools above plus the shared library, installed with apt-get (waiting
- * for the dpkg lock, as several test files may ask at once). Returns why FUSE tests cannot run
- * here (missing /dev/fuse, packages that would not install), empty when they can.
- */
-export function ensureFuse(log: (line: string) => void): string[] {
-  const reasons: string[] = [];
-  if (spawnSync('test', ['-c', '/dev/fuse']).status !== 0) reasons.push('/dev/fuse is missing (no FUSE in this kernel or container)');
-  const hasLibrary = (): boolean => spawnSync('sh', ['-c', `ldconfig -p | grep -q ${FUSE_LIBRARY.soname}`]).status === 0;
-  const packages = [
-    ...new Set([...FUSE_TOOLS.filter((t) => !hasCommand(t.command)).map((t) => t.debianPackage), ...(hasLibrary() ? [] : [FUSE_LIBRARY.debianPackage])]),
-  ];
-  if (packages.length > 0 && process.getuid?.() === 0 && hasCommand('apt-get')) {
-    log(`test setup: installing ${packages.join(' ')} with apt-get`);
-    const lockWait = ['-o', 'DPkg::Lock::Timeout=300'];
-    const update = spawnSync('apt-get', [...lockWait, 'update', '-qq'], { stdio: 'ignore', env: aptEnv() });
-    const install = spawnSync('apt-get', [...lockWait, 'install', '-y', '-qq', '--no-install-recommends', ...packages], { stdio: 'ignore', env: aptEnv() });
-    if (update.status !== 0 || install.status !== 0) log(`test setup: apt-get install ${packages.join(' ')} failed (exit ${install.status ?? update.status})`);
-  }
-  for (const t of FUSE_TOOLS) if (!hasCommand(t.command)) reasons.push(`${t.command} (Debian package ${t.debianPackage}) is not installed`);
-  if (!hasLibrary()) reasons.push(`${FUSE_LIBRARY.soname} (Debian package ${FUSE_LIBRARY.debianPackage}) is not installed`);
-  return reasons;
 }

@@ -74,20 +74,26 @@ interface Entry {
 
 /**
  * The agent as `npm run build:guest` builds it (guest/agent/tools/build: static, reproducible —
- * no VCS stamp, no build id — so an unchanged source gives the same bytes and the same key).
- * Built on every plan: go's build cache makes an unchanged one a relink (~1–2 s).
+ * no VCS stamp, no build id — so an unchanged source gives the same bytes and the same key),
+ * written to `binary`; `goarch` defaults to amd64 (the test guests). bench:ffs builds the host's
+ * with it. go's build cache makes an unchanged one a relink (~1–2 s).
  */
+export async function buildGuestAgent(binary: string, goarch = 'amd64'): Promise<void> {
+  const result = await run('go', ['build', '-trimpath', '-buildvcs=false', '-ldflags=-s -w -buildid=', '-o', binary, './cmd/recontext-ffs'], {
+    cwd: AGENT_SOURCES,
+    env: { ...process.env, CGO_ENABLED: '0', GOOS: 'linux', GOARCH: goarch, GOFLAGS: '-mod=readonly' },
+    allowFailure: true,
+    timeoutMs: 600_000,
+  });
+  if (result.code !== 0) throw new Error(`go build of guest/agent failed (Go ≥ the go.mod's version needed): ${result.stderr.trim() || result.stdout.trim()}`);
+}
+
+/** The test guests' agent binary, built on every plan. */
 async function buildAgent(): Promise<Buffer> {
   const out = mkdtempSync(join(tmpdir(), 'recontext-fat-agent-'));
   try {
     const binary = join(out, 'recontext-ffs');
-    const result = await run('go', ['build', '-trimpath', '-buildvcs=false', '-ldflags=-s -w -buildid=', '-o', binary, './cmd/recontext-ffs'], {
-      cwd: AGENT_SOURCES,
-      env: { ...process.env, CGO_ENABLED: '0', GOOS: 'linux', GOARCH: 'amd64', GOFLAGS: '-mod=readonly' },
-      allowFailure: true,
-      timeoutMs: 600_000,
-    });
-    if (result.code !== 0) throw new Error(`go build of guest/agent failed (Go ≥ the go.mod's version needed): ${result.stderr.trim() || result.stdout.trim()}`);
+    await buildGuestAgent(binary);
     return readFileSync(binary);
   } finally {
     rmSync(out, { recursive: true, force: true });

@@ -86,7 +86,7 @@ export interface TestbedOptions {
   readonly id?: string;
   /** Keep running after this process exits (testbed:up). Otherwise its exit stops everything. */
   readonly detached?: boolean;
-  /** Guest image variant; default 'base' ('fat' = Node + libfuse + fuse.ko + apps, README "The fat guest"). */
+  /** Guest image variant; default 'base' ('fat' = the Go guest agent + fuse.ko + apps, README "The fat guest"). */
   readonly guestVariant?: GuestVariant;
   readonly log?: Log;
 }

@@ -211,7 +211,7 @@ type statusMedium struct {
 	Layer string `json:"layer,omitempty"`
 }
 
-// Status is status.json (guest/ffs/README.md, "What the mount shows").
+// Status is status.json (guest/agent/README.md, "What the mount shows").
 type Status struct {
 	Mountpoint string         `json:"mountpoint"`
 	Pid        int            `json:"pid"`

@@ -15,7 +15,7 @@ import (
 )
 
 // The control socket of a running mount: one JSON request per line, one JSON answer per line
-// (the TypeScript agent's protocol). `recontext-ffs set` replaces the directory layers through
+// (guest/agent/README.md, "Command line"). `recontext-ffs set` replaces the directory layers through
 // it; the socket path is in the mount's status file. Mode 0600 in a 0700 directory: only the
 // user who mounted (root in a guest) may change the stack.
 

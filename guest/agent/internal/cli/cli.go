@@ -1,4 +1,4 @@
-// Package cli is the recontext-ffs command line (guest/ffs/README.md, "Command line"): exit
+// Package cli is the recontext-ffs command line (guest/agent/README.md, "Command line"): exit
 // status 0 done, 1 failure, 2 usage error.
 package cli
 
@@ -109,7 +109,7 @@ func parse(args []string, valued, flags []string) (parsed, error) {
 			}
 		case contains(flags, name) && !hasValue:
 			p.bools[name] = true
-			// --devices HELPER (the TypeScript agent's ffs-devd path): the helper is built in now.
+			// --devices HELPER (the first agent's unit named its ffs-devd helper): the helper is built in now.
 			if name == "devices" && i+1 < len(args) && strings.HasPrefix(args[i+1], "/") && len(positionals) > 0 {
 				i++
 			}

@@ -1,5 +1,5 @@
-// Package devices follows the context images on the guest's CD-ROM drives (what the C helper
-// ffs-devd and src/devices.ts did): kernel uevents over netlink, media-event polling on, the cdrom
+// Package devices follows the context images on the guest's CD-ROM drives (guest/agent/README.md,
+// "Devices"): kernel uevents over netlink, media-event polling on, the cdrom
 // driver's autoclose off, each medium mounted read-only once in a directory of its own, found by
 // its manifest, and the drive released when the host asks for it (an eject request) once no
 // reader is left on its image. The decisions are pure functions (ParseUevent, StackOf); the

@@ -1,7 +1,7 @@
 // Package hooks runs what context layers declare in .recontext/hooks.json ("when files under
 // PATH change, run this / send this signal / restart this unit"), within what the guest owner's
-// policy admits (Policy, from /etc/recontext/ffs.yaml). The file format is the one the
-// TypeScript agent read (guest/ffs/README.md, "Hooks").
+// policy admits (Policy, from /etc/recontext/ffs.yaml). The file format: guest/agent/README.md,
+// "Hooks" (the one the operator writes, src/reconcile/render.ts).
 package hooks
 
 import (

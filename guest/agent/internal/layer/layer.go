@@ -95,7 +95,7 @@ func ReadManifest(root string) (m Manifest, ok bool, err error) {
 	return m, true, nil
 }
 
-// ParseManifest decodes a manifest, keeping the fields of the right type (as the TypeScript agent did).
+// ParseManifest decodes a manifest, keeping the fields of the right type (as the first agent did).
 func ParseManifest(data []byte) (Manifest, error) {
 	var raw map[string]any
 	if err := json.Unmarshal(data, &raw); err != nil || raw == nil {
