@@ -261,7 +261,7 @@ export async function buildNodejsImages(engine: DockerEngine, versions: ClusterV
 const REPO = join(CLUSTER_DIR, '..', '..');
 
 /** What the repository's Dockerfile copies (with .dockerignore's exclusions): the operator image's inputs. */
-const OPERATOR_INPUTS = ['Dockerfile', '.dockerignore', 'package.json', 'package-lock.json', 'guest/ffs/package.json', 'tsconfig.json', 'tsconfig.build.json', 'bin', 'src'];
+const OPERATOR_INPUTS = ['Dockerfile', '.dockerignore', 'package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json', 'bin', 'src'];
 
 export interface OperatorImage {
   readonly repository: string;
