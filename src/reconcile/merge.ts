@@ -1,5 +1,5 @@
-// The merged view a guest sees of a VM's rendered layers (guest/ffs and guest/agent implement the
-// same rule): a path is served by the highest-priority layer that has it, and a layer shows through
+// The merged view a guest sees of a VM's rendered layers (the guest agent, guest/agent, implements
+// the same rule): a path is served by the highest-priority layer that has it, and a layer shows through
 // below a path only where no higher layer has a file there (a file hides a directory of the same
 // name below it). Pure, for `recontext render --print/--unpack`.
 import type { RenderedFile, RenderedLayer } from './render.js';
