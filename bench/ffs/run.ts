@@ -279,6 +279,7 @@ const contenders: Contender[] = [
         'ours (recontext-ffs, Go)',
         mountpoint,
         agentBinary(),
+        // --config of a file that does not exist: the default policy, whatever this host's /etc holds.
         ['mount', mountpoint, ...layers, '--control', join(scratch, 'ffs.sock'), '--config', join(scratch, 'no-such-ffs.yaml')],
         (logs) => logs().includes('"control socket ready"'),
         // recontext-ffs unmounts itself on SIGTERM and exits 0.
