@@ -91,6 +91,9 @@ export class KubeVirtDriver implements Driver {
   readonly #dataVolumes: Informer<Dv>;
   /** Migration target pods (and the pods of VMs that migrated): where a migration is headed, early. */
   readonly #targetPods: Informer<Pod> | undefined;
+  /** Those pods by the uid of the VMI they run (label kubevirt.io/created-by), and each VMI's key by its uid: no scans per event. */
+  readonly #targetPodsByVmi = new Map<string, Map<string, Pod>>();
+  readonly #vmiKeyByUid = new Map<string, string>();
   readonly #nodes: NodeLabelCache;
   readonly #apis: ApiPresence;
   /** Declarative volume hotplug is on (read from the KubeVirt resource). */
@@ -130,7 +133,16 @@ export class KubeVirtDriver implements Driver {
     this.#vmis.onEvent((event, vmi) => this.#vmiEvent(event, vmi));
     this.#targetPods?.onEvent((event, pod) => {
       if (event === 'resync') return;
-      const vmi = this.#vmis.list().find((v) => v.metadata.namespace === pod.metadata.namespace && v.metadata.uid === pod.metadata.labels?.[CREATED_BY_LABEL]);
+      const uid = pod.metadata.labels?.[CREATED_BY_LABEL];
+      if (!uid) return;
+      const podKey = `${pod.metadata.namespace ?? ''}/${pod.metadata.name}`;
+      const pods = this.#targetPodsByVmi.get(uid) ?? new Map<string, Pod>();
+      if (event === 'delete') pods.delete(podKey);
+      else pods.set(podKey, pod);
+      if (pods.size > 0) this.#targetPodsByVmi.set(uid, pods);
+      else this.#targetPodsByVmi.delete(uid);
+      const vmiKey = this.#vmiKeyByUid.get(uid);
+      const vmi = vmiKey ? this.#vmis.get(vmiKey) : undefined;
       if (vmi) this.#announceIncoming(vmi);
     });
     this.#vms.onEvent((event, vm) => {
@@ -482,8 +494,8 @@ export class KubeVirtDriver implements Driver {
 
   /** Where the VMI's migration is headed, if one is under way (from its target pod or its status). */
   #incoming(vmi: Vmi): string | undefined {
-    const pods = (this.#targetPods?.list() ?? []).filter((pod) => pod.metadata.namespace === vmi.metadata.namespace && pod.metadata.labels?.[CREATED_BY_LABEL] === vmi.metadata.uid);
-    return incomingNode(vmi, pods);
+    const pods = vmi.metadata.uid ? this.#targetPodsByVmi.get(vmi.metadata.uid) : undefined;
+    return incomingNode(vmi, [...(pods?.values() ?? [])]);
   }
 
   /**
@@ -513,6 +525,10 @@ export class KubeVirtDriver implements Driver {
     const namespace = vmi.metadata.namespace ?? '';
     const name = vmi.metadata.name;
     const key = `${namespace}/${name}`;
+    if (vmi.metadata.uid) {
+      if (event === 'delete') this.#vmiKeyByUid.delete(vmi.metadata.uid);
+      else this.#vmiKeyByUid.set(vmi.metadata.uid, key);
+    }
     if (event === 'delete') {
       this.#seenVmis.delete(key);
       this.#announcedIncoming.delete(key);
