@@ -92,7 +92,7 @@ export interface VirtOptions {
   /**
    * A swap is two steps in KubeVirt: the old volume leaves the VMI (the medium is ejected), and the
    * new one comes only after the old one's attachment pod is gone. The stand-in waits this long
-   * between the two (default 1500 ms; 1.4–3.8 s were seen for a whole swap on the local cluster).
+   * between the two (default 1500 ms; a whole swap took ~4 s on the local cluster, docs/benchmarks/kubevirt.md).
    */
   readonly swapStepMs?: number;
 }
