@@ -180,7 +180,8 @@ const median = (values: readonly number[]): number => {
   const middle = Math.floor(sorted.length / 2);
   return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 };
-const s = (ms: number): string => (Number.isFinite(ms) ? (ms / 1000).toFixed(1) : '–');
+/** Milliseconds as seconds with one decimal, '–' when not measured. */
+const secs = (ms: number): string => (Number.isFinite(ms) ? (ms / 1000).toFixed(1) : '–');
 
 async function main(): Promise<void> {
   const e2e = await prepareKubeVirtE2e(progress);
@@ -196,12 +197,12 @@ async function main(): Promise<void> {
     const v = await session.vmContext();
     return isReady(v) && v.status?.node ? v : undefined;
   }, 900_000);
-  progress(`first delivery on ${first.status?.node} in ${s(first.status?.lastRecontext?.totalMs ?? Number.NaN)} s`);
+  progress(`first delivery on ${first.status?.node} in ${secs(first.status?.lastRecontext?.totalMs ?? Number.NaN)} s`);
 
   const edits: EditRun[] = [];
   for (let round = 1; round <= EDITS; round++) {
     edits.push(await edit(session, round));
-    progress(`edit ${round}/${EDITS}: medium ${s(edits.at(-1)!.mediumMs)} s, client ${s(edits.at(-1)!.appMs)} s (load ${loadAverage()})`);
+    progress(`edit ${round}/${EDITS}: medium ${secs(edits.at(-1)!.mediumMs)} s, client ${secs(edits.at(-1)!.appMs)} s (load ${loadAverage()})`);
     await sleep(SETTLE_MS);
   }
 
@@ -219,7 +220,7 @@ async function main(): Promise<void> {
     for (let round = 1; round <= ROUNDS; round++) {
       const run = await migrate(session, seen, side, round);
       migrations.push(run);
-      progress(`${side} migration ${round}/${ROUNDS} to ${run.to}: end ${s(run.endMs)} s, imported ${s(run.importedMs)} s, client ${s(run.appAfterEndMs)} s after the end (load ${loadAverage()})`);
+      progress(`${side} migration ${round}/${ROUNDS} to ${run.to}: end ${secs(run.endMs)} s, imported ${secs(run.importedMs)} s, client ${secs(run.appAfterEndMs)} s after the end (load ${loadAverage()})`);
       await sleep(SETTLE_MS);
     }
   }
@@ -229,14 +230,14 @@ async function main(): Promise<void> {
   lines.push(`bench:kubevirt — ${started.toISOString()}, ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), ${Math.round(totalmem() / 2 ** 30)} GiB, load at the end ${loadAverage()}`);
   lines.push(`KubeVirt ${e2e.kubevirtRevision.slice(0, 12)} and CDI ${e2e.cdiRevision.slice(0, 12)} on the local kind cluster (1 control plane + 2 workers on this machine), guest under TCG, DataVolumes ReadWriteMany (local-path on a shared directory)`);
   lines.push('', `Layer edit (s from the ConfigMap patch), ${edits.length} runs:`, '', '| run | new medium in the guest | client re-read | operator (lastRecontext.totalMs) | of which CDI import | of which KubeVirt swap (until Ready) |', '| --- | --- | --- | --- | --- | --- |');
-  edits.forEach((e, i) => lines.push(`| ${i + 1} | ${s(e.mediumMs)} | ${s(e.appMs)} | ${s(e.operatorMs)} | ${s(e.importMs)} | ${s(e.readyMs)} |`));
-  const editMedian = (f: (e: EditRun) => number) => s(median(edits.map(f)));
+  edits.forEach((e, i) => lines.push(`| ${i + 1} | ${secs(e.mediumMs)} | ${secs(e.appMs)} | ${secs(e.operatorMs)} | ${secs(e.importMs)} | ${secs(e.readyMs)} |`));
+  const editMedian = (f: (e: EditRun) => number) => secs(median(edits.map(f)));
   lines.push(`| median | ${editMedian((e) => e.mediumMs)} | ${editMedian((e) => e.appMs)} | ${editMedian((e) => e.operatorMs)} | ${editMedian((e) => e.importMs)} | ${editMedian((e) => e.readyMs)} |`);
   lines.push('', 'Migration (s from the VMIM\'s creation; then from the migration\'s end):', '', '| target from | run | to | pod placed | target named | ended | DataVolumes created | imported | in VM spec after end | Ready after end | client reads after end | interim hooks |', '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
   for (const side of ['target pod', 'VMI']) {
     const runs = migrations.filter((m) => m.side === side);
-    runs.forEach((m, i) => lines.push(`| ${side} | ${i + 1} | ${m.to} | ${s(m.placedMs)} | ${s(m.namedMs)} | ${s(m.endMs)} | ${s(m.dataVolumesMs)} | ${s(m.importedMs)} | ${s(m.inSpecAfterEndMs)} | ${s(m.readyAfterEndMs)} | ${s(m.appAfterEndMs)} | ${m.interimHooks} |`));
-    const med = (f: (m: MigrationRun) => number) => s(median(runs.map(f)));
+    runs.forEach((m, i) => lines.push(`| ${side} | ${i + 1} | ${m.to} | ${secs(m.placedMs)} | ${secs(m.namedMs)} | ${secs(m.endMs)} | ${secs(m.dataVolumesMs)} | ${secs(m.importedMs)} | ${secs(m.inSpecAfterEndMs)} | ${secs(m.readyAfterEndMs)} | ${secs(m.appAfterEndMs)} | ${m.interimHooks} |`));
+    const med = (f: (m: MigrationRun) => number) => secs(median(runs.map(f)));
     lines.push(`| ${side} | median | | ${med((m) => m.placedMs)} | ${med((m) => m.namedMs)} | ${med((m) => m.endMs)} | ${med((m) => m.dataVolumesMs)} | ${med((m) => m.importedMs)} | ${med((m) => m.inSpecAfterEndMs)} | ${med((m) => m.readyAfterEndMs)} | ${med((m) => m.appAfterEndMs)} | |`);
   }
   lines.push('');
@@ -245,7 +246,7 @@ async function main(): Promise<void> {
     const app = median(runs.map((m) => m.appAfterEndMs));
     const imported = runs.filter((m) => Number.isFinite(m.importedMs));
     const early = imported.filter((m) => m.importedMs <= m.endMs).length;
-    lines.push(`target from ${side}: migration end → client reads the new address, median ${s(app)} s (goal ≤ ${s(GOAL_MS)} s: ${app <= GOAL_MS ? 'met' : 'missed'}); images imported before the migration ended in ${early} of ${imported.length} runs that imported (${runs.length - imported.length} found them there)`);
+    lines.push(`target from ${side}: migration end → client reads the new address, median ${secs(app)} s (goal ≤ ${secs(GOAL_MS)} s: ${app <= GOAL_MS ? 'met' : 'missed'}); images imported before the migration ended in ${early} of ${imported.length} runs that imported (${runs.length - imported.length} found them there)`);
   }
   console.log(lines.join('\n'));
 }
